@@ -1,0 +1,51 @@
+# partyline — `make help` lists the targets.
+GO      ?= go
+PKGS    ?= ./...
+FUZZTIME ?= 10s
+
+.PHONY: help run build test race fuzz bench compare lint clean e2e sdk
+
+help: ## show this help
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+run: ## run the server with its embedded defaults (ws :8080, http :8081)
+	$(GO) run .
+
+build: ## build ./partyline and ./partyline-bench
+	$(GO) build -o partyline .
+	$(GO) build -o partyline-bench ./bench
+
+test: ## the test suite CI runs: vet, then every package with the race detector
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+E2E_BIN ?= $(CURDIR)/tmp/partyline-e2e
+
+sdk: ## rebuild the JS SDK (sdk/js/dist, committed) with tsc; needs `npm ci` in sdk/js
+	cd sdk/js && npm run build
+
+e2e: ## JS SDK tests and browser tests (node --test; Chromium at /usr/bin/chromium; `npm ci` in sdk/js and e2e)
+	mkdir -p $(dir $(E2E_BIN)) && $(GO) build -o $(E2E_BIN) .
+	cd sdk/js && npm run --silent check-dist || { echo "sdk/js: dist is stale (run 'make sdk' and commit it) or test/types.ts does not type-check"; exit 1; }
+	cd sdk/js && PARTYLINE_BIN=$(E2E_BIN) node --test --test-concurrency=1 test/*.test.mjs
+	cd e2e && PARTYLINE_BIN=$(E2E_BIN) node --test --test-concurrency=1 tests/*.test.mjs
+
+fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; done
+
+bench: ## a short load run against a fresh server (see bench/README.md)
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
+	bash bench/compare.sh --quick
+
+compare: ## partyline vs the gorilla and gws peers, side by side (bench/compare.sh)
+	bash bench/compare.sh
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+clean: ## remove build outputs
+	rm -f partyline partyline-bench

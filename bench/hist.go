@@ -1,0 +1,5 @@
+package main
+
+import hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+type hdrHist = hdr.Histogram

@@ -1,0 +1,141 @@
+package cluster_test
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"partyline/internal/testutil"
+)
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// A node killed with SIGKILL leaves no one to remove its members: after
+// its lease the lowest live node does, and the room hears peer_left.
+func TestNodeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	ns := startNATS(t)
+	bin := filepath.Join(t.TempDir(), "partyline")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	victim := exec.Command(bin, "--listen", "127.0.0.1:"+strconv.Itoa(port), "--http", "",
+		"--nats", ns.url, "--node-id", runID+"-victim", "--node-lease", "2s", "--data-dir", t.TempDir())
+	victim.Stderr = os.Stderr
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = victim.Process.Kill(); _ = victim.Wait() }()
+	url := "ws://127.0.0.1:" + strconv.Itoa(port) + "/party"
+	var vc *testutil.Client
+	await(t, 20*time.Second, "victim node accepting", func() bool {
+		c, err := testutil.TryDial(t, url, nil)
+		vc = c
+		return err == nil
+	})
+
+	a := node(t, ns.url, "a", nil)
+	ca := party(t, a)
+	code, _ := createRoom(t, ca, "alice", 2)
+	joinRoom(t, vc, "bob", code)
+	ca.Expect("peer_joined")
+
+	if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	m, err := ca.TryRead(15 * time.Second)
+	if err != nil || m.Str("type") != "peer_left" || m.Str("clientId") != "bob" {
+		t.Fatalf("after the kill: %v %v", m, err)
+	}
+	t.Logf("peer_left %v after SIGKILL (lease 2s)", time.Since(start).Round(time.Millisecond))
+	// The room has room again: capacity 2 was freed cluster-wide.
+	cc := party(t, a)
+	joinRoom(t, cc, "carol", code)
+}
+
+// The NATS server goes away and comes back (same port, same store): the
+// nodes reconnect, traffic flows again and the registry still knows the
+// room.
+func TestNATSRestart(t *testing.T) {
+	ns := startNATS(t)
+	ns.embedded(t)
+	a := node(t, ns.url, "a", nil)
+	b := node(t, ns.url, "b", nil)
+	ca := party(t, a)
+	code, _ := createRoom(t, ca, "alice", 0)
+	cb := party(t, b)
+	joinRoom(t, cb, "bob", code)
+	ca.Expect("peer_joined")
+
+	ns.stop()
+	ns.start()
+
+	// Messages flow again (nats.go resends subscriptions on reconnect).
+	bobs := reader(cb)
+	await(t, 20*time.Second, "traffic after the restart", func() bool {
+		ca.Send(M{"type": "send", "data": "ping"})
+		select {
+		case m := <-bobs:
+			return m.Str("type") == "message"
+		case <-time.After(200 * time.Millisecond):
+			return false
+		}
+	})
+	// The registry survived: a join on B sees both members (JetStream may
+	// need a moment after the restart: an error reply is retried).
+	cc := party(t, b)
+	var joined testutil.Msg
+	await(t, 20*time.Second, "join after the restart", func() bool {
+		cc.Send(M{"type": "join", "clientId": "carol", "room": code})
+		m := cc.Read()
+		if m.Str("type") == "joined" {
+			joined = m
+			return true
+		}
+		return false
+	})
+	if got := clients(joined); len(got) != 3 || got[0] != "alice" || got[1] != "bob" {
+		t.Fatalf("joined after restart: %v", got)
+	}
+	for {
+		m := ca.Read()
+		if m.Str("type") == "peer_joined" {
+			break
+		}
+	}
+}
+
+// reader reads c on a goroutine (a gorilla connection cannot be read
+// again after a read timeout) until it fails.
+func reader(c *testutil.Client) <-chan testutil.Msg {
+	ch := make(chan testutil.Msg, 1024)
+	go func() {
+		defer close(ch)
+		for {
+			m, err := c.TryRead(time.Minute)
+			if err != nil {
+				return
+			}
+			ch <- m
+		}
+	}()
+	return ch
+}

@@ -1,0 +1,227 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// liveness keeps this node's lease fresh in the nodes bucket and watches
+// the other nodes' leases. A lease is a key the node re-puts every
+// Lease/3; a node whose key has not changed for Lease (while this node was
+// connected to NATS the whole time) is dead, as is one whose key was
+// deleted (a graceful leave). The lowest-named live node then runs the
+// OnNodeDead reapers for it.
+type liveness struct {
+	n   *Node
+	inc string // this process's incarnation
+
+	mu        sync.Mutex           // guards the following
+	seen      map[string]time.Time // other nodes -> when their lease last changed
+	connected bool
+	since     time.Time // connected since
+}
+
+func newLiveness(n *Node) *liveness {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &liveness{n: n, inc: hex.EncodeToString(b[:]), seen: map[string]time.Time{}}
+}
+
+// Member is this process's name in shared state: node id and incarnation,
+// so that entries of an earlier run of the same node id can be told apart.
+func (n *Node) Member() string { return n.id + "#" + n.live.inc }
+
+// MemberNode splits a Member string into node id and incarnation.
+func MemberNode(member string) (node, inc string) {
+	i := strings.LastIndexByte(member, '#')
+	if i < 0 {
+		return member, ""
+	}
+	return member[:i], member[i+1:]
+}
+
+// Stale reports whether member belongs to a dead node (node, any
+// incarnation but keepInc; keepInc "" matches every incarnation).
+func Stale(member, node, keepInc string) bool {
+	id, inc := MemberNode(member)
+	return id == node && (keepInc == "" || inc != keepInc)
+}
+
+func (l *liveness) start() error {
+	n := l.n
+	kv := n.buckets[BucketNodes]
+	ctx, cancel := n.Ctx()
+	_, err := kv.Put(ctx, Token(n.id), []byte(n.Member()))
+	cancel()
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.connected, l.since = true, time.Now()
+	l.mu.Unlock()
+	w, err := kv.WatchAll(n.ctx)
+	if err != nil {
+		return err
+	}
+	n.wg.Add(3)
+	go l.heartbeat()
+	go l.watch(w)
+	go l.check()
+	// Entries an earlier run of this node id left behind (a crash and a
+	// quick restart): nobody else will remove them.
+	go l.reap(n.id, l.inc)
+	return nil
+}
+
+func (l *liveness) heartbeat() {
+	defer l.n.wg.Done()
+	n := l.n
+	t := time.NewTicker(n.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := n.Ctx()
+		if _, err := n.buckets[BucketNodes].Put(ctx, Token(n.id), []byte(n.Member())); err != nil && !n.stopped.Load() {
+			n.log.Warn("cluster: lease not renewed", "err", err)
+		}
+		cancel()
+	}
+}
+
+func (l *liveness) watch(w jetstream.KeyWatcher) {
+	defer l.n.wg.Done()
+	defer w.Stop()
+	for {
+		select {
+		case <-l.n.ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				continue // end of the initial values
+			}
+			id, ok := Untoken(e.Key())
+			if !ok || id == l.n.id {
+				continue
+			}
+			switch e.Operation() {
+			case jetstream.KeyValuePut:
+				l.mu.Lock()
+				l.seen[id] = time.Now()
+				l.mu.Unlock()
+			default: // deleted: the node left
+				l.dead(id)
+			}
+		}
+	}
+}
+
+func (l *liveness) check() {
+	defer l.n.wg.Done()
+	n := l.n
+	t := time.NewTicker(n.cfg.Lease / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var dead []string
+		l.mu.Lock()
+		if l.connected && now.Sub(l.since) >= n.cfg.Lease {
+			for id, at := range l.seen {
+				if now.Sub(at) > n.cfg.Lease {
+					dead = append(dead, id)
+				}
+			}
+		}
+		l.mu.Unlock()
+		for _, id := range dead {
+			l.dead(id)
+		}
+	}
+}
+
+// dead forgets node id and, if this node is the lowest live one, reaps it.
+func (l *liveness) dead(id string) {
+	l.mu.Lock()
+	if _, ok := l.seen[id]; !ok {
+		l.mu.Unlock()
+		return
+	}
+	delete(l.seen, id)
+	first := true
+	for other := range l.seen {
+		if other < l.n.id {
+			first = false
+		}
+	}
+	l.mu.Unlock()
+	l.n.log.Info("cluster: node gone", "gone", id, "reaper", first)
+	if first {
+		l.n.wg.Add(1)
+		go func() {
+			defer l.n.wg.Done()
+			l.reap(id, "")
+		}()
+	}
+}
+
+func (l *liveness) reap(id, keepInc string) {
+	l.n.mu.Lock()
+	fns := slices.Clone(l.n.onDead)
+	l.n.mu.Unlock()
+	for _, fn := range fns {
+		fn(id, keepInc)
+	}
+}
+
+func (l *liveness) disconnected() {
+	l.mu.Lock()
+	l.connected = false
+	l.mu.Unlock()
+}
+
+// reconnected restarts every other node's clock: while we were away we
+// could not see their heartbeats.
+func (l *liveness) reconnected() {
+	now := time.Now()
+	l.mu.Lock()
+	l.connected, l.since = true, now
+	for id := range l.seen {
+		l.seen[id] = now
+	}
+	l.mu.Unlock()
+}
+
+// leave deletes this node's lease: the others clean up at once.
+func (l *liveness) leave() {
+	ctx, cancel := l.n.Ctx()
+	defer cancel()
+	_ = l.n.buckets[BucketNodes].Delete(ctx, Token(l.n.id))
+}
+
+func (l *liveness) alive() []string {
+	l.mu.Lock()
+	ids := []string{l.n.id}
+	for id := range l.seen {
+		ids = append(ids, id)
+	}
+	l.mu.Unlock()
+	slices.Sort(ids)
+	return ids
+}

@@ -1,0 +1,91 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+var errTooManyConflicts = errors.New("cluster: too many concurrent updates, try again")
+
+// backoff sleeps a little, more after each failed try, with jitter.
+func backoff(try int) {
+	d := time.Duration(1+min(try, 20)) * 200 * time.Microsecond
+	time.Sleep(d + rand.N(d))
+}
+
+// context5 is a context for a longer maintenance walk (30 s).
+func context5(n *Node) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(n.ctx, 30*time.Second)
+}
+
+// Names is a cluster-wide set of claimed names in one namespace (channel
+// user names): a claim is a create-if-absent of <ns>.<scope>.<name> in the
+// names bucket holding the claimer's Node.Member; a dead node's claims are
+// released by the reaper.
+type Names struct {
+	n  *Node
+	ns string
+}
+
+// Names returns the name set of namespace ns. Call before Start.
+func (n *Node) Names(ns string) *Names {
+	s := &Names{n: n, ns: ns}
+	n.OnNodeDead(s.reap)
+	return s
+}
+
+func (s *Names) key(scope, name string) string { return s.ns + "." + Token(scope) + "." + Token(name) }
+
+// Claim takes name in scope for this node. It returns the claim's
+// revision (for Release) and false if someone holds the name. Blocks.
+func (s *Names) Claim(scope, name string) (uint64, bool, error) {
+	ctx, cancel := s.n.Ctx()
+	defer cancel()
+	rev, err := s.n.buckets[BucketNames].Create(ctx, s.key(scope, name), []byte(s.n.Member()))
+	if Conflict(err) {
+		return 0, false, nil
+	}
+	return rev, err == nil, err
+}
+
+// Release gives up a claim made with revision rev (a claim taken over
+// since is left alone). Blocks.
+func (s *Names) Release(scope, name string, rev uint64) error {
+	ctx, cancel := s.n.Ctx()
+	defer cancel()
+	err := s.n.buckets[BucketNames].Delete(ctx, s.key(scope, name), jetstream.LastRevision(rev))
+	if Conflict(err) {
+		return nil
+	}
+	return err
+}
+
+func (s *Names) reap(node, keepInc string) {
+	n := s.n
+	ctx, cancel := context5(n)
+	defer cancel()
+	kv := n.buckets[BucketNames]
+	kl, err := kv.ListKeysFiltered(ctx, s.ns+".>")
+	if err != nil {
+		if !strings.Contains(err.Error(), "no keys") {
+			n.log.Warn("cluster: names reap", "err", err)
+		}
+		return
+	}
+	var keys []string
+	for k := range kl.Keys() {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if err != nil || !Stale(string(e.Value()), node, keepInc) {
+			continue
+		}
+		_ = kv.Delete(ctx, k, jetstream.LastRevision(e.Revision()))
+	}
+}

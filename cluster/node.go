@@ -1,0 +1,312 @@
+// Package cluster is the cross-node backplane: several partyline
+// processes ("nodes") share rooms, membership and counts through one NATS
+// system, never through a protocol of their own.
+//
+//   - Room traffic: each dialect Hub gets a Broker. A room's frames are
+//     published once, already encoded, on the subject pl.r.<ns>.<room>
+//     with a Pl-Origin header naming the node; a node subscribes to a
+//     room's subject only while the room has local members (the Hub's
+//     Watcher hooks) and never delivers its own publications twice (the
+//     connection is NoEcho and the origin is checked).
+//   - Shared state lives in JetStream key-value buckets: party rooms and
+//     retained state (pl_party), per-node connection counts (pl_census),
+//     claimed names (pl_names) and node leases (pl_nodes).
+//   - A node that stops heart-beating for the lease is dead: the lowest
+//     live node removes what it held (OnNodeDead).
+//
+// Concurrency: every exported method is safe from any goroutine. Methods
+// that talk to JetStream block and are documented so: call them from the
+// worker pool (Go), never from an event loop. Publish, Broker.Publish,
+// Direct, Ensure and the Watcher hooks never block: they queue.
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Header names on every cross-node message.
+const (
+	HdrOrigin = "Pl-Origin" // node id of the publisher
+	HdrDrop   = "Pl-Drop"   // "1": droppable under backpressure
+	HdrKind   = "Pl-Kind"   // directed messages: what the receiver should do
+)
+
+// Config configures a Node. Zero values mean the defaults.
+type Config struct {
+	URL     string        // NATS server URL(s), comma separated
+	NodeID  string        // this node's name; unique in the cluster
+	Lease   time.Duration // a node silent this long is dead (default 15s)
+	Workers int           // goroutines for blocking cluster work (default 32)
+	Queue   int           // cluster work waiting for a worker (default 8192)
+	Logger  *slog.Logger
+}
+
+// Node is this process's membership of the cluster.
+type Node struct {
+	cfg Config
+	id  string
+	log *slog.Logger
+
+	startOnce sync.Once
+	startErr  error
+	stopped   atomic.Bool
+
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	buckets map[string]jetstream.KeyValue
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	work   chan func()
+	pub    *publisher
+	subs   *subs
+	live   *liveness
+	census *censusWriter
+
+	hdrOrigin nats.Header // {Pl-Origin: id}, shared read-only
+	hdrDrop   nats.Header // {Pl-Origin: id, Pl-Drop: 1}
+
+	mu      sync.Mutex                   // guards the following
+	direct  map[string]func(*Msg)        // Pl-Kind -> handler
+	onDead  []func(node, keepInc string) // dead-node reapers
+	brokers map[string]*Broker           // by namespace
+	allSubs map[string]func(m *Msg)      // "all" subjects by namespace
+}
+
+// Msg is a message from another node.
+type Msg = nats.Msg
+
+// Bucket names.
+const (
+	BucketParty  = "pl_party"
+	BucketCensus = "pl_census"
+	BucketNames  = "pl_names"
+	BucketNodes  = "pl_nodes"
+)
+
+// New returns a node that is not connected yet: dialects attach their
+// hubs at construction, and the first Start connects.
+func New(cfg Config) *Node {
+	if cfg.Lease <= 0 {
+		cfg.Lease = 15 * time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 8192
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, id: cfg.NodeID, log: cfg.Logger.With("node", cfg.NodeID),
+		direct: map[string]func(*Msg){}, brokers: map[string]*Broker{}, allSubs: map[string]func(*Msg){},
+		work: make(chan func(), cfg.Queue)}
+	n.hdrOrigin = nats.Header{HdrOrigin: {n.id}}
+	n.hdrDrop = nats.Header{HdrOrigin: {n.id}, HdrDrop: {"1"}}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.subs = newSubs(n)
+	n.pub = newPublisher(n, 1<<16)
+	n.census = newCensusWriter(n)
+	n.live = newLiveness(n)
+	return n
+}
+
+// ID is the node's name.
+func (n *Node) ID() string { return n.id }
+
+// Lease is how long a silent node stays alive.
+func (n *Node) Lease() time.Duration { return n.cfg.Lease }
+
+// Start connects to NATS, creates the buckets and starts the node's
+// goroutines. Every dialect that uses the node calls it; the first call
+// does the work and later calls return its result. Blocks.
+func (n *Node) Start() error {
+	n.startOnce.Do(func() { n.startErr = n.start() })
+	return n.startErr
+}
+
+func (n *Node) start() error {
+	if n.id == "" {
+		return errors.New("cluster: a node id is required")
+	}
+	nc, err := nats.Connect(n.cfg.URL,
+		nats.Name("partyline "+n.id),
+		nats.NoEcho(), // the server never sends us our own publications
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectBufSize(64<<20),
+		nats.Timeout(5*time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.live.disconnected()
+			if !n.stopped.Load() {
+				n.log.Warn("cluster: disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.live.reconnected()
+			n.log.Info("cluster: reconnected to NATS", "url", c.ConnectedUrl())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			if s != nil {
+				n.log.Warn("cluster: subscription error", "subject", s.Subject, "err", err)
+			} else {
+				n.log.Warn("cluster: NATS error", "err", err)
+			}
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("cluster: connect to NATS %s: %w", n.cfg.URL, err)
+	}
+	n.nc = nc
+	if n.js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		return fmt.Errorf("cluster: JetStream: %w", err)
+	}
+	n.buckets = map[string]jetstream.KeyValue{}
+	for _, b := range []jetstream.KeyValueConfig{
+		{Bucket: BucketParty, Description: "partyline party rooms and retained state", Storage: jetstream.FileStorage},
+		{Bucket: BucketCensus, Description: "partyline connection counts per node", Storage: jetstream.FileStorage},
+		{Bucket: BucketNames, Description: "partyline claimed names", Storage: jetstream.FileStorage},
+		{Bucket: BucketNodes, Description: "partyline node leases", Storage: jetstream.FileStorage, TTL: 4 * n.cfg.Lease},
+	} {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		kv, err := n.js.CreateOrUpdateKeyValue(ctx, b)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("cluster: key-value bucket %s (is JetStream enabled on the NATS server?): %w", b.Bucket, err)
+		}
+		n.buckets[b.Bucket] = kv
+	}
+	for i := 0; i < n.cfg.Workers; i++ {
+		n.wg.Add(1)
+		go n.worker()
+	}
+	if err := n.subs.start(); err != nil {
+		n.stop()
+		return err
+	}
+	n.pub.start()
+	n.census.start()
+	if err := n.live.start(); err != nil {
+		n.stop()
+		return err
+	}
+	n.log.Info("cluster: joined", "nats", nc.ConnectedUrl(), "lease", n.cfg.Lease)
+	return nil
+}
+
+// Stop leaves the cluster once every Start has been matched: it waits
+// (a few seconds at most) for queued cluster work, gives up the lease so
+// that the others clean up at once, and closes the connection.
+func (n *Node) Stop() error {
+	if n.startErr != nil || n.nc == nil {
+		return nil
+	}
+	n.stop()
+	return nil
+}
+
+func (n *Node) stop() {
+	if !n.stopped.CompareAndSwap(false, true) {
+		return
+	}
+	// Let queued work (membership removals of closed connections) finish.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(n.work) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.census.drain(time.Until(deadline))
+	n.live.leave()
+	n.pub.stop()
+	n.cancel()
+	close(n.work)
+	n.wg.Wait()
+	_ = n.nc.FlushTimeout(time.Second)
+	n.nc.Close()
+}
+
+// Go runs fn on the cluster worker pool and reports false when the queue
+// is full (the caller answers "busy"). Never blocks.
+func (n *Node) Go(fn func()) bool {
+	if n.stopped.Load() {
+		return false
+	}
+	select {
+	case n.work <- fn:
+		return true
+	default:
+		return false
+	}
+}
+
+func (n *Node) worker() {
+	defer n.wg.Done()
+	for fn := range n.work {
+		fn()
+	}
+}
+
+// KV returns one of the node's buckets (BucketParty...). Valid after Start.
+func (n *Node) KV(bucket string) jetstream.KeyValue { return n.buckets[bucket] }
+
+// Ctx returns a context for one blocking cluster call (5 s).
+func (n *Node) Ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(n.ctx, 5*time.Second)
+}
+
+// Token encodes an arbitrary non-empty string as one subject token and key
+// segment ([A-Za-z0-9_-]).
+func Token(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+// Untoken reverses Token.
+func Untoken(t string) (string, bool) {
+	if t == "-" {
+		return "", true
+	}
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	return string(b), err == nil
+}
+
+// Conflict reports whether err is a failed revision check (the key
+// changed, or exists on create): re-read and retry.
+func Conflict(err error) bool { return errors.Is(err, jetstream.ErrKeyExists) }
+
+// NotFound reports whether err says the key does not exist.
+func NotFound(err error) bool { return errors.Is(err, jetstream.ErrKeyNotFound) }
+
+// Origin is the node that published m ("" if unknown).
+func Origin(m *Msg) string { return m.Header.Get(HdrOrigin) }
+
+// OnNodeDead registers fn to run (on a cluster goroutine; it may block)
+// when another node's lease expires and this node is the one that cleans
+// up after it: fn removes every entry of that node whose incarnation is
+// not keepInc (see Stale). At Start it also runs for this node's own id
+// with keepInc set to this run's incarnation, to clear what a crashed
+// earlier run left. Call before Start.
+func (n *Node) OnNodeDead(fn func(node, keepInc string)) {
+	n.mu.Lock()
+	n.onDead = append(n.onDead, fn)
+	n.mu.Unlock()
+}
+
+// Alive reports the nodes whose lease is current, this one included.
+func (n *Node) Alive() []string { return n.live.alive() }

@@ -1,0 +1,128 @@
+// Package dialect defines the seam between the engine (package server) and
+// the wire dialects (one sub-package each): a Dialect accepts handshakes and
+// opens a Session per connection; a Session receives that connection's
+// messages and timer; Conn is what a Session may do with its connection.
+//
+// Concurrency rules: Accept, Open and every Session method run on the
+// connection's event loop, one at a time per connection, and must never
+// block (no disk, no network, no waiting on locks held across I/O). Work
+// that blocks goes to a bounded worker pool and comes back through
+// Conn.Do. A payload passed to OnMessage is valid only during the call.
+package dialect
+
+import (
+	"net/http"
+	"time"
+
+	"partyline/codec"
+	"partyline/routing"
+)
+
+// Request is what the handshake carried. Its strings are copies that stay
+// valid for the connection's life.
+type Request struct {
+	Path          string // URL path, as sent
+	Param         string // the path below the dialect prefix (channel name), URL-decoded
+	RawQuery      string
+	Origin        string
+	Authorization string // the Authorization header, if any
+	RemoteAddr    string
+	// Accepted is the value a deferred Accept check returned (DeferValue),
+	// set before Open; nil otherwise.
+	Accepted any
+}
+
+// Conn is a connection as a Session sees it.
+type Conn interface {
+	routing.Sender
+
+	// ID is unique among this process's connections.
+	ID() uint64
+	// Request is the handshake. Event loop or any goroutine: read-only.
+	Request() *Request
+	// SendText queues a copy of payload as one text frame. Any goroutine.
+	SendText(payload []byte)
+	// Close sends a close frame with code and reason, flushes what is queued
+	// before it and closes the socket. Any goroutine; idempotent.
+	Close(code uint16, reason string)
+	// SetTimer asks for OnTimer at t (zero: cancel). The connection has one
+	// timer shared with the engine's keepalive. Event loop only.
+	SetTimer(t time.Time)
+	// Do runs fn on the connection's event loop (after the current callback
+	// if called from it), unless the connection has closed. Any goroutine.
+	Do(fn func())
+}
+
+// Session is one connection's dialect state.
+type Session interface {
+	// OnMessage handles one complete message (KindText or KindBinary).
+	OnMessage(kind codec.Kind, payload []byte)
+	// OnTimer fires at the time last given to Conn.SetTimer.
+	OnTimer(now time.Time)
+	// OnClose runs once when the connection is gone.
+	OnClose()
+}
+
+// Dialect is one wire protocol.
+type Dialect interface {
+	// Name is the dialect's name: the path prefix "/"+Name and the value in
+	// --listen ADDR=NAME.
+	Name() string
+	// Accept checks a handshake before the upgrade. A non-nil error refuses
+	// it with the error's HTTP status (see Refusal). Event loop; must not
+	// block.
+	Accept(req *Request) error
+	// Open starts the session of an accepted connection; the returned
+	// Session receives every later event.
+	Open(c Conn) Session
+}
+
+// Param tells the engine that a dialect takes a path parameter: with a
+// prefix, "/name/PARAM"; on a listener bound to the dialect, the whole path.
+type Param interface {
+	TakesParam() bool
+}
+
+// HTTPRoutes is implemented by dialects that serve HTTP endpoints on the
+// HTTP listener. api wraps a handler with the API-key check.
+type HTTPRoutes interface {
+	Routes(mux *http.ServeMux, api func(http.Handler) http.Handler)
+}
+
+// Stats is implemented by dialects that report gauges for /metrics.
+type Stats interface {
+	Rooms() int64
+}
+
+// Refusal is a handshake refusal with an HTTP status.
+type Refusal struct {
+	Status int
+	Reason string
+}
+
+func (r *Refusal) Error() string { return r.Reason }
+
+// Refuse returns a *Refusal.
+func Refuse(status int, reason string) error { return &Refusal{Status: status, Reason: reason} }
+
+// Deferred is returned by Accept when the decision needs blocking work
+// (verifying a token, asking a store): the engine runs Check on its bounded
+// worker pool, off the event loop, and finishes the handshake with Check's
+// result: a nil error accepts and the value becomes Request.Accepted (what
+// the check learnt, such as verified claims, for the Session); a *Refusal
+// refuses with its status. Frames the client sends meanwhile wait in the
+// connection's buffer.
+type Deferred struct {
+	Check func() (any, error)
+}
+
+func (d *Deferred) Error() string { return "handshake decision deferred" }
+
+// Defer returns a *Deferred for a check that only decides.
+func Defer(check func() error) error {
+	return &Deferred{Check: func() (any, error) { return nil, check() }}
+}
+
+// DeferValue returns a *Deferred for a check that also hands a value to the
+// session (as Request.Accepted).
+func DeferValue(check func() (any, error)) error { return &Deferred{Check: check} }

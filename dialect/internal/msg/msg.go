@@ -1,0 +1,48 @@
+// Package msg decodes one client message of a JSON dialect and classifies
+// a failure as invalid JSON or a valid JSON value of the wrong shape, the
+// two error replies every JSON dialect distinguishes.
+package msg
+
+import (
+	"github.com/bytedance/sonic"
+
+	"partyline/codec"
+)
+
+// Result is the outcome of Decode.
+type Result uint8
+
+const (
+	OK        Result = iota // a JSON object, decoded into the request
+	NotObject               // valid JSON, but not an object (null included)
+	Invalid                 // not valid JSON
+)
+
+// Decode decodes payload into req (a struct of sonic.NoCopyRawMessage
+// fields, which alias payload) with codec.JSONNoCopy. Validation is
+// strict: control characters inside strings are invalid JSON.
+func Decode[T any](payload []byte, req *T) Result {
+	if err := codec.UnmarshalNoCopy(payload, req); err == nil && isObject(payload) {
+		return OK
+	}
+	var raw sonic.NoCopyRawMessage
+	if codec.UnmarshalNoCopy(payload, &raw) == nil {
+		return NotObject
+	}
+	return Invalid
+}
+
+// isObject reports whether the first non-whitespace byte opens an object.
+func isObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}

@@ -1,0 +1,185 @@
+package notify
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bytedance/sonic"
+
+	"partyline/codec"
+	"partyline/httpapi"
+	"partyline/routing"
+)
+
+// Routes mounts POST /api/notify and POST /api/broadcast behind the API
+// key check. The handlers run on net/http goroutines: they only build
+// frames and publish them (Conn.Send is safe from any goroutine).
+func (d *Dialect) Routes(mux *http.ServeMux, api func(http.Handler) http.Handler) {
+	mux.Handle("POST /api/notify", api(http.HandlerFunc(d.postNotify)))
+	mux.Handle("POST /api/broadcast", api(http.HandlerFunc(d.postBroadcast)))
+}
+
+// Notify sends {"type":"notification",...fields,"timestamp":MILLIS} to
+// every connection of the user and returns how many it was queued for.
+// fields is a JSON object. Safe from any goroutine; in cluster mode it
+// reaches every node and counts their connections too, reading the census
+// (it blocks on one key-value read: call it from an HTTP goroutine).
+func (d *Dialect) Notify(userKey string, fields map[string]sonic.NoCopyRawMessage) int {
+	if d.cl != nil {
+		f := spread("notification", fields, time.Now())
+		defer f.Release()
+		return d.notifyCluster(userKey, f)
+	}
+	r := d.users.Get(userKey)
+	if r == nil {
+		return 0
+	}
+	f := spread("notification", fields, time.Now())
+	n := d.broker.Publish(r, f, nil, false)
+	f.Release()
+	return n
+}
+
+// Broadcast sends {"type":"broadcast",...fields,"timestamp":MILLIS} to every
+// /notify connection and returns how many it was queued for. Safe from any
+// goroutine; in cluster mode as Notify (every node, one blocking read).
+func (d *Dialect) Broadcast(fields map[string]sonic.NoCopyRawMessage) int {
+	f := spread("broadcast", fields, time.Now())
+	if d.cl != nil {
+		defer f.Release()
+		return d.broadcastCluster(f)
+	}
+	n := 0
+	d.all.Range(func(r *routing.Room) bool {
+		n += d.broker.Publish(r, f, nil, false)
+		return true
+	})
+	f.Release()
+	return n
+}
+
+// notifyBody is POST /api/notify's body, undecoded.
+type notifyBody struct {
+	UserID       sonic.NoCopyRawMessage `json:"userId"`
+	Notification sonic.NoCopyRawMessage `json:"notification"`
+}
+
+func (d *Dialect) postNotify(w http.ResponseWriter, r *http.Request) {
+	body, ok := d.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req notifyBody
+	if err := codec.JSONNoCopy.Unmarshal(body, &req); err != nil {
+		httpapi.Error(w, http.StatusBadRequest, `invalid body: want {"userId":...,"notification":{...}}: `+firstLine(err))
+		return
+	}
+	key, ok := userKey(req.UserID)
+	if !ok {
+		httpapi.Error(w, http.StatusBadRequest, "invalid userId: a non-empty string of at most "+strconv.Itoa(MaxUserID)+" bytes, or a number")
+		return
+	}
+	fields, ok := object(req.Notification)
+	if !ok {
+		httpapi.Error(w, http.StatusBadRequest, "invalid notification: a JSON object is required")
+		return
+	}
+	n := d.Notify(key, fields)
+	b := append([]byte(`{"delivered":`), strconv.FormatBool(n > 0)...)
+	b = append(b, `,"connections":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	writeJSON(w, append(b, "}\n"...))
+}
+
+func (d *Dialect) postBroadcast(w http.ResponseWriter, r *http.Request) {
+	body, ok := d.readBody(w, r)
+	if !ok {
+		return
+	}
+	fields, ok := object(body)
+	if !ok {
+		httpapi.Error(w, http.StatusBadRequest, "invalid body: a JSON object is required")
+		return
+	}
+	n := d.Broadcast(fields)
+	b := strconv.AppendInt([]byte(`{"connections":`), int64(n), 10)
+	writeJSON(w, append(b, "}\n"...))
+}
+
+// readBody reads at most MaxBody bytes, answering 413 beyond and 400 on a
+// read error.
+func (d *Dialect) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(d.cfg.MaxBody)))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			httpapi.Error(w, http.StatusRequestEntityTooLarge, "body too large: at most "+strconv.Itoa(d.cfg.MaxBody)+" bytes")
+		} else {
+			httpapi.Error(w, http.StatusBadRequest, "cannot read body: "+err.Error())
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// object decodes a JSON object into its fields; ok is false for anything
+// else (null included).
+func object(raw []byte) (map[string]sonic.NoCopyRawMessage, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	var fields map[string]sonic.NoCopyRawMessage
+	if err := codec.JSONNoCopy.Unmarshal(raw, &fields); err != nil {
+		return nil, false
+	}
+	return fields, true
+}
+
+// spread encodes {"type":typ,...fields,"timestamp":MILLIS} with the
+// seed's JavaScript spread semantics: a "type" field in fields replaces
+// typ, and the server's timestamp replaces any "timestamp" field. Field
+// order carries no meaning; fields are written sorted, so the output is
+// deterministic.
+func spread(typ string, fields map[string]sonic.NoCopyRawMessage, now time.Time) *routing.Frame {
+	f := routing.NewText()
+	f.AppendStr(`{"type":`)
+	if t, ok := fields["type"]; ok {
+		f.Append(t...)
+	} else {
+		f.SetBuf(codec.AppendString(f.Buf(), typ))
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		if k != "type" && k != "timestamp" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		f.Append(',')
+		f.SetBuf(codec.AppendString(f.Buf(), k))
+		f.Append(':')
+		f.Append(fields[k]...)
+	}
+	f.AppendStr(`,"timestamp":`)
+	f.SetBuf(codec.AppendInt(f.Buf(), now.UnixMilli()))
+	f.Append('}')
+	return f.End()
+}
+
+func writeJSON(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+// firstLine trims sonic's multi-line syntax errors to their first line.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}

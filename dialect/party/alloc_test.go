@@ -1,0 +1,50 @@
+//go:build !race
+
+package party
+
+import (
+	"testing"
+	"time"
+
+	"partyline/codec"
+	"partyline/dialect"
+	"partyline/routing"
+)
+
+// nopConn is a Conn whose Send keeps nothing: it measures the dialect and
+// routing alone.
+type nopConn struct {
+	id   uint64
+	sent int
+}
+
+func (c *nopConn) Send(*routing.Frame, bool) bool { c.sent++; return true }
+func (c *nopConn) ID() uint64                     { return c.id }
+func (c *nopConn) Request() *dialect.Request      { return &dialect.Request{} }
+func (c *nopConn) SendText([]byte)                {}
+func (c *nopConn) Close(uint16, string)           {}
+func (c *nopConn) SetTimer(time.Time)             {}
+func (c *nopConn) Do(fn func())                   { fn() }
+
+// The single-node hot path (send -> Broker.Publish -> Room.Broadcast)
+// allocates nothing; cluster mode must not change that.
+func TestSendAllocationFree(t *testing.T) {
+	cfg := Defaults()
+	_ = cfg.Validate()
+	d := New(cfg)
+	a, b := &nopConn{id: 1}, &nopConn{id: 2}
+	sa, sb := d.Open(a).(*session), d.Open(b).(*session)
+	sa.OnMessage(codec.KindText, []byte(`{"type":"create","clientId":"a"}`))
+	sb.OnMessage(codec.KindText, []byte(`{"type":"join","clientId":"b","room":"`+sa.room.Name+`"}`))
+	if sb.room == nil {
+		t.Fatal("join failed")
+	}
+	msg := []byte(`{"type":"send","data":{"x":1,"y":[1,2,3]}}`)
+	before := b.sent
+	if n := testing.AllocsPerRun(500, func() { sa.OnMessage(codec.KindText, msg) }); n != 0 {
+		t.Fatalf("send allocates %.1f times per message", n)
+	}
+	if b.sent <= before {
+		t.Fatal("nothing was delivered")
+	}
+}

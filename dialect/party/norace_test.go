@@ -1,0 +1,5 @@
+//go:build !race
+
+package party
+
+const raceEnabled = false

@@ -1,0 +1,264 @@
+package presence
+
+import (
+	"errors"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"partyline/auth"
+	"partyline/dialect"
+	"partyline/store"
+)
+
+// Config holds the settings /chat and /presence share.
+type Config struct {
+	AuthTimeout time.Duration // first AUTH must arrive within (--auth-timeout)
+	Grace       time.Duration // offline only after this long without a connection (--presence-grace); 0: at once
+	Workers     int           // goroutines running store operations (0: 128)
+	Queue       int           // store operations waiting for a worker before "Server busy" (0: 8192)
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config {
+	return Config{AuthTimeout: 10 * time.Second, Grace: 3 * time.Second, Workers: 128, Queue: 8192}
+}
+
+// Validate checks c and fills zero values with defaults.
+func (c *Config) Validate() error {
+	d := Defaults()
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = d.AuthTimeout
+	}
+	if c.AuthTimeout < 0 {
+		return errors.New("auth-timeout must be positive")
+	}
+	if c.Grace < 0 {
+		return errors.New("presence-grace must not be negative")
+	}
+	if c.Workers <= 0 {
+		c.Workers = d.Workers
+	}
+	if c.Queue <= 0 {
+		c.Queue = d.Queue
+	}
+	return nil
+}
+
+// Core is what the chat and presence dialects share: token verification,
+// the store, the store's worker pool and the presence registry. It is
+// built once (server/dialects.go) and started by the first dialect's
+// Start, which loads the token keys (a bad key file fails the server's
+// start) and starts the workers. The store is opened by the first request
+// that needs it, on a worker: a server that never serves /chat or
+// /presence never touches its data directory. Shutdown is idempotent.
+type Core struct {
+	cfg     Config
+	jwt     auth.Config
+	dataDir string
+	log     *slog.Logger
+
+	startOnce sync.Once
+	startErr  error
+	stopOnce  sync.Once
+	stopErr   error
+
+	// Set by Start, read-only afterwards.
+	Verifier *auth.Verifier
+	Registry *Registry
+	authPool *auth.Pool
+	work     *workers
+
+	stMu     sync.Mutex  // guards the following; held while opening the store
+	st       store.Store // nil until first opened
+	stClosed bool
+	stFailed bool // an open failed (logged once)
+}
+
+// NewCore returns an unstarted core.
+func NewCore(cfg Config, jwt auth.Config, dataDir string, log *slog.Logger) *Core {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Core{cfg: cfg, jwt: jwt, dataDir: dataDir, log: log}
+}
+
+// Config is the shared configuration.
+func (c *Core) Config() Config { return c.cfg }
+
+// Start loads the token keys, opens the store and starts the workers.
+func (c *Core) Start() error {
+	c.startOnce.Do(func() { c.startErr = c.start() })
+	return c.startErr
+}
+
+func (c *Core) start() error {
+	v, err := auth.New(c.jwt)
+	if err != nil {
+		return err
+	}
+	c.Verifier = v
+	verify := v.Verify
+	if !c.jwt.Configured() {
+		var once sync.Once
+		verify = func(tok string) (auth.Claims, error) {
+			once.Do(func() {
+				c.log.Warn("chat/presence: a token was rejected because no --jwt-secret, --jwt-public-key or --jwt-jwks is configured")
+			})
+			return v.Verify(tok)
+		}
+	}
+	c.authPool = auth.NewPool(verify, runtime.NumCPU(), 1024)
+	c.work = newWorkers(c.cfg.Workers, c.cfg.Queue)
+	c.Registry = NewRegistry(c.cfg.Grace, c.contacts, c.log)
+	return nil
+}
+
+// Store returns the store, opening it on first use. It may block on disk:
+// workers and the notifier only, never an event loop.
+func (c *Core) Store() (store.Store, error) {
+	c.stMu.Lock()
+	defer c.stMu.Unlock()
+	if c.stClosed {
+		return nil, store.ErrClosed
+	}
+	if c.st != nil {
+		return c.st, nil
+	}
+	st, err := store.OpenPebble(c.dataDir, store.PebbleOptions{Logger: c.log})
+	if err != nil {
+		if !c.stFailed {
+			c.stFailed = true
+			c.log.Error("chat/presence: store unavailable", "err", err)
+		}
+		return nil, err
+	}
+	c.st = st
+	return st, nil
+}
+
+func (c *Core) contacts(user string) ([]string, error) {
+	st, err := c.Store()
+	if err != nil {
+		return nil, err
+	}
+	return st.Contacts(user)
+}
+
+// Shutdown finishes queued work, stops the registry, and flushes and
+// closes the store.
+func (c *Core) Shutdown() error {
+	c.stopOnce.Do(func() {
+		if c.Verifier == nil { // never started
+			return
+		}
+		c.authPool.Close()
+		c.work.Close()
+		c.Registry.Close()
+		c.stMu.Lock()
+		defer c.stMu.Unlock()
+		c.stClosed = true
+		if c.st != nil {
+			c.stopErr = c.st.Close()
+		}
+	})
+	return c.stopErr
+}
+
+// Accept defers a handshake that carries a token (Authorization: Bearer
+// or ?token=) to the engine's pool for verification: an invalid token is
+// refused with 401; the verified claims reach the session as
+// Request.Accepted (see Gate.Open).
+func (c *Core) Accept(req *dialect.Request) error {
+	tok := HandshakeToken(req)
+	if tok == "" {
+		return nil
+	}
+	return dialect.DeferValue(func() (any, error) {
+		if c.Verifier == nil {
+			return nil, dialect.Refuse(503, "server starting")
+		}
+		cl, err := c.Verifier.Verify(tok)
+		if err != nil {
+			return nil, dialect.Refuse(401, "invalid token: "+err.Error())
+		}
+		return cl, nil
+	})
+}
+
+// HandshakeToken is the token of a handshake's "Authorization: Bearer"
+// header, else of its ?token= query parameter, else "".
+func HandshakeToken(req *dialect.Request) string {
+	if a := req.Authorization; len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	if strings.Contains(req.RawQuery, "token=") {
+		if q, err := url.ParseQuery(req.RawQuery); err == nil {
+			return q.Get("token")
+		}
+	}
+	return ""
+}
+
+// workers runs store operations: at most n goroutines, started when work
+// waits and gone when none does, fed by a bounded queue.
+type workers struct {
+	n, max int
+
+	mu      sync.Mutex // guards the following
+	jobs    []func()
+	running int
+	closed  bool
+	idle    sync.Cond // signalled when running drops to 0
+}
+
+func newWorkers(n, queue int) *workers {
+	w := &workers{n: n, max: queue}
+	w.idle.L = &w.mu
+	return w
+}
+
+// Go queues fn; false when the queue is full or closed. Never blocks.
+func (w *workers) Go(fn func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || len(w.jobs) >= w.max {
+		return false
+	}
+	w.jobs = append(w.jobs, fn)
+	if w.running < w.n {
+		w.running++
+		go w.work()
+	}
+	return true
+}
+
+func (w *workers) work() {
+	w.mu.Lock()
+	for len(w.jobs) > 0 {
+		fn := w.jobs[0]
+		w.jobs[0] = nil
+		w.jobs = w.jobs[1:]
+		w.mu.Unlock()
+		fn()
+		w.mu.Lock()
+	}
+	w.jobs = nil
+	if w.running--; w.running == 0 {
+		w.idle.Broadcast()
+	}
+	w.mu.Unlock()
+}
+
+// Close refuses new work and waits for the queued work to finish.
+func (w *workers) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	for w.running > 0 {
+		w.idle.Wait()
+	}
+}

@@ -1,0 +1,37 @@
+package presence
+
+import (
+	"time"
+
+	"partyline/codec"
+	"partyline/routing"
+)
+
+// TimeLayout is the ISO-8601 UTC form of every timestamp on /chat and
+// /presence, with milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+// AppendTime appends t as a JSON string in TimeLayout.
+func AppendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeLayout)
+	return append(b, '"')
+}
+
+// SendMsg sends {"type":typ,"msg":msg} to c. Any goroutine.
+func SendMsg(c routing.Sender, typ, msg string) {
+	f := routing.NewText()
+	f.AppendStr(`{"type":`)
+	f.SetBuf(codec.AppendString(f.Buf(), typ))
+	f.AppendStr(`,"msg":`)
+	f.SetBuf(codec.AppendString(f.Buf(), msg))
+	f.Append('}')
+	c.Send(f.End(), false)
+	f.Release()
+}
+
+// Error sends an ERROR reply. Any goroutine.
+func Error(c routing.Sender, msg string) { SendMsg(c, "ERROR", msg) }
+
+// Success sends a SUCCESS reply. Any goroutine.
+func Success(c routing.Sender, msg string) { SendMsg(c, "SUCCESS", msg) }

@@ -1,0 +1,102 @@
+// Package presence is the /presence dialect of seed 004 (online/offline
+// updates for a user's contacts) and the layer it shares with /chat: the
+// AUTH flow and request queue of a connection (Gate), the presence
+// Registry, and Core, which owns the token verifier, the store and their
+// worker pools. See PROTOCOLS.md "chat and presence" and docs/chat.md.
+//
+// Concurrency: Session methods run on the connection's event loop and
+// never block. Token verification runs on the auth pool, store reads and
+// writes on Core's workers, presence fan-out on the registry's notifier;
+// results come back through Conn.Do or are sent with Conn.Send.
+package presence
+
+import (
+	"time"
+
+	"partyline/codec"
+	"partyline/dialect"
+)
+
+// Dialect is /presence.
+type Dialect struct {
+	core *Core
+}
+
+// New returns the presence dialect on core.
+func New(core *Core) *Dialect { return &Dialect{core: core} }
+
+func (d *Dialect) Name() string                      { return "presence" }
+func (d *Dialect) Accept(req *dialect.Request) error { return d.core.Accept(req) }
+func (d *Dialect) Start() error                      { return d.core.Start() }
+func (d *Dialect) Shutdown() error                   { return d.core.Shutdown() }
+
+func (d *Dialect) Open(c dialect.Conn) dialect.Session {
+	s := &session{core: d.core, c: c}
+	s.g = NewGate(d.core, c, s)
+	s.g.Open()
+	return s
+}
+
+type session struct {
+	core *Core
+	c    dialect.Conn
+	g    *Gate
+	w    *Watcher // set once authenticated
+}
+
+func (s *session) OnMessage(kind codec.Kind, payload []byte) { s.g.Message(kind, payload) }
+func (s *session) OnTimer(now time.Time)                     { s.g.Timer(now) }
+
+func (s *session) OnClose() {
+	if s.w != nil {
+		s.core.Registry.Unwatch(s.w)
+	}
+	s.g.Closed()
+}
+
+func (s *session) Authenticated(user string) {
+	w, ok := s.core.Registry.Watch(user, s.c, WatcherID(s.c.ID()))
+	if !ok {
+		Error(s.c, "Server busy: presence updates unavailable, reconnect later")
+		return
+	}
+	s.w = w
+}
+
+func (s *session) Dispatch(payload []byte) {
+	req := reqPool.Get().(*request)
+	defer func() { *req = request{}; reqPool.Put(req) }()
+	typ, bad := decode(payload, req)
+	if bad != "" {
+		Error(s.c, bad)
+		return
+	}
+	if typ == "AUTH" {
+		s.g.Auth(req.Token)
+		return
+	}
+	if s.g.User() == "" {
+		Error(s.c, "Not authenticated")
+		return
+	}
+	switch typ {
+	case "SUBSCRIBE_PRESENCE":
+		names, bad := decodeNames(req.Usernames)
+		switch {
+		case bad != "":
+			Error(s.c, bad)
+		case s.w == nil:
+			Error(s.c, "Server busy: presence updates unavailable, reconnect later")
+		case !s.core.Registry.Subscribe(s.w, names, func() {
+			Success(s.c, "Subscribed to "+itoa(len(names))+" users")
+		}):
+			Error(s.c, "Too many subscriptions (at most 10000 per connection) or server busy")
+		}
+	case "DISCONNECT":
+		s.g.Disconnect()
+	default:
+		Error(s.c, "Unknown message type: "+typ)
+	}
+}
+
+func itoa(n int) string { return string(codec.AppendInt(nil, int64(n))) }

@@ -1,0 +1,117 @@
+package presence
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"partyline/routing"
+)
+
+// sink is a routing.Sender that keeps what it is sent.
+type sink struct {
+	mu   sync.Mutex
+	msgs []map[string]string
+}
+
+func (s *sink) Send(f *routing.Frame, _ bool) bool {
+	b := f.Bytes()
+	var m map[string]string
+	// Skip the frame header: the payload is the JSON object.
+	for i := range b {
+		if b[i] == '{' {
+			_ = json.Unmarshal(b[i:], &m)
+			break
+		}
+	}
+	s.mu.Lock()
+	s.msgs = append(s.msgs, m)
+	s.mu.Unlock()
+	return true
+}
+
+func (s *sink) count(status string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.msgs {
+		if m["status"] == status {
+			n++
+		}
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, cond func() bool, info ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			for _, f := range info {
+				t.Log(f())
+			}
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRegistryGrace: many users flapping at once; only those that stay
+// away past the grace period go offline, once each.
+func TestRegistryGrace(t *testing.T) {
+	const n, grace = 200, 100 * time.Millisecond
+	r := NewRegistry(grace, func(u string) ([]string, error) {
+		if u == "watcher" {
+			return nil, nil // the watcher's own contacts: none, so no initial statuses
+		}
+		return []string{"watcher"}, nil
+	},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer r.Close()
+	s := &sink{}
+	if _, ok := r.Watch("watcher", s, "1"); !ok {
+		t.Fatal("watch refused")
+	}
+	user := func(i int) string { return fmt.Sprintf("u%03d", i) }
+	for i := range n {
+		r.Connect(user(i))
+		r.Connect(user(i)) // two connections each
+	}
+	waitFor(t, "online updates", func() bool { return s.count("online") == n })
+	for i := range n {
+		r.Disconnect(user(i))
+		r.Disconnect(user(i))
+		r.Disconnect(user(i)) // one too many: ignored
+	}
+	for i := 0; i < n; i += 2 { // the even ones come back within the grace period
+		r.Connect(user(i))
+	}
+	waitFor(t, "offline updates", func() bool { return s.count("offline") == n/2 }, func() string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return fmt.Sprint(s.count("offline"), " offline updates; pending ", len(r.pending), " users ", len(r.users), " online ", s.count("online"))
+	})
+	time.Sleep(2 * grace)
+	if got := s.count("offline"); got != n/2 {
+		t.Fatalf("%d offline updates, want %d", got, n/2)
+	}
+	if got := s.count("online"); got != n {
+		t.Fatalf("%d online updates, want %d (a reconnect inside the grace period flapped)", got, n)
+	}
+	if got := r.Online(); got != n/2 {
+		t.Fatalf("%d online, want %d", got, n/2)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.msgs[n:] {
+		var i int
+		fmt.Sscanf(m["username"], "u%d", &i)
+		if i%2 == 0 {
+			t.Fatalf("%s went offline but reconnected in time", m["username"])
+		}
+	}
+}

@@ -1,0 +1,95 @@
+// A party room with three browser contexts.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, withBrowser, waitState } from "./harness.mjs";
+
+let srv;
+before(async () => (srv = await startServer()));
+after(async () => srv?.stop());
+
+async function enterAs(page, name) {
+  await page.getByLabel("Your name (clientId)").fill(name);
+}
+
+test("three players: create, join by code, broadcast, whisper, shared state", async () => {
+  await withBrowser("party three players", async (b) => {
+    const url = `${srv.httpBase}/party`;
+    const alice = await b.page(url);
+    const bob = await b.page(url);
+    const carol = await b.page(url, { viewport: { width: 390, height: 844 } }); // a phone
+    for (const p of [alice, bob, carol]) await waitState(p, "open");
+
+    await enterAs(alice, "alice");
+    await alice.getByRole("button", { name: "Create room" }).click();
+    const code = (await alice.locator("#room-code").innerText()).trim();
+    assert.match(code, /^[A-HJKMNP-Z2-9]{4}$/);
+
+    // Bob joins by mouse with a lower-case code; Carol by keyboard only.
+    await enterAs(bob, "bob");
+    await bob.getByLabel("Room code").fill(code.toLowerCase());
+    await bob.getByRole("button", { name: "Join" }).click();
+    await enterAs(carol, "carol");
+    await carol.getByLabel("Room code").focus();
+    await carol.keyboard.type(code);
+    await carol.keyboard.press("Enter");
+
+    for (const p of [alice, bob, carol]) {
+      await p.locator("#peer-count", { hasText: "3" }).waitFor();
+      assert.deepEqual(await p.locator("#peers li").allInnerTexts().then((t) => t.map((x) => x.split("\n")[0].trim())),
+        ["alice", "bob", "carol"]);
+    }
+    await alice.locator("#log li", { hasText: "carol joined" }).waitFor();
+
+    // Broadcast from Alice reaches both others.
+    await alice.getByLabel("Message", { exact: true }).fill("hello everyone");
+    await alice.getByLabel("Message", { exact: true }).press("Enter");
+    for (const p of [bob, carol]) await p.locator("#log li.in", { hasText: "hello everyone" }).waitFor();
+
+    // Bob whispers to Carol: Alice never sees it.
+    await bob.getByLabel("To").selectOption("carol");
+    await bob.getByLabel("Message", { exact: true }).fill("just for carol");
+    await bob.getByRole("button", { name: "Send" }).click();
+    await carol.locator("#log li.in", { hasText: "just for carol" }).waitFor();
+    await alice.waitForTimeout(300);
+    assert.equal(await alice.locator("#log li", { hasText: "just for carol" }).count(), 0);
+
+    // Carol sets the retained state; everyone sees it, and so does a late joiner.
+    await carol.getByLabel("New state (JSON)").fill('{"round": 2, "turn": "bob"}');
+    await carol.getByRole("button", { name: "Set state" }).click();
+    for (const p of [alice, bob, carol]) await p.locator("#state", { hasText: '"turn": "bob"' }).waitFor();
+
+    // Carol leaves: the others see it.
+    await carol.getByRole("button", { name: "Leave room" }).click();
+    for (const p of [alice, bob]) {
+      await p.locator("#log li", { hasText: "carol left" }).waitFor();
+      await p.locator("#peer-count", { hasText: "2" }).waitFor();
+    }
+    // Invalid JSON state is caught on the page.
+    await alice.getByLabel("New state (JSON)").fill("{nope");
+    await alice.getByRole("button", { name: "Set state" }).click();
+    await alice.locator("#state-err", { hasText: "Not valid JSON" }).waitFor();
+    for (const p of [alice, bob, carol]) assert.deepEqual(p.consoleErrors, []);
+  });
+});
+
+test("a page reload takes its place in the room again with its token", async () => {
+  await withBrowser("party reload", async (b) => {
+    const url = `${srv.httpBase}/party`;
+    const host = await b.page(url);
+    const guest = await b.page(url);
+    await waitState(host, "open");
+    await enterAs(host, "host");
+    await host.getByRole("button", { name: "Create room" }).click();
+    const code = (await host.locator("#room-code").innerText()).trim();
+    await enterAs(guest, "guest");
+    await guest.getByLabel("Room code").fill(code);
+    await guest.getByRole("button", { name: "Join" }).click();
+    await host.locator("#peer-count", { hasText: "2" }).waitFor();
+    await guest.reload();
+    await guest.locator("#room-code", { hasText: code }).waitFor();
+    await guest.locator("#peer-count", { hasText: "2" }).waitFor();
+    await host.getByLabel("Message", { exact: true }).fill("still there?");
+    await host.getByLabel("Message", { exact: true }).press("Enter");
+    await guest.locator("#log li.in", { hasText: "still there?" }).waitFor();
+  });
+});

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"flag"
+
+	"partyline/server"
+)
+
+// dialectFlags registers each dialect's flags.
+func dialectFlags(fs *flag.FlagSet, d *server.Dialects) {
+	fs.IntVar(&d.Party.CodeLength, "room-code-length", d.Party.CodeLength, "party room code length")
+	fs.IntVar(&d.Party.MaxClients, "party-max-clients", d.Party.MaxClients, "upper bound of maxClients (also its value when a create omits it)")
+	fs.BoolVar(&d.Party.StrictReconnect, "party-strict-reconnect", false, "a token is required to replace a clientId")
+	fs.IntVar(&d.Teams.Teams, "teams", d.Teams.Teams, "number of teams in the teams dialect (ids 1..N)")
+	fs.DurationVar(&d.Channels.Heartbeat, "channels-heartbeat", d.Channels.Heartbeat, "channels heartbeat period")
+	fs.DurationVar(&d.Channels.HeartbeatTimeout, "channels-heartbeat-timeout", d.Channels.HeartbeatTimeout, "channels: identity lost after no heartbeat reply for")
+	fs.DurationVar(&d.Channels.AuthDelay, "channels-auth-delay", d.Channels.AuthDelay, "channels: a claimed identity becomes authenticated after")
+	fs.StringVar(&d.JWT.Secret, "jwt-secret", "", "chat/presence: HMAC secret for HS256/384/512 tokens")
+	fs.StringVar(&d.JWT.PublicKeyFile, "jwt-public-key", "", "chat/presence: PEM `FILE` with the RSA, ECDSA or Ed25519 public key of RS*/PS*/ES*/EdDSA tokens")
+	fs.StringVar(&d.JWT.JWKSFile, "jwt-jwks", "", "chat/presence: JWKS `FILE`, keys chosen by kid, re-read when it changes")
+	fs.DurationVar(&d.JWT.Leeway, "jwt-leeway", d.JWT.Leeway, "chat/presence: clock leeway for token exp/nbf")
+	fs.StringVar(&d.JWT.Issuer, "jwt-issuer", "", "chat/presence: required token issuer (iss), if set")
+	fs.StringVar(&d.JWT.Audience, "jwt-audience", "", "chat/presence: required token audience (aud), if set")
+	fs.StringVar(&d.JWT.UsernameClaim, "jwt-username-claim", d.JWT.UsernameClaim, "chat/presence: token claim holding the username (sub is the fallback)")
+	fs.DurationVar(&d.Presence.AuthTimeout, "auth-timeout", d.Presence.AuthTimeout, "chat/presence: AUTH must arrive within")
+	fs.DurationVar(&d.Presence.Grace, "presence-grace", d.Presence.Grace, "offline only after this long without a connection")
+}

@@ -1,0 +1,93 @@
+package routing
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"partyline/codec"
+)
+
+// Frame is one encoded WebSocket frame shared by every recipient: a
+// broadcast is encoded once and the same bytes are written to each member.
+// It is reference counted and returns to a pool after the last Release.
+type Frame struct {
+	buf   []byte
+	off   int // frame starts at buf[off:]
+	start int // len(buf) when Begin was called
+	refs  atomic.Int32
+}
+
+// poolKeep is the largest buffer a pooled frame keeps.
+const poolKeep = 64 << 10
+
+var framePool = sync.Pool{New: func() any { return &Frame{buf: make([]byte, 0, 256)} }}
+
+// NewText starts a text frame with one reference held by the caller: append
+// the JSON payload with Append*, then call End before sending.
+func NewText() *Frame {
+	f := framePool.Get().(*Frame)
+	f.refs.Store(1)
+	f.buf = codec.StartText(f.buf[:0])
+	f.start, f.off = 0, 0
+	return f
+}
+
+// NewTextFrom returns a finished text frame holding a copy of payload.
+func NewTextFrom(payload []byte) *Frame {
+	f := NewText()
+	f.buf = append(f.buf, payload...)
+	return f.End()
+}
+
+// NewRaw returns a frame holding a copy of an already encoded frame b.
+func NewRaw(b []byte) *Frame {
+	f := framePool.Get().(*Frame)
+	f.refs.Store(1)
+	f.buf = append(f.buf[:0], b...)
+	f.off = 0
+	return f
+}
+
+// Buf returns the payload under construction; set it back with SetBuf.
+// Typical use: f.SetBuf(codec.AppendString(f.Buf(), s)).
+func (f *Frame) Buf() []byte { return f.buf }
+
+// SetBuf replaces the payload buffer after an append.
+func (f *Frame) SetBuf(b []byte) { f.buf = b }
+
+// Append appends raw bytes to the payload under construction.
+func (f *Frame) Append(b ...byte) { f.buf = append(f.buf, b...) }
+
+// AppendStr appends a raw (already JSON) string to the payload.
+func (f *Frame) AppendStr(s string) { f.buf = append(f.buf, s...) }
+
+// PayloadLen is the length of the payload appended so far.
+func (f *Frame) PayloadLen() int { return len(f.buf) - f.start - 10 }
+
+// End writes the frame header; the frame is immutable afterwards.
+func (f *Frame) End() *Frame {
+	whole := codec.FinishText(f.buf, f.start)
+	f.off = len(f.buf) - len(whole)
+	return f
+}
+
+// Bytes returns the encoded frame. Valid while the caller holds a reference.
+func (f *Frame) Bytes() []byte { return f.buf[f.off:] }
+
+// Len is the encoded frame's size in bytes.
+func (f *Frame) Len() int { return len(f.buf) - f.off }
+
+// Retain adds a reference.
+func (f *Frame) Retain() { f.refs.Add(1) }
+
+// Release drops a reference; the last one returns the frame to the pool.
+func (f *Frame) Release() {
+	switch n := f.refs.Add(-1); {
+	case n == 0:
+		if cap(f.buf) <= poolKeep {
+			framePool.Put(f)
+		}
+	case n < 0:
+		panic("routing: Frame released too often")
+	}
+}

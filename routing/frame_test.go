@@ -1,0 +1,147 @@
+package routing
+
+import (
+	"bytes"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"partyline/codec"
+)
+
+func TestFrameEncoding(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 1000, 0xffff, 0x10000, 200000} {
+		p := []byte(strings.Repeat("a", n))
+		for name, f := range map[string]*Frame{
+			"NewText": func() *Frame {
+				f := NewText()
+				f.Append(p...)
+				if f.PayloadLen() != n {
+					t.Fatalf("PayloadLen = %d, want %d", f.PayloadLen(), n)
+				}
+				return f.End()
+			}(),
+			"NewTextFrom": NewTextFrom(p),
+			"NewRaw":      NewRaw(codec.AppendFrame(nil, true, codec.OpText, p)),
+		} {
+			h, size, err := codec.ParseHeader(f.Bytes())
+			if err != nil || size == 0 {
+				t.Fatalf("%s(%d): header: %v", name, n, err)
+			}
+			if !h.Fin || h.Op != codec.OpText || h.Masked || h.Rsv != 0 || h.Length != int64(n) {
+				t.Fatalf("%s(%d): header %+v", name, n, h)
+			}
+			if size != codec.HeaderSize(n) || f.Len() != size+n {
+				t.Fatalf("%s(%d): header %d bytes, frame %d: not minimal", name, n, size, f.Len())
+			}
+			if !bytes.Equal(f.Bytes()[size:], p) {
+				t.Fatalf("%s(%d): payload differs", name, n)
+			}
+			f.Release()
+		}
+	}
+}
+
+func TestFrameAppendHelpers(t *testing.T) {
+	f := NewText()
+	f.AppendStr(`{"s":`)
+	f.SetBuf(codec.AppendString(f.Buf(), "a\"b"))
+	f.Append(',', '"', 'n', '"', ':', '1', '}')
+	f.End()
+	defer f.Release()
+	if got := string(payload(f)); got != `{"s":"a\"b","n":1}` {
+		t.Fatalf("payload %s", got)
+	}
+}
+
+func TestFrameCopiesInput(t *testing.T) {
+	src := []byte("hello")
+	a := NewTextFrom(src)
+	raw := codec.AppendFrame(nil, true, codec.OpText, src)
+	b := NewRaw(raw)
+	src[0], raw[2] = 'J', 'J'
+	if string(payload(a)) != "hello" || string(payload(b)) != "hello" {
+		t.Fatalf("frames alias their input: %q %q", payload(a), payload(b))
+	}
+	a.Release()
+	b.Release()
+}
+
+func TestFrameRefcount(t *testing.T) {
+	f := NewTextFrom([]byte("x"))
+	f.Retain()
+	f.Retain()
+	f.Release()
+	f.Release()
+	if string(payload(f)) != "x" { // one reference left: still valid
+		t.Fatal("frame changed while referenced")
+	}
+	f.Release()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("releasing a frame once too often did not panic")
+		}
+	}()
+	f.Release()
+}
+
+func TestFramePooledReuse(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a GC empties the pool
+	reused := false
+	for range 100 {
+		f := NewTextFrom([]byte("one"))
+		f.Release()
+		g := NewText()
+		if g == f {
+			reused = true
+			if g.refs.Load() != 1 || g.PayloadLen() != 0 {
+				t.Fatalf("reused frame not reset: refs %d, payload %d", g.refs.Load(), g.PayloadLen())
+			}
+			g.AppendStr("two")
+			g.End()
+			if string(payload(g)) != "two" {
+				t.Fatalf("reused frame holds %q", payload(g))
+			}
+		}
+		g.Release()
+		if reused {
+			break
+		}
+	}
+	if !reused {
+		t.Fatal("a released frame never came back from the pool")
+	}
+	// A frame that grew beyond poolKeep is not kept.
+	for range 100 {
+		big := NewTextFrom(make([]byte, poolKeep+1))
+		big.Release()
+		g := NewText()
+		if g == big {
+			t.Fatal("a frame larger than poolKeep was pooled")
+		}
+		g.Release()
+	}
+}
+
+func TestFrameBuildDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	id := []byte(`"player-1"`)
+	if n := testing.AllocsPerRun(200, func() {
+		f := NewText()
+		f.AppendStr(`{"type":"message","from":`)
+		f.Append(id...)
+		f.AppendStr(`,"data":{"x":1}}`)
+		f.End()
+		f.Retain()
+		f.Release()
+		f.Release()
+	}); n != 0 {
+		t.Fatalf("building and releasing a pooled frame allocates %.1f times", n)
+	}
+}

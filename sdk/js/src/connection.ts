@@ -1,0 +1,572 @@
+// The core client: one logical connection to a partyline dialect that
+// survives socket drops. It reconnects with exponential backoff and jitter,
+// queues what is sent while the socket is down (up to a cap), lets a dialect
+// helper re-register itself after every (re)connect before the queue is
+// flushed, and knows which close codes mean "stop".
+
+/** The subset of the WHATWG WebSocket a Connection uses. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => void) | null;
+  onclose: ((ev: { code: number; reason: string; wasClean?: boolean }) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onerror: ((ev: any) => void) | null;
+}
+
+/** A WebSocket constructor: the browser's global one, or `ws` in Node. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** Reconnect policy. `maxAttempts` counts consecutive failed attempts. */
+export interface ReconnectOptions {
+  /** Attempts before giving up; `Infinity` (the default) retries forever. */
+  maxAttempts?: number;
+  /** Delay before the first retry, in ms (default 500). */
+  minDelay?: number;
+  /** Upper bound of the delay, in ms (default 15000). */
+  maxDelay?: number;
+  /** Growth per attempt (default 2). */
+  factor?: number;
+  /** Fraction of the delay that is random, 0..1 (default 0.5): the wait is
+   *  uniform in [delay*(1-jitter), delay]. */
+  jitter?: number;
+}
+
+export interface ConnectionOptions {
+  /** WebSocket implementation; defaults to `globalThis.WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  /** `false` disables reconnecting; an object tunes it. Default: on, forever. */
+  reconnect?: boolean | ReconnectOptions;
+  /** Messages kept while the socket is down (default 256; 0: none). Past
+   *  the cap `send` returns false and a `drop` event fires. */
+  queueLimit?: number;
+  /** How long a dialect helper waits for the server to confirm its
+   *  re-join / re-registration / AUTH, in ms (default 10000). */
+  handshakeTimeout?: number;
+  /** How long a socket may take to open, in ms (default 10000). */
+  connectTimeout?: number;
+  /** Open the socket in the constructor (default true). */
+  autoConnect?: boolean;
+  /** WebSocket subprotocols. */
+  protocols?: string | string[];
+}
+
+/** Where a Connection is in its life. */
+export type ConnectionState =
+  | "idle" // constructed with autoConnect: false
+  | "connecting" // socket opening
+  | "handshaking" // socket open, the helper is re-registering
+  | "open" // ready: sends go straight out
+  | "reconnecting" // waiting for the next attempt
+  | "closed"; // final: close() was called, a final close code arrived, or attempts ran out
+
+/** What kind of trouble an `error` event reports. */
+export type ErrorKind =
+  | "server" // the dialect's own error reply ({type:"error"}, ERROR, ...)
+  | "replaced" // close 4000: another connection took this identity; never reconnects
+  | "auth" // close 4401: authentication failed; never reconnects
+  | "policy" // close 1008 (e.g. slow consumer)
+  | "too_big" // close 1009: a message exceeded the server's limit
+  | "protocol" // close 1002/1007: a protocol violation
+  | "handshake" // the helper's re-join / AUTH was refused or timed out
+  | "give_up" // maxAttempts reached
+  | "queue_full" // a send was dropped because the offline queue is full
+  | "parse" // the server sent something that is not JSON
+  | "socket"; // the WebSocket constructor threw (bad URL, ...)
+
+export class PartylineError extends Error {
+  readonly kind: ErrorKind;
+  readonly code?: number;
+  /** True when retrying on a new socket may help (a reply that timed out). */
+  readonly retry: boolean;
+  constructor(kind: ErrorKind, message: string, code?: number, retry = false) {
+    super(message);
+    this.name = "PartylineError";
+    this.kind = kind;
+    this.code = code;
+    this.retry = retry;
+  }
+}
+
+/** Lifecycle events (separate from the server's messages). */
+export interface ConnectionEvents<Out> {
+  /** Every state change. */
+  state: { state: ConnectionState; previous: ConnectionState };
+  /** The connection is ready (after the helper's handshake). */
+  open: { reconnected: boolean };
+  /** The socket closed. */
+  close: { code: number; reason: string; willReconnect: boolean };
+  /** A retry is scheduled. */
+  reconnecting: { attempt: number; delay: number };
+  error: PartylineError;
+  /** A message that was not and will not be sent. */
+  drop: { message: Out; reason: "queue_full" | "closed" | "handshake_failed" };
+}
+
+/** Close codes after which a Connection never reconnects. */
+export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([4000, 4401]);
+
+const OPEN = 1;
+
+type AnyFn = (arg: any) => void;
+
+interface Waiter {
+  ok: ReadonlySet<string>;
+  fail: ReadonlySet<string>;
+  match?: (msg: any) => boolean;
+  resolve: (msg: any) => void;
+  reject: (err: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Narrows a message union to the member whose `type` is T. */
+export type MessageOf<In extends { type: string }, T extends string> = T extends "*"
+  ? In
+  : Extract<In, { type: T }>;
+
+/**
+ * A reconnecting, queueing JSON connection. `In` is the union of the
+ * messages the server sends (each with a string `type`), `Out` what the
+ * client sends. Methods are safe to call in any state.
+ */
+export class Connection<In extends { type: string } = { type: string; [k: string]: unknown }, Out = unknown> {
+  readonly url: string;
+  private readonly WS: WebSocketConstructor;
+  private readonly opts: Required<Omit<ConnectionOptions, "WebSocket" | "reconnect" | "protocols">> & {
+    protocols?: string | string[];
+  };
+  private readonly retry: Required<ReconnectOptions> & { enabled: boolean };
+  private ws: WebSocketLike | null = null;
+  private _state: ConnectionState = "idle";
+  private attempt = 0;
+  private everOpened = false;
+  private userClosed = false;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private openTimer: ReturnType<typeof setTimeout> | null = null;
+  private queue: Out[] = [];
+  private readonly handlers = new Map<string, Set<AnyFn>>();
+  private readonly events = new Map<string, Set<AnyFn>>();
+  private waiters: Waiter[] = [];
+  private onlineHook: (() => void) | null = null;
+  /** The `type` of the dialect's error reply, surfaced as an `error` event. */
+  protected errorType: string | null = null;
+
+  constructor(url: string, options: ConnectionOptions = {}) {
+    this.url = url;
+    const WS = options.WebSocket ?? (globalThis as any).WebSocket;
+    if (!WS) {
+      throw new TypeError("partyline: no WebSocket implementation: pass options.WebSocket (e.g. the `ws` package in Node)");
+    }
+    this.WS = WS;
+    this.opts = {
+      queueLimit: options.queueLimit ?? 256,
+      handshakeTimeout: options.handshakeTimeout ?? 10_000,
+      connectTimeout: options.connectTimeout ?? 10_000,
+      autoConnect: options.autoConnect ?? true,
+      protocols: options.protocols,
+    };
+    const r = options.reconnect ?? true;
+    const ro: ReconnectOptions = typeof r === "object" ? r : {};
+    this.retry = {
+      enabled: r !== false,
+      maxAttempts: ro.maxAttempts ?? Infinity,
+      minDelay: ro.minDelay ?? 500,
+      maxDelay: ro.maxDelay ?? 15_000,
+      factor: ro.factor ?? 2,
+      jitter: Math.min(1, Math.max(0, ro.jitter ?? 0.5)),
+    };
+    const g = globalThis as any;
+    if (typeof g.addEventListener === "function") {
+      // A browser that comes back online retries at once instead of waiting out the backoff.
+      this.onlineHook = () => {
+        if (this._state === "reconnecting") this.reconnectNow();
+      };
+      g.addEventListener("online", this.onlineHook);
+    }
+    if (this.opts.autoConnect) queueMicrotask(() => this.connect());
+  }
+
+  /** The current state. */
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  /** Consecutive failed attempts so far (0 while connected). */
+  get attempts(): number {
+    return this.attempt;
+  }
+
+  /** Messages waiting for the socket. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Opens the socket if it is not open or opening. Idempotent. */
+  connect(): void {
+    if (this._state === "connecting" || this._state === "handshaking" || this._state === "open") return;
+    if (this._state === "closed") return;
+    this.clearRetry();
+    this.open();
+  }
+
+  /** Skips the backoff wait and retries now; also revives a connection that gave up. */
+  reconnectNow(): void {
+    if (this.userClosed) return;
+    if (this._state === "closed" || this._state === "reconnecting") {
+      if (this._state === "closed") this.attempt = 0;
+      this.clearRetry();
+      this.open();
+    }
+  }
+
+  /** Closes for good: no reconnect; queued messages are dropped. */
+  close(code = 1000, reason = ""): void {
+    this.userClosed = true;
+    this.clearRetry();
+    if (this.openTimer) clearTimeout(this.openTimer);
+    this.openTimer = null;
+    const ws = this.ws;
+    if (ws) {
+      this.detach(ws);
+      try {
+        ws.close(code, reason);
+      } catch {
+        /* already closing */
+      }
+      this.emit("close", { code, reason, willReconnect: false });
+    }
+    this.finish();
+  }
+
+  /**
+   * Sends msg as JSON. Returns true when it went out or was queued, false
+   * when it was dropped (queue full, or the connection is closed for good).
+   */
+  send(msg: Out): boolean {
+    if (this._state === "open" && this.ws && this.ws.readyState === OPEN) {
+      this.ws.send(JSON.stringify(msg));
+      return true;
+    }
+    if (this._state === "closed") {
+      this.emit("drop", { message: msg, reason: "closed" });
+      return false;
+    }
+    if (this.queue.length >= this.opts.queueLimit) {
+      this.emit("drop", { message: msg, reason: "queue_full" });
+      this.emit("error", new PartylineError("queue_full", `offline queue full (${this.opts.queueLimit} messages): message dropped`));
+      return false;
+    }
+    this.queue.push(msg);
+    return true;
+  }
+
+  /** Listens for server messages of one `type` ("*": every message). Returns an unsubscribe function. */
+  on<T extends In["type"] | "*">(type: T, fn: (msg: MessageOf<In, T>) => void): () => void {
+    let set = this.handlers.get(type);
+    if (!set) this.handlers.set(type, (set = new Set()));
+    set.add(fn as AnyFn);
+    return () => this.off(type, fn);
+  }
+
+  /** Removes a listener added with `on`. */
+  off<T extends In["type"] | "*">(type: T, fn: (msg: MessageOf<In, T>) => void): void {
+    this.handlers.get(type)?.delete(fn as AnyFn);
+  }
+
+  /** Listens for lifecycle events. Returns an unsubscribe function. */
+  onEvent<K extends keyof ConnectionEvents<Out>>(name: K, fn: (ev: ConnectionEvents<Out>[K]) => void): () => void {
+    let set = this.events.get(name);
+    if (!set) this.events.set(name, (set = new Set()));
+    set.add(fn as AnyFn);
+    return () => this.offEvent(name, fn);
+  }
+
+  /** Removes a listener added with `onEvent`. */
+  offEvent<K extends keyof ConnectionEvents<Out>>(name: K, fn: (ev: ConnectionEvents<Out>[K]) => void): void {
+    this.events.get(name)?.delete(fn as AnyFn);
+  }
+
+  /** Resolves with the next message of one of `types` (e.g. for request/reply). */
+  next<T extends In["type"]>(types: T | T[], timeout = this.opts.handshakeTimeout): Promise<MessageOf<In, T>> {
+    return this.waitFor(Array.isArray(types) ? types : [types], [], timeout);
+  }
+
+  // ---- for dialect helpers ----
+
+  /**
+   * Runs after every socket open, before queued messages are flushed.
+   * Helpers override it to re-register (send with sendNow, wait with
+   * waitFor). A rejection is reported as a `handshake` error and drops the
+   * queue; the socket stays open.
+   */
+  protected handshake(_reconnected: boolean): Promise<void> | void {}
+
+  /** Sends now, bypassing the queue (false if the socket is not open). */
+  protected sendNow(msg: unknown): boolean {
+    if (!this.ws || this.ws.readyState !== OPEN) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /**
+   * Resolves with the next message whose type is in ok (and that `match`
+   * accepts), rejects on the next one whose type is in fail, on timeout, or
+   * when the socket closes first.
+   */
+  protected waitFor(ok: string[], fail: string[], timeout: number, match?: (msg: any) => boolean): Promise<any> {
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        ok: new Set(ok),
+        fail: new Set(fail),
+        match,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          reject(new PartylineError("handshake", `no ${ok.join("/")} reply within ${timeout} ms`, undefined, true));
+        }, timeout),
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  /** The handshakeTimeout option, in ms. */
+  protected get handshakeWait(): number {
+    return this.opts.handshakeTimeout;
+  }
+
+  /** True while the socket is open (handshake included). */
+  protected get socketOpen(): boolean {
+    return !!this.ws && this.ws.readyState === OPEN;
+  }
+
+  // ---- internals ----
+
+  private transition(next: ConnectionState): void {
+    if (next === this._state) return;
+    const previous = this._state;
+    this._state = next;
+    this.emit("state", { state: next, previous });
+  }
+
+  private emit<K extends keyof ConnectionEvents<Out>>(name: K, ev: ConnectionEvents<Out>[K]): void {
+    const set = this.events.get(name);
+    if (!set) return;
+    for (const fn of [...set]) safeCall(fn, ev);
+  }
+
+  private open(): void {
+    this.transition("connecting");
+    let ws: WebSocketLike;
+    try {
+      ws = this.opts.protocols ? new this.WS(this.url, this.opts.protocols) : new this.WS(this.url);
+    } catch (e) {
+      this.emit("error", new PartylineError("socket", `cannot open ${this.url}: ${(e as Error).message}`));
+      this.scheduleRetry(1006, "constructor failed");
+      return;
+    }
+    this.ws = ws;
+    this.openTimer = setTimeout(() => {
+      // A connect that hangs (SYN into the void) counts as a failed attempt.
+      if (this.ws === ws && this._state === "connecting") {
+        this.detach(ws);
+        try {
+          ws.close();
+        } catch {
+          /* ignore */
+        }
+        this.onSocketClose(ws, 1006, "connect timeout");
+      }
+    }, this.opts.connectTimeout);
+    ws.onopen = () => this.onSocketOpen(ws);
+    ws.onmessage = (ev) => this.onSocketMessage(ev.data);
+    ws.onclose = (ev) => this.onSocketClose(ws, ev.code, ev.reason ?? "");
+    ws.onerror = () => {
+      /* a close event always follows */
+    };
+  }
+
+  private async onSocketOpen(ws: WebSocketLike): Promise<void> {
+    if (this.ws !== ws) return;
+    if (this.openTimer) clearTimeout(this.openTimer);
+    this.openTimer = null;
+    const reconnected = this.everOpened;
+    this.everOpened = true;
+    this.transition("handshaking");
+    let ok = true;
+    try {
+      await this.handshake(reconnected);
+    } catch (e) {
+      if (this.ws !== ws) return; // closed meanwhile; the close path took over
+      ok = false;
+      const err = e instanceof PartylineError ? e : new PartylineError("handshake", String((e as Error)?.message ?? e));
+      this.emit("error", err.kind === "handshake" ? err : new PartylineError("handshake", err.message, err.code, err.retry));
+      if (err.retry) {
+        // The server did not answer: try again on a fresh socket, keeping the queue.
+        try {
+          ws.close(1000, "handshake timeout");
+        } catch {
+          /* ignore */
+        }
+        return;
+      }
+    }
+    if (this.ws !== ws || ws.readyState !== OPEN) return;
+    this.attempt = 0;
+    this.transition("open");
+    const q = this.queue;
+    this.queue = [];
+    for (const m of q) {
+      if (ok) ws.send(JSON.stringify(m));
+      else this.emit("drop", { message: m, reason: "handshake_failed" });
+    }
+    this.emit("open", { reconnected });
+  }
+
+  private onSocketMessage(data: unknown): void {
+    let msg: any;
+    try {
+      msg = JSON.parse(typeof data === "string" ? data : String(data));
+    } catch {
+      this.emit("error", new PartylineError("parse", "server sent a message that is not JSON"));
+      return;
+    }
+    if (msg === null || typeof msg !== "object") {
+      this.emit("error", new PartylineError("parse", "server sent a JSON value that is not an object"));
+      return;
+    }
+    const type = typeof msg.type === "string" ? msg.type : "";
+    this.observe(msg);
+    if (this.waiters.length) {
+      for (const w of [...this.waiters]) {
+        if (w.ok.has(type) && (!w.match || w.match(msg))) {
+          this.settle(w);
+          w.resolve(msg);
+          break;
+        }
+        if (w.fail.has(type)) {
+          this.settle(w);
+          w.reject(new PartylineError("server", serverText(msg)));
+          break;
+        }
+      }
+    }
+    if (this.errorType !== null && type === this.errorType) {
+      this.emit("error", new PartylineError("server", serverText(msg)));
+    }
+    const set = this.handlers.get(type);
+    if (set) for (const fn of [...set]) safeCall(fn, msg);
+    const all = this.handlers.get("*");
+    if (all) for (const fn of [...all]) safeCall(fn, msg);
+  }
+
+  /** Helpers track their own state from every message before listeners run. */
+  protected observe(_msg: any): void {}
+
+  private settle(w: Waiter): void {
+    clearTimeout(w.timer);
+    this.waiters = this.waiters.filter((x) => x !== w);
+  }
+
+  private onSocketClose(ws: WebSocketLike, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    this.detach(ws);
+    this.ws = null;
+    if (this.openTimer) clearTimeout(this.openTimer);
+    this.openTimer = null;
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(new PartylineError("handshake", `connection closed (${code}) before the reply`, code));
+    }
+    if (this.userClosed) return;
+    const text = reason ? `${code} ${reason}` : String(code);
+    switch (code) {
+      case 4000:
+        this.emit("error", new PartylineError("replaced", `replaced by another connection (${text})`, code));
+        break;
+      case 4401:
+        this.emit("error", new PartylineError("auth", `authentication failed (${text})`, code));
+        break;
+      case 1008:
+        this.emit("error", new PartylineError("policy", `closed by server policy (${text})`, code));
+        break;
+      case 1009:
+        this.emit("error", new PartylineError("too_big", `message too big for the server (${text})`, code));
+        break;
+      case 1002:
+      case 1007:
+        this.emit("error", new PartylineError("protocol", `protocol error (${text})`, code));
+        break;
+    }
+    if (FINAL_CLOSE_CODES.has(code) || !this.retry.enabled) {
+      this.emit("close", { code, reason, willReconnect: false });
+      this.finish();
+      return;
+    }
+    this.scheduleRetry(code, reason);
+  }
+
+  private scheduleRetry(code: number, reason: string): void {
+    this.attempt++;
+    if (this.attempt > this.retry.maxAttempts) {
+      this.emit("close", { code, reason, willReconnect: false });
+      this.emit("error", new PartylineError("give_up", `gave up after ${this.retry.maxAttempts} attempts`, code));
+      this.finish();
+      return;
+    }
+    const delay = backoff(this.attempt, this.retry);
+    this.emit("close", { code, reason, willReconnect: true });
+    this.transition("reconnecting");
+    this.emit("reconnecting", { attempt: this.attempt, delay });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.open();
+    }, delay);
+  }
+
+  private finish(): void {
+    for (const m of this.queue.splice(0)) this.emit("drop", { message: m, reason: "closed" });
+    this.ws = null;
+    this.transition("closed");
+    if (this.userClosed && this.onlineHook) {
+      (globalThis as any).removeEventListener?.("online", this.onlineHook);
+      this.onlineHook = null;
+    }
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  private detach(ws: WebSocketLike): void {
+    ws.onopen = ws.onmessage = null;
+    ws.onclose = null;
+    // Keep an error handler: Node's `ws` throws an unhandled error when a
+    // socket is closed while still connecting and nobody listens.
+    ws.onerror = () => {};
+  }
+}
+
+/** The wait before attempt n (1-based): min(maxDelay, minDelay*factor^(n-1)), minus up to `jitter` of it at random. */
+export function backoff(n: number, o: Required<ReconnectOptions>, random: () => number = Math.random): number {
+  const d = Math.min(o.maxDelay, o.minDelay * Math.pow(o.factor, Math.max(0, n - 1)));
+  return Math.round(d * (1 - o.jitter * random()));
+}
+
+function serverText(msg: any): string {
+  for (const k of ["message", "msg", "data"]) if (typeof msg[k] === "string") return msg[k];
+  return JSON.stringify(msg);
+}
+
+function safeCall(fn: AnyFn, arg: unknown): void {
+  try {
+    fn(arg);
+  } catch (e) {
+    // A throwing listener must not break dispatch; surface it asynchronously.
+    setTimeout(() => {
+      throw e;
+    });
+  }
+}

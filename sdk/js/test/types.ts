@@ -1,0 +1,34 @@
+// Compile-time checks of the published types (tsc --noEmit -p test): the
+// lines marked @ts-expect-error must not compile.
+import { PartyClient, TeamsClient, ChatClient, Connection, PartylineError } from "../dist/index.js";
+
+declare const party: PartyClient;
+party.on("message", (m) => {
+  const from: string = m.from;
+  void from;
+});
+party.on("joined", (m) => m.clients.map((c) => c.toUpperCase()));
+party.on("*", (m) => m.type);
+// @ts-expect-error: no such server message in the party dialect
+party.on("bogus", () => {});
+// @ts-expect-error: peer_left carries clientId, not from
+party.on("peer_left", (m) => m.from);
+party.onEvent("error", (e: PartylineError) => e.kind === "replaced");
+party.onEvent("reconnecting", ({ attempt, delay }) => attempt + delay);
+// @ts-expect-error: not a lifecycle event
+party.onEvent("message", () => {});
+
+declare const teams: TeamsClient;
+teams.send({ from: 1, to: 2, message: "hi" });
+// @ts-expect-error: message must be a string
+teams.send({ from: 1, to: 2, message: 5 });
+
+declare const chat: ChatClient;
+chat.on("ONE_TO_ONE_CHAT", (m) => m.chatId.length + m.messageId.length);
+chat.history("bob").then((h) => h.messages[0].content);
+
+type Mine = { type: "pong"; at: number } | { type: "hello" };
+const c = new Connection<Mine, { type: "ping" }>("ws://x/");
+c.on("pong", (m) => m.at.toFixed());
+// @ts-expect-error: only ping may be sent
+c.send({ type: "pang" });

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"syscall"
+	"time"
+
+	"partyline/dialect"
+)
+
+// Listener is one WebSocket listen address, optionally bound to a dialect
+// (every path on it is then that dialect).
+type Listener struct {
+	Addr    string
+	Dialect string // "" for path routing
+}
+
+// ParseListener parses "ADDR" or "ADDR=DIALECT".
+func ParseListener(s string) (Listener, error) {
+	addr, d, _ := strings.Cut(s, "=")
+	if addr == "" {
+		return Listener{}, fmt.Errorf("listener %q: empty address", s)
+	}
+	return Listener{Addr: addr, Dialect: d}, nil
+}
+
+func (l Listener) String() string {
+	if l.Dialect == "" {
+		return l.Addr
+	}
+	return l.Addr + "=" + l.Dialect
+}
+
+// Config is the whole server configuration. The zero value of each field
+// means its documented default (see Defaults); main fills it from flags and
+// the environment and validates it once.
+type Config struct {
+	Listeners      []Listener    // default: one on :8080 with path routing
+	HTTPAddr       string        // HTTP listener; "" disables (Defaults sets :8081)
+	APIKey         string        // bearer key for /api; "" = loopback only
+	DataDir        string        // embedded durable store
+	NodeID         string        // this node's name (in a cluster: unique, the same across restarts)
+	NATSURL        string        // cluster mode through NATS at this URL; "" = single node
+	NodeLease      time.Duration // cluster: a node silent this long is dead and its members removed (0: 15s)
+	MaxMessageSize int           // bytes; larger messages close with 1009
+	MaxHandshake   int           // bytes of handshake request; larger are refused (431)
+	HandshakeWait  time.Duration // a handshake must complete within
+	PingInterval   time.Duration // keepalive ping period; 0 disables
+	OutboundCap    int           // per-connection queued bytes before a slow-consumer close
+	CloseWait      time.Duration // how long to wait for the peer's close frame
+	Drain          time.Duration // graceful-shutdown window
+	AllowedOrigins []string      // Origin allow-list; empty = any
+	DefaultDialect string        // dialect of "/" on a listener without one
+	EventLoops     int           // gnet event loops; 0 = one per CPU
+	MaxConnections int           // WebSocket connections; 0 = the descriptor limit less a reserve
+	MaxHTTPConns   int           // concurrent HTTP connections; 0 = 256
+	Logger         *slog.Logger
+	Extra          []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
+
+	Dialects // per-dialect settings: dialects.go
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config {
+	return Config{
+		Listeners:      []Listener{{Addr: ":8080"}},
+		HTTPAddr:       ":8081",
+		DataDir:        "./data",
+		MaxMessageSize: 64 << 10,
+		MaxHandshake:   8 << 10,
+		HandshakeWait:  10 * time.Second,
+		PingInterval:   30 * time.Second,
+		OutboundCap:    1 << 20,
+		CloseWait:      2 * time.Second,
+		Drain:          10 * time.Second,
+		DefaultDialect: "party",
+		Dialects:       dialectDefaults(),
+	}
+}
+
+// Validate checks the configuration and fills zero values with defaults.
+func (c *Config) Validate() error {
+	d := Defaults()
+	if len(c.Listeners) == 0 {
+		c.Listeners = d.Listeners
+	}
+	if c.MaxMessageSize <= 0 {
+		return errors.New("max-message-size must be positive")
+	}
+	if c.MaxHandshake <= 0 {
+		c.MaxHandshake = d.MaxHandshake
+	}
+	if c.HandshakeWait <= 0 {
+		c.HandshakeWait = d.HandshakeWait
+	}
+	if c.PingInterval < 0 {
+		return errors.New("ping-interval must not be negative")
+	}
+	if c.OutboundCap <= 0 {
+		c.OutboundCap = d.OutboundCap
+	}
+	if c.CloseWait <= 0 {
+		c.CloseWait = d.CloseWait
+	}
+	if c.Drain < 0 {
+		return errors.New("drain must not be negative")
+	}
+	if c.DefaultDialect == "" {
+		c.DefaultDialect = d.DefaultDialect
+	}
+	if c.EventLoops < 0 {
+		return errors.New("event-loops must not be negative")
+	}
+	if c.MaxConnections < 0 || c.MaxHTTPConns < 0 {
+		return errors.New("max-connections must not be negative")
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
+	if c.MaxHTTPConns == 0 {
+		c.MaxHTTPConns = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.NodeLease < 0 {
+		return errors.New("node-lease must not be negative")
+	}
+	if c.NATSURL != "" && c.NodeID == "" {
+		return errors.New("--nats needs a node id (--node-id)")
+	}
+	return c.Dialects.validate()
+}
+
+// fdReserve is kept free for listeners, epoll, HTTP, the store and logs.
+const fdReserve = 512
+
+// defaultMaxConnections keeps the WebSocket connections under the process's
+// descriptor limit: running out would make accept fail, and gnet stops the
+// whole engine when accept fails.
+func defaultMaxConnections() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1 << 20
+	}
+	n := int(rl.Cur)
+	if n > 4*fdReserve {
+		return n - fdReserve
+	}
+	return max(n*3/4, 1)
+}

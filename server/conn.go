@@ -1,0 +1,317 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"partyline/codec"
+	"partyline/dialect"
+	"partyline/routing"
+)
+
+// Connection states (loop only).
+const (
+	stateHandshake uint8 = iota
+	stateOpen
+	stateClosing // our close frame is out; waiting for the peer's
+	stateClosed
+)
+
+// conn is one client connection. Fields are grouped by who may touch them.
+type conn struct {
+	gc   gnet.Conn
+	loop *loop
+	srv  *Server
+	id   uint64
+	bind *binding // the listener it arrived on
+
+	// loop only
+	state     uint8
+	accepting bool      // a deferred handshake decision is pending
+	decided   *decision // the deferred decision, for the handshake's second run
+	pingSent  bool      // a ping is out and nothing has arrived since
+	heard     bool      // something arrived since the last keepalive check
+	dec       codec.Decoder
+	sess      dialect.Session
+	req       *dialect.Request
+	deadline  int64 // unix nanos: handshake or close deadline, 0 = none
+	nextPing  int64 // unix nanos, 0 = none
+	userAt    int64 // unix nanos of the dialect's timer, 0 = none
+	tPrev     *conn // timer wheel links
+	tNext     *conn
+	tAt       int64 // tick the conn is filed under, 0 = not filed
+
+	outBuffered atomic.Int64 // gnet's outbound bytes after the last flush
+	closeReq    atomic.Bool  // Close was called: stop delivering messages
+
+	mu        sync.Mutex // guards the following
+	q         []*routing.Frame
+	qBytes    int
+	dirty     bool // queued in loop.dirty
+	closed    bool // no more frames accepted
+	closeCode uint16
+	closeText string
+	slow      bool // the queue overflowed: close as a slow consumer
+	tasks     []func()
+}
+
+var _ dialect.Conn = (*conn)(nil)
+
+// pingFrame is the keepalive ping: empty payload, written as is.
+var pingFrame = []byte{0x89, 0}
+
+func (c *conn) ID() uint64                { return c.id }
+func (c *conn) Request() *dialect.Request { return c.req }
+
+// Send implements routing.Sender.
+func (c *conn) Send(f *routing.Frame, droppable bool) bool {
+	n := f.Len()
+	cap := c.srv.cfg.OutboundCap
+	c.mu.Lock()
+	if c.closed || c.closeCode != 0 {
+		c.mu.Unlock()
+		return false
+	}
+	if droppable && c.qBytes+int(c.outBuffered.Load())+n > cap/2 {
+		c.mu.Unlock()
+		c.srv.metrics.dropped.Inc()
+		return false
+	}
+	if c.qBytes+n > cap {
+		c.slow = true
+		c.requestCloseLocked(codec.ClosePolicyViolation, "slow consumer")
+		c.mu.Unlock()
+		return false
+	}
+	f.Retain()
+	c.q = append(c.q, f)
+	c.qBytes += n
+	c.markDirtyLocked()
+	c.mu.Unlock()
+	return true
+}
+
+// SendText implements dialect.Conn.
+func (c *conn) SendText(payload []byte) {
+	f := routing.NewTextFrom(payload)
+	c.Send(f, false)
+	f.Release()
+}
+
+// Close implements dialect.Conn.
+func (c *conn) Close(code uint16, reason string) {
+	c.mu.Lock()
+	c.requestCloseLocked(code, reason)
+	c.mu.Unlock()
+}
+
+func (c *conn) requestCloseLocked(code uint16, reason string) {
+	if c.closed || c.closeCode != 0 {
+		return
+	}
+	if code == 0 {
+		code = codec.CloseNormal
+	}
+	c.closeCode, c.closeText = code, reason
+	c.closeReq.Store(true)
+	c.markDirtyLocked()
+}
+
+// Do implements dialect.Conn.
+func (c *conn) Do(fn func()) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.tasks = append(c.tasks, fn)
+	c.markDirtyLocked()
+	c.mu.Unlock()
+}
+
+func (c *conn) markDirtyLocked() {
+	if !c.dirty {
+		c.dirty = true
+		c.loop.schedule(c)
+	}
+}
+
+// SetTimer implements dialect.Conn. Loop only.
+func (c *conn) SetTimer(t time.Time) {
+	if t.IsZero() {
+		c.userAt = 0
+	} else {
+		c.userAt = t.UnixNano()
+	}
+	c.rearm()
+}
+
+// rearm files the connection under its earliest deadline. Loop only.
+func (c *conn) rearm() {
+	at := c.deadline
+	for _, t := range [...]int64{c.nextPing, c.userAt} {
+		if t != 0 && (at == 0 || t < at) {
+			at = t
+		}
+	}
+	c.loop.wheel.set(c, at)
+}
+
+// flush writes everything queued in one writev and carries out a requested
+// close. Loop only.
+func (c *conn) flush(l *loop) {
+	c.mu.Lock()
+	q, tasks := c.q, c.tasks
+	c.q, c.tasks = nil, nil
+	qBytes := c.qBytes
+	c.qBytes = 0
+	c.dirty = false
+	code, text, slow := c.closeCode, c.closeText, c.slow
+	closed := c.closed
+	c.mu.Unlock()
+
+	for _, fn := range tasks {
+		if c.state == stateClosed {
+			break
+		}
+		fn()
+	}
+	if closed || c.state != stateOpen {
+		releaseAll(q)
+		return
+	}
+	// A consumer is slow when the backlog the kernel has not taken from
+	// earlier passes is over the cap, or its queue overflowed between two
+	// passes. This pass's burst is not held against a reader that keeps
+	// up; memory stays under twice the cap per connection.
+	if slow || c.gc.OutboundBuffered() > c.srv.cfg.OutboundCap {
+		releaseAll(q)
+		c.slowClose()
+		return
+	}
+	if len(q) > 0 {
+		l.write(c, q, qBytes)
+	}
+	c.recycle(q)
+	if code != 0 && c.state == stateOpen {
+		c.fail(code, text, false)
+	}
+}
+
+// slowClose drops a consumer that cannot keep up: nothing more is queued
+// for it, the 1008 close frame goes out behind the backlog it already has
+// (bounded by twice the cap), and the socket is closed when the peer
+// answers or the close wait ends, whichever comes first. Loop only.
+func (c *conn) slowClose() {
+	c.srv.metrics.slow.Inc()
+	c.fail(codec.ClosePolicyViolation, "slow consumer", false)
+}
+
+func (c *conn) recycle(q []*routing.Frame) {
+	if cap(q) == 0 || cap(q) > 64 {
+		return
+	}
+	clear(q)
+	c.mu.Lock()
+	if c.q == nil {
+		c.q = q[:0]
+	}
+	c.mu.Unlock()
+}
+
+func releaseAll(q []*routing.Frame) {
+	for _, f := range q {
+		f.Release()
+	}
+}
+
+// writeNow writes one small control frame immediately. Loop only.
+func (c *conn) writeNow(b []byte) {
+	if _, err := c.gc.Write(b); err == nil {
+		c.srv.metrics.bytesOut.Add(float64(len(b)))
+	}
+}
+
+// fail sends a close frame with code and moves to stateClosing; with now
+// set, or when the peer's close already arrived, the socket is closed at
+// once. Loop only.
+func (c *conn) fail(code uint16, reason string, now bool) {
+	if c.state == stateClosed {
+		return
+	}
+	c.closeReq.Store(true)
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode, c.closeText = code, reason
+	}
+	c.mu.Unlock()
+	if c.state == stateOpen {
+		var buf [codec.MaxControlPayload + 4]byte
+		c.writeNow(codec.AppendClose(buf[:0], code, reason))
+		c.srv.metrics.closeReason(code, reason)
+		c.state = stateClosing
+		c.deadline = time.Now().Add(c.srv.cfg.CloseWait).UnixNano()
+		c.rearm()
+		// The session ends now: what is left of the socket is the close
+		// handshake, and the others should not wait for it (peer_left...).
+		c.endSession()
+	}
+	if now || c.state == stateHandshake {
+		c.hangUp()
+	}
+}
+
+// endSession runs the session's OnClose once. Loop only.
+func (c *conn) endSession() {
+	if sess := c.sess; sess != nil {
+		c.sess = nil
+		sess.OnClose()
+	}
+}
+
+// hangUp closes the socket; OnClose follows. Loop only.
+func (c *conn) hangUp() {
+	if c.state == stateClosed {
+		return
+	}
+	_ = c.gc.EventLoop().Close(c.gc)
+}
+
+// onTimer runs when the connection's earliest deadline has passed. Loop only.
+func (c *conn) onTimer(now int64) {
+	if c.deadline != 0 && now >= c.deadline {
+		switch c.state {
+		case stateHandshake:
+			c.srv.metrics.closeReason(0, "handshake timeout")
+			c.hangUp()
+			return
+		case stateClosing:
+			c.hangUp()
+			return
+		}
+	}
+	if c.state != stateOpen {
+		c.rearm()
+		return
+	}
+	if c.nextPing != 0 && now >= c.nextPing {
+		if c.pingSent && !c.heard {
+			c.fail(codec.CloseGoingAway, "ping timeout", true)
+			return
+		}
+		c.heard, c.pingSent = false, true
+		c.writeNow(pingFrame)
+		c.nextPing = now + int64(c.srv.cfg.PingInterval)
+	}
+	if c.userAt != 0 && now >= c.userAt {
+		c.userAt = 0
+		c.sess.OnTimer(time.Unix(0, now))
+		if c.state != stateOpen {
+			return
+		}
+	}
+	c.rearm()
+}

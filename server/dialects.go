@@ -1,0 +1,73 @@
+package server
+
+import (
+	"partyline/auth"
+	"partyline/cluster"
+	"partyline/dialect"
+	"partyline/dialect/channels"
+	"partyline/dialect/chat"
+	"partyline/dialect/echo"
+	"partyline/dialect/notify"
+	"partyline/dialect/party"
+	"partyline/dialect/presence"
+	"partyline/dialect/rooms"
+	"partyline/dialect/teams"
+)
+
+// Dialects holds every dialect's settings; it is embedded in Config.
+type Dialects struct {
+	Party    party.Config
+	Teams    teams.Config
+	Channels channels.Config
+	Notify   notify.Config
+	JWT      auth.Config     // chat and presence tokens
+	Presence presence.Config // chat and presence: auth timeout, grace, store workers
+}
+
+func dialectDefaults() Dialects {
+	return Dialects{
+		Party:    party.Defaults(),
+		Teams:    teams.Defaults(),
+		Channels: channels.Defaults(),
+		Notify:   notify.Defaults(),
+		JWT:      auth.Defaults(),
+		Presence: presence.Defaults(),
+	}
+}
+
+func (d *Dialects) validate() error {
+	for _, v := range []interface{ Validate() error }{&d.Party, &d.Teams, &d.Channels, &d.Notify, &d.JWT, &d.Presence} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildDialects creates one instance of every dialect (the registry routes
+// "/"+Name() to each) and, in cluster mode, the cluster node they share,
+// which the server starts before them and stops after them.
+func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
+	core := presence.NewCore(cfg.Presence, cfg.JWT, cfg.DataDir, cfg.Logger) // shared by chat and presence
+	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(), notify.New(cfg.Notify)
+	var node *cluster.Node
+	if cfg.NATSURL != "" {
+		// Cluster mode: the dialects share rooms and counts through NATS.
+		node = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Lease: cfg.NodeLease, Logger: cfg.Logger})
+		p.UseCluster(node)
+		t.UseCluster(node)
+		c.UseCluster(node)
+		r.UseCluster(node)
+		n.UseCluster(node)
+	}
+	return []dialect.Dialect{
+		p,
+		t,
+		c,
+		echo.New(),
+		r,
+		n,
+		chat.New(core),
+		presence.New(core),
+	}, node
+}

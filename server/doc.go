@@ -1,0 +1,18 @@
+// Package server is the engine: it owns the gnet event loops, the sockets,
+// the WebSocket handshake, per-connection state (decoder, outbound queue,
+// the single per-connection timer) and graceful shutdown, and it routes each
+// handshake to a dialect through the registry.
+//
+// Concurrency rules:
+//   - Every gnet callback (OnOpen, OnTraffic, OnClose) and every task the
+//     engine schedules on a loop (flush, tick, Conn.Do) runs on the
+//     connection's event loop; fields marked "loop only" are touched there
+//     and nowhere else.
+//   - conn.Send, conn.SendText, conn.Close and conn.Do are safe from any
+//     goroutine: they take conn.mu (never held across I/O), queue, and ask
+//     the owning loop to flush once per loop pass.
+//   - Inbound buffers: a payload handed to a Session is a view of gnet's
+//     inbound buffer and is valid only during the OnMessage call.
+//   - Outbound frames are reference counted (routing.Frame); a flush writes
+//     every queued frame of a connection in one writev and releases them.
+package server

@@ -1,0 +1,220 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gobwas/ws"
+
+	"partyline/dialect"
+)
+
+var headerEnd = []byte("\r\n\r\n")
+
+// hsState is the per-loop scratch of the handshake in progress: the
+// upgrader's callbacks write into it. Loop only.
+type hsState struct {
+	up   ws.Upgrader
+	in   bytes.Reader
+	out  bytes.Buffer
+	bind *binding
+	d    dialect.Dialect
+	req  dialect.Request
+	// decided carries the result of a deferred Accept into the second run
+	// of the upgrade; deferred receives a new deferral.
+	decided  *decision
+	deferred *dialect.Deferred
+}
+
+func (h *hsState) Read(p []byte) (int, error)  { return h.in.Read(p) }
+func (h *hsState) Write(p []byte) (int, error) { return h.out.Write(p) }
+
+func newHS(s *Server) *hsState {
+	h := &hsState{}
+	h.up = ws.Upgrader{
+		OnRequest: func(uri []byte) error {
+			path, rawQuery, _ := strings.Cut(string(uri), "?")
+			h.req.Path, h.req.RawQuery = path, rawQuery
+			d, param, err := s.registry.route(h.bind, path)
+			if err != nil {
+				return err
+			}
+			h.d, h.req.Param = d, param
+			return nil
+		},
+		OnHeader: func(key, value []byte) error {
+			switch {
+			case bytes.EqualFold(key, []byte("Origin")):
+				h.req.Origin = string(value)
+				if !s.originAllowed(h.req.Origin) {
+					return ws.RejectConnectionError(ws.RejectionStatus(403), ws.RejectionReason("origin not allowed"))
+				}
+			case bytes.EqualFold(key, []byte("Authorization")):
+				h.req.Authorization = string(value)
+			}
+			return nil
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			var err error
+			if h.decided != nil {
+				err = h.decided.err
+				h.req.Accepted = h.decided.value
+			} else {
+				err = h.d.Accept(&h.req)
+			}
+			if d, ok := err.(*dialect.Deferred); ok {
+				h.deferred = d
+				return nil, errDeferred
+			}
+			if err != nil {
+				var r *dialect.Refusal
+				if errors.As(err, &r) {
+					return nil, ws.RejectConnectionError(ws.RejectionStatus(r.Status), ws.RejectionReason(r.Reason))
+				}
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason(err.Error()))
+			}
+			return ws.HandshakeHeaderString(""), nil
+		},
+	}
+	return h
+}
+
+var errDeferred = errors.New("deferred")
+
+// hsResult is what one handshake attempt decided.
+type hsResult uint8
+
+const (
+	hsWait     hsResult = iota // the request is incomplete, or its decision deferred
+	hsUpgraded                 // upgraded; n bytes consumed
+	hsRefused                  // a response was written; hang up
+)
+
+// handshake parses a complete HTTP request from buf (the bytes gnet has
+// buffered) and upgrades c. Loop only.
+func (c *conn) handshake(buf []byte) (res hsResult, n int) {
+	end := bytes.Index(buf, headerEnd)
+	if end < 0 {
+		if len(buf) > c.srv.cfg.MaxHandshake {
+			c.writeNow(httpResponse(431, "request header too large"))
+			c.srv.metrics.closeReason(0, "handshake too large")
+			return hsRefused, 0
+		}
+		return hsWait, 0
+	}
+	n = end + len(headerEnd)
+	if n > c.srv.cfg.MaxHandshake {
+		c.writeNow(httpResponse(431, "request header too large"))
+		c.srv.metrics.closeReason(0, "handshake too large")
+		return hsRefused, 0
+	}
+	h := c.loop.hs
+	h.in.Reset(buf[:n])
+	h.out.Reset()
+	h.bind, h.d, h.req = c.bind, nil, dialect.Request{}
+	h.decided, h.deferred = c.decided, nil
+	_, err := h.up.Upgrade(h)
+	c.decided = nil
+	if err == errDeferred {
+		c.deferAccept(h.deferred.Check)
+		return hsWait, 0
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, ws.ErrHandshakeBadUpgrade), errors.Is(err, ws.ErrHandshakeBadConnection):
+			c.writeNow(httpResponse(426, "this is a WebSocket endpoint: upgrade required"))
+		case h.out.Len() > 0:
+			c.writeNow(h.out.Bytes())
+		default:
+			c.writeNow(httpResponse(400, err.Error()))
+		}
+		c.srv.metrics.handshakeFail.Inc()
+		c.srv.metrics.closeReason(0, "handshake refused")
+		return hsRefused, 0
+	}
+	c.writeNow(h.out.Bytes())
+	req := h.req
+	req.RemoteAddr = c.gc.RemoteAddr().String()
+	c.req = &req
+	c.state = stateOpen
+	c.deadline = 0
+	c.dec.MaxMessage = c.srv.cfg.MaxMessageSize
+	if p := c.srv.cfg.PingInterval; p > 0 {
+		// First ping at a random point of the interval's second half: spreads load.
+		c.nextPing = c.srv.now() + int64(p)/2 + c.srv.jitter(int64(p)/2)
+	}
+	c.rearm()
+	c.sess = h.d.Open(c)
+	c.srv.metrics.handshakes.Inc()
+	return hsUpgraded, n
+}
+
+func httpResponse(status int, body string) []byte {
+	var extra string
+	if status == 426 {
+		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+	}
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
+		status, statusText(status), extra, len(body)+1, body)
+}
+
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	return strconv.Itoa(code)
+}
+
+// deferAccept runs a dialect's blocking handshake check on the bounded
+// worker pool and resumes the handshake on the loop with its result. When
+// the pool is saturated the handshake is refused with 503. Loop only.
+func (c *conn) deferAccept(check func() (any, error)) {
+	c.accepting = true
+	select {
+	case c.srv.acceptSem <- struct{}{}:
+	default:
+		c.decide(nil, dialect.Refuse(503, "server busy: try again"))
+		return
+	}
+	go func() {
+		v, err := check()
+		<-c.srv.acceptSem
+		c.Do(func() { c.decide(v, err) })
+	}()
+}
+
+// decide resumes a deferred handshake with the check's result. Loop only.
+func (c *conn) decide(v any, err error) {
+	c.accepting = false
+	c.decided = &decision{v, err}
+	c.resume()
+}
+
+// decision is a deferred check's result, kept for the handshake's second run.
+type decision struct {
+	value any
+	err   error
+}
+
+// resume re-runs the handshake on the buffered request after a deferred
+// decision, then decodes any frames that arrived meanwhile. Loop only.
+func (c *conn) resume() {
+	if c.state != stateHandshake {
+		return
+	}
+	buf, _ := c.gc.Peek(-1)
+	res, n := c.handshake(buf)
+	switch res {
+	case hsRefused:
+		_, _ = c.gc.Discard(-1)
+		c.hangUp()
+	case hsUpgraded:
+		if c.readFrames(buf, n) {
+			c.hangUp()
+		}
+	}
+}

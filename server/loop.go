@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"partyline/routing"
+)
+
+// iovMax bounds one writev call (Linux IOV_MAX is 1024).
+const iovMax = 1024
+
+// loop is partyline's state for one gnet event loop: the connections with
+// pending output, and the timer wheel.
+type loop struct {
+	el  gnet.EventLoop
+	srv *Server
+
+	mu        sync.Mutex // guards dirty
+	dirty     []*conn
+	spare     []*conn     // loop only
+	scheduled atomic.Bool // a flush task is queued on the loop
+
+	// loop only
+	iov       [][]byte
+	framesOut int // counted during a flush pass, added to metrics once
+	bytesOut  int
+	hs        *hsState
+	wheel     wheel
+	conns     map[*conn]struct{}
+
+	flushTask gnet.RunnableFunc
+	tickTask  gnet.RunnableFunc
+}
+
+func newLoop(s *Server, el gnet.EventLoop) *loop {
+	l := &loop{el: el, srv: s, conns: map[*conn]struct{}{}, hs: newHS(s)}
+	l.wheel.init(s.start)
+	l.flushTask = func(context.Context) error { l.flush(); return nil }
+	l.tickTask = func(context.Context) error { l.tick(); return nil }
+	return l
+}
+
+// schedule files c for the next flush and wakes the loop once per pass.
+// Any goroutine; the caller holds c.mu.
+func (l *loop) schedule(c *conn) {
+	l.mu.Lock()
+	l.dirty = append(l.dirty, c)
+	l.mu.Unlock()
+	if !l.scheduled.Swap(true) {
+		_ = l.el.Execute(context.Background(), l.flushTask) // fails only in engine shutdown
+	}
+}
+
+// flush writes every dirty connection's queue. Loop only.
+func (l *loop) flush() {
+	l.scheduled.Store(false)
+	l.mu.Lock()
+	list := l.dirty
+	l.dirty = l.spare[:0]
+	l.mu.Unlock()
+	for _, c := range list {
+		c.flush(l)
+	}
+	clear(list)
+	l.spare = list
+	if l.framesOut > 0 {
+		l.srv.metrics.framesOut.Add(float64(l.framesOut))
+		l.srv.metrics.bytesOut.Add(float64(l.bytesOut))
+		l.framesOut, l.bytesOut = 0, 0
+	}
+}
+
+// write sends q to c with as few writev calls as IOV_MAX allows. Loop only.
+func (l *loop) write(c *conn, q []*routing.Frame, n int) {
+	l.framesOut += len(q)
+	l.bytesOut += n
+	for len(q) > 0 {
+		k := min(len(q), iovMax)
+		iov := l.iov[:0]
+		for _, f := range q[:k] {
+			iov = append(iov, f.Bytes())
+		}
+		_, err := c.gc.Writev(iov)
+		clear(iov)
+		l.iov = iov[:0]
+		for _, f := range q[:k] {
+			f.Release()
+		}
+		q = q[k:]
+		if err != nil { // gnet has closed the connection
+			releaseAll(q)
+			return
+		}
+	}
+	c.outBuffered.Store(int64(c.gc.OutboundBuffered()))
+}
+
+// tick advances the timer wheel and the drain. Loop only.
+func (l *loop) tick() {
+	now := time.Now().UnixNano()
+	l.wheel.advance(now, func(c *conn) { c.onTimer(now) })
+	if l.srv.draining.Load() {
+		l.drainStep(now)
+	}
+}
+
+// drainStep closes a share of this loop's connections so that all are
+// closed by the end of the drain window. Loop only.
+func (l *loop) drainStep(now int64) {
+	left := l.srv.drainEnd.Load() - now
+	n := len(l.conns)
+	if n == 0 {
+		return
+	}
+	k := n
+	if left > int64(tickDur) {
+		k = int((int64(n)*int64(tickDur) + left - 1) / left)
+	}
+	for c := range l.conns {
+		if k == 0 {
+			break
+		}
+		if c.state == stateOpen || c.state == stateHandshake {
+			k--
+			if c.state == stateHandshake {
+				c.hangUp()
+			} else {
+				c.fail(1001, "going away", false)
+			}
+		}
+	}
+}

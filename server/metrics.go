@@ -1,0 +1,78 @@
+package server
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"partyline/dialect"
+)
+
+// metrics are the engine's Prometheus collectors, on a registry of the
+// server's own (several servers may live in one test process).
+type metrics struct {
+	reg           *prometheus.Registry
+	conns         prometheus.Gauge
+	accepted      prometheus.Counter
+	handshakes    prometheus.Counter
+	handshakeFail prometheus.Counter
+	framesIn      prometheus.Counter
+	bytesIn       prometheus.Counter
+	framesOut     prometheus.Counter
+	bytesOut      prometheus.Counter
+	closes        *prometheus.CounterVec
+	slow          prometheus.Counter
+	dropped       prometheus.Counter
+}
+
+func newMetrics(node string, ds []dialect.Dialect) *metrics {
+	reg := prometheus.NewRegistry()
+	f := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "partyline", Name: name, Help: help,
+			ConstLabels: prometheus.Labels{"node": node}}
+	}
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts(f(name, help)))
+	}
+	m := &metrics{
+		reg:           reg,
+		conns:         prometheus.NewGauge(prometheus.GaugeOpts(f("connections", "Open connections, handshaking included."))),
+		accepted:      c("connections_accepted_total", "TCP connections accepted."),
+		handshakes:    c("handshakes_total", "Successful WebSocket upgrades."),
+		handshakeFail: c("handshake_failures_total", "Refused or malformed handshakes."),
+		framesIn:      c("messages_in_total", "Data messages received from clients."),
+		bytesIn:       c("bytes_in_total", "Payload bytes of data messages received."),
+		framesOut:     c("messages_out_total", "Frames delivered to clients (one per recipient)."),
+		bytesOut:      c("bytes_out_total", "Bytes written to clients."),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts(f("closes_total", "Connections closed, by reason.")),
+			[]string{"reason"}),
+		slow:    c("slow_consumer_closes_total", "Connections closed because they could not keep up."),
+		dropped: c("dropped_frames_total", "Droppable frames shed under backpressure."),
+	}
+	reg.MustRegister(m.conns, m.accepted, m.handshakes, m.handshakeFail, m.framesIn, m.bytesIn,
+		m.framesOut, m.bytesOut, m.closes, m.slow, m.dropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, d := range ds {
+		if st, ok := d.(dialect.Stats); ok {
+			o := f("rooms", "Rooms (or channels, groups) that have members.")
+			o.ConstLabels = prometheus.Labels{"node": node, "dialect": d.Name()}
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), func() float64 { return float64(st.Rooms()) }))
+		}
+	}
+	return m
+}
+
+// closeReason counts a close: engine reasons by name, dialect closes by code.
+func (m *metrics) closeReason(code uint16, reason string) {
+	label := reason
+	switch {
+	case code == 1008 && reason == "slow consumer":
+		label = "slow_consumer"
+	case code == 1001 && reason == "ping timeout":
+		label = "ping_timeout"
+	case code != 0:
+		label = "code_" + strconv.Itoa(int(code))
+	}
+	m.closes.WithLabelValues(label).Inc()
+}

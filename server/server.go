@@ -1,0 +1,375 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"partyline/cluster"
+	"partyline/dialect"
+	"partyline/httpapi"
+	"partyline/web"
+)
+
+// Server is one partyline process: the WebSocket engine and the HTTP side.
+type Server struct {
+	cfg      Config
+	registry *registry
+	dialects []dialect.Dialect
+	metrics  *metrics
+	start    time.Time
+	nextID   atomic.Uint64
+	open     atomic.Int64 // connections, handshaking included
+
+	loopsMu sync.Mutex // guards loops
+	loops   map[gnet.EventLoop]*loop
+
+	bindings map[string]*binding // by local port; written in OnBoot, then read-only
+	addrs    []net.Addr
+	eng      gnet.Engine
+	ready    chan struct{}
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	draining atomic.Bool
+	drainEnd atomic.Int64
+
+	acceptSem chan struct{} // bounds deferred handshake checks in flight
+
+	node *cluster.Node // cluster mode only
+}
+
+// New builds a server from a validated configuration.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, start: time.Now(), loops: map[gnet.EventLoop]*loop{}, ready: make(chan struct{}),
+		acceptSem: make(chan struct{}, 64*runtime.NumCPU())}
+	ds, cl := buildDialects(&s.cfg)
+	s.dialects, s.node = append(ds, cfg.Extra...), cl
+	reg, err := newRegistry(s.dialects, cfg.DefaultDialect)
+	if err != nil {
+		return nil, err
+	}
+	s.registry = reg
+	s.bindings = map[string]*binding{}
+	for _, l := range cfg.Listeners {
+		if l.Dialect != "" {
+			if _, err := reg.lookup(l.Dialect); err != nil {
+				return nil, fmt.Errorf("--listen %s: %w", l, err)
+			}
+		}
+	}
+	node := cfg.NodeID
+	if node == "" {
+		node = "local"
+	}
+	s.metrics = newMetrics(node, s.dialects)
+	if s.node != nil {
+		if err := s.node.Start(); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	if err := startDialects(s.dialects); err != nil {
+		s.stopNode()
+		return nil, err
+	}
+	return s, nil
+}
+
+// stopDialects flushes and closes every dialect's durable state, then
+// leaves the cluster.
+func (s *Server) stopDialects() {
+	for _, d := range s.dialects {
+		if f, ok := d.(interface{ Shutdown() error }); ok {
+			if err := f.Shutdown(); err != nil {
+				s.cfg.Logger.Error("dialect shutdown", "dialect", d.Name(), "err", err)
+			}
+		}
+	}
+	s.stopNode()
+}
+
+func (s *Server) stopNode() {
+	if s.node != nil {
+		if err := s.node.Stop(); err != nil {
+			s.cfg.Logger.Error("cluster stop", "err", err)
+		}
+	}
+}
+
+// startDialects calls Start() on every dialect that has one (opening a
+// store, loading keys); if one fails, those already started are shut down.
+func startDialects(ds []dialect.Dialect) error {
+	var started []interface{ Shutdown() error }
+	for _, d := range ds {
+		st, ok := d.(interface{ Start() error })
+		if !ok {
+			continue
+		}
+		if err := st.Start(); err != nil {
+			for _, p := range started {
+				_ = p.Shutdown()
+			}
+			return fmt.Errorf("dialect %s: %w", d.Name(), err)
+		}
+		if sd, ok := d.(interface{ Shutdown() error }); ok {
+			started = append(started, sd)
+		}
+	}
+	return nil
+}
+
+// Ready is closed once every listener accepts connections.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addrs are the bound WebSocket listener addresses, in configuration order
+// (valid after Ready).
+func (s *Server) Addrs() []net.Addr { return s.addrs }
+
+// HTTPAddr is the bound HTTP listener address, or nil.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpLn == nil {
+		return nil
+	}
+	return s.httpLn.Addr()
+}
+
+// webListeners tells the web pages where the WebSocket listeners are: nil
+// until they are bound. Any goroutine.
+func (s *Server) webListeners() []web.Listener {
+	select {
+	case <-s.ready:
+	default:
+		return nil
+	}
+	ls := make([]web.Listener, len(s.addrs))
+	for i, a := range s.addrs {
+		ls[i] = web.Listener{Addr: a, Dialect: s.cfg.Listeners[i].Dialect}
+	}
+	return ls
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully: it stops
+// accepting, closes every connection with 1001 over the drain window,
+// flushes durable state and returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	log := s.cfg.Logger
+	if s.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+		if err != nil {
+			s.stopDialects()
+			return fmt.Errorf("http listener: %w", err)
+		}
+		ln = limitListener(ln, s.cfg.MaxHTTPConns)
+		s.httpLn = ln
+		s.httpSrv = &http.Server{Handler: httpapi.New(httpapi.Config{
+			APIKey:   s.cfg.APIKey,
+			Metrics:  s.metrics.reg,
+			Dialects: s.dialects,
+			Web:      web.Handler(web.Options{Listeners: s.webListeners, Dialects: s.dialects, Teams: s.cfg.Teams.Teams}),
+		}), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "err", err)
+			}
+		}()
+	}
+
+	addrs, err := s.resolveListeners()
+	if err != nil {
+		s.closeHTTP()
+		s.stopDialects()
+		return err
+	}
+	for i := range addrs {
+		addrs[i] = "tcp://" + addrs[i]
+	}
+	loops := s.cfg.EventLoops
+	if loops == 0 {
+		loops = runtime.NumCPU()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- gnet.Rotate(&handler{s: s}, addrs,
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(loops),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReuseAddr(true),
+			// One listener per loop: each accept is followed at once by
+			// OnOpen on the same loop, which refuses connections over
+			// --max-connections before the process can run out of
+			// descriptors (gnet stops the engine when accept fails).
+			gnet.WithReusePort(true),
+			gnet.WithLogger(gnetLogger{log}),
+		)
+	}()
+	select {
+	case err := <-errc:
+		s.closeHTTP()
+		s.stopDialects()
+		if err == nil {
+			err = errors.New("engine stopped before it was ready")
+		}
+		return fmt.Errorf("websocket listener: %w", err)
+	case <-s.ready:
+	}
+	var bound []string
+	for i, a := range s.addrs {
+		bound = append(bound, s.cfg.Listeners[i].Dialect+"@"+a.String())
+	}
+	log.Info("partyline ready", "listen", strings.Join(bound, " "), "http", s.HTTPAddr(), "event_loops", loops)
+
+	tickDone := make(chan struct{})
+	go s.ticker(tickDone)
+	defer close(tickDone)
+
+	select {
+	case err := <-errc:
+		s.closeHTTP()
+		s.stopDialects()
+		return fmt.Errorf("engine stopped: %w", err)
+	case <-ctx.Done():
+	}
+	return s.shutdown(errc)
+}
+
+func (s *Server) shutdown(errc chan error) error {
+	log := s.cfg.Logger
+	log.Info("shutting down", "connections", s.open.Load(), "drain", s.cfg.Drain)
+	s.drainEnd.Store(time.Now().Add(s.cfg.Drain).UnixNano())
+	s.draining.Store(true)
+	deadline := time.Now().Add(s.cfg.Drain + s.cfg.CloseWait + time.Second)
+	for s.open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(tickDur)
+	}
+	s.stopDialects()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.eng.Stop(ctx); err != nil {
+		log.Warn("engine stop", "err", err)
+	}
+	<-errc
+	s.closeHTTP()
+	log.Info("stopped")
+	return nil
+}
+
+func (s *Server) closeHTTP() {
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.httpSrv.Shutdown(ctx)
+	}
+}
+
+// resolveListeners binds each WebSocket address once, without
+// SO_REUSEPORT, to fail fast when the port is taken and to turn port 0 into
+// a concrete port; gnet then binds that port once per event loop.
+func (s *Server) resolveListeners() ([]string, error) {
+	addrs := make([]string, len(s.cfg.Listeners))
+	for i, l := range s.cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", l.Addr, err)
+		}
+		a := ln.Addr().(*net.TCPAddr)
+		_ = ln.Close()
+		host, _, _ := net.SplitHostPort(l.Addr)
+		addrs[i] = net.JoinHostPort(host, strconv.Itoa(a.Port))
+		s.addrs = append(s.addrs, a)
+		b := &binding{addr: a.String()}
+		if l.Dialect != "" {
+			b.dialect, _ = s.registry.lookup(l.Dialect)
+		}
+		s.bindings[strconv.Itoa(a.Port)] = b
+	}
+	return addrs, nil
+}
+
+// booted runs in OnBoot.
+func (s *Server) booted(eng gnet.Engine) {
+	s.eng = eng
+	close(s.ready)
+}
+
+func (s *Server) loopOf(el gnet.EventLoop) *loop {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	l := s.loops[el]
+	if l == nil {
+		l = newLoop(s, el)
+		s.loops[el] = l
+	}
+	return l
+}
+
+// ticker asks every loop to advance its timer wheel once per tick.
+func (s *Server) ticker(done chan struct{}) {
+	t := time.NewTicker(tickDur)
+	defer t.Stop()
+	var ls []*loop
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		s.loopsMu.Lock()
+		ls = ls[:0]
+		for _, l := range s.loops {
+			ls = append(ls, l)
+		}
+		s.loopsMu.Unlock()
+		for _, l := range ls {
+			_ = l.el.Execute(context.Background(), l.tickTask)
+		}
+	}
+}
+
+func (s *Server) now() int64 { return time.Now().UnixNano() }
+
+func (s *Server) jitter(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	return rand.Int64N(n)
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	if len(s.cfg.AllowedOrigins) == 0 {
+		return true
+	}
+	if origin == "" { // not a browser: Origin protects browsers only
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// gnetLogger sends gnet's logs to slog (its info lines are boot chatter).
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...)) }

@@ -48,6 +48,8 @@ type subs struct {
 	wake chan struct{}
 
 	all map[string]*nats.Subscription // control goroutine only
+
+	received atomic.Int64 // other nodes' room messages dispatched
 }
 
 func newSubs(n *Node) *subs {
@@ -185,6 +187,7 @@ func (s *subs) dispatch(ch chan *nats.Msg) {
 				continue
 			}
 			x := v.(*sub)
+			s.received.Add(1)
 			x.b.deliver(x.name, m)
 		}
 	}

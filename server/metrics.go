@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"partyline/cluster"
 	"partyline/dialect"
 )
 
@@ -61,6 +62,38 @@ func newMetrics(node string, ds []dialect.Dialect) *metrics {
 		}
 	}
 	return m
+}
+
+// clusterMetrics registers the cluster node's counters, read at scrape
+// time (cluster mode only).
+func (m *metrics) clusterMetrics(node string, n *cluster.Node) {
+	o := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "partyline", Subsystem: "cluster", Name: name, Help: help,
+			ConstLabels: prometheus.Labels{"node": node}}
+	}
+	gauge := func(name, help string, v func(cluster.Metrics) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts(o(name, help)), func() float64 { return v(n.Metrics()) })
+	}
+	counter := func(name, help string, v func(cluster.Metrics) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts(o(name, help)), func() float64 { return v(n.Metrics()) })
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	m.reg.MustRegister(
+		gauge("nats_connected", "1 while the NATS connection is up.", func(x cluster.Metrics) float64 { return b(x.Connected) }),
+		counter("nats_reconnects_total", "Reconnections to NATS.", func(x cluster.Metrics) float64 { return float64(x.Reconnects) }),
+		counter("published_total", "Publications handed to NATS.", func(x cluster.Metrics) float64 { return float64(x.Published) }),
+		counter("publish_dropped_total", "Publications dropped because the queue to NATS was full.", func(x cluster.Metrics) float64 { return float64(x.Dropped) }),
+		gauge("publish_queue", "Publications waiting for the publisher.", func(x cluster.Metrics) float64 { return float64(x.Queued) }),
+		counter("received_total", "Room messages from other nodes delivered here.", func(x cluster.Metrics) float64 { return float64(x.Received) }),
+		gauge("subscriptions", "Room and user subjects this node listens to.", func(x cluster.Metrics) float64 { return float64(x.Subscriptions) }),
+		gauge("nodes_alive", "Nodes with a current lease, this one included.", func(x cluster.Metrics) float64 { return float64(x.NodesAlive) }),
+		gauge("work_queue", "Blocking cluster calls waiting for a worker.", func(x cluster.Metrics) float64 { return float64(x.WorkQueued) }),
+	)
 }
 
 // closeReason counts a close: engine reasons by name, dialect closes by code.

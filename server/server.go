@@ -80,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(node, s.dialects)
 	if s.node != nil {
+		s.metrics.clusterMetrics(node, s.node)
 		if err := s.node.Start(); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}

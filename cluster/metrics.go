@@ -1,0 +1,36 @@
+package cluster
+
+// Metrics is a snapshot of the node's cluster counters for /metrics.
+type Metrics struct {
+	Connected     bool   // the NATS connection is up
+	Reconnects    uint64 // NATS reconnections since start
+	Published     int64  // publications handed to NATS
+	Dropped       int64  // publications dropped because the queue was full
+	Queued        int    // publications waiting for the publisher
+	Received      int64  // room messages from other nodes delivered here
+	Subscriptions int    // room and user subjects this node listens to
+	NodesAlive    int    // nodes with a current lease, this one included
+	WorkQueued    int    // blocking cluster calls waiting for a worker
+}
+
+// Metrics returns the current counters. Safe from any goroutine; cheap
+// (no I/O). Zero before Start.
+func (n *Node) Metrics() Metrics {
+	if n.nc == nil {
+		return Metrics{}
+	}
+	st := n.nc.Stats()
+	subs := 0
+	n.subs.byKey.Range(func(any, any) bool { subs++; return true })
+	return Metrics{
+		Connected:     n.nc.IsConnected(),
+		Reconnects:    st.Reconnects,
+		Published:     n.pub.sent.Load(),
+		Dropped:       n.pub.dropped.Load(),
+		Queued:        len(n.pub.q),
+		Received:      n.subs.received.Load(),
+		Subscriptions: subs,
+		NodesAlive:    len(n.live.alive()),
+		WorkQueued:    len(n.work),
+	}
+}

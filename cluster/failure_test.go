@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"partyline/cluster"
 	"partyline/internal/testutil"
 )
 
@@ -66,6 +71,12 @@ func TestNodeKilled(t *testing.T) {
 		t.Fatalf("after the kill: %v %v", m, err)
 	}
 	t.Logf("peer_left %v after SIGKILL (lease 2s)", time.Since(start).Round(time.Millisecond))
+	// The reaper left the victim a fence mark, for if it was only cut off.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := fenceKV(t, ns.url).Get(ctx, cluster.Token(runID+"-victim")); err != nil {
+		t.Fatalf("fence mark of the killed node: %v", err)
+	}
 	// The room has room again: capacity 2 was freed cluster-wide.
 	cc := party(t, a)
 	joinRoom(t, cc, "carol", code)
@@ -138,4 +149,59 @@ func reader(c *testutil.Client) <-chan testutil.Msg {
 		}
 	}()
 	return ch
+}
+
+// fenceKV opens the fence bucket on the test's NATS server.
+func fenceKV(t testing.TB, url string) jetstream.KeyValue {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, cluster.BucketFence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// A node that learns it was taken for dead (the fence mark a reaper
+// writes: it was cut off from NATS longer than the lease while the others
+// were not) closes its connections with 1012, since their shared state is
+// gone; connections made afterwards work.
+func TestNodeFenced(t *testing.T) {
+	ns := startNATS(t)
+	a := node(t, ns.url, "a", nil)
+	b := node(t, ns.url, "b", nil)
+	ca := party(t, a)
+	code, _ := createRoom(t, ca, "alice", 0)
+	cb := party(t, b)
+	joinRoom(t, cb, "bob", code)
+	ca.Expect("peer_joined")
+
+	kv := fenceKV(t, ns.url)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := kv.Put(ctx, cluster.Token(runID+"-"+t.Name()+"-a"), []byte("test")); err != nil {
+		t.Fatal(err)
+	}
+	ca.ExpectClose(1012)
+	// B was not fenced; A serves new connections (the mark is consumed).
+	cb.Send(M{"type": "send", "data": "still here"})
+	await(t, 5*time.Second, "mark consumed", func() bool {
+		_, err := kv.Get(ctx, cluster.Token(runID+"-"+t.Name()+"-a"))
+		return cluster.NotFound(err)
+	})
+	c2 := party(t, a)
+	joinRoom(t, c2, "alice2", code)
+	if m := cb.Read(); m.Str("type") != "peer_left" || m.Str("clientId") != "alice" {
+		t.Fatalf("bob got %v, want alice's peer_left", m)
+	}
 }

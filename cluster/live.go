@@ -69,10 +69,24 @@ func (l *liveness) start() error {
 	if err != nil {
 		return err
 	}
-	n.wg.Add(3)
+	// A fence mark left for an earlier run of this node id is old news:
+	// this run starts with nothing shared.
+	fence := n.buckets[BucketFence]
+	ctx, cancel = n.Ctx()
+	err = fence.Delete(ctx, Token(n.id))
+	cancel()
+	if err != nil && !NotFound(err) {
+		return err
+	}
+	fw, err := fence.Watch(n.ctx, Token(n.id), jetstream.UpdatesOnly())
+	if err != nil {
+		return err
+	}
+	n.wg.Add(4)
 	go l.heartbeat()
 	go l.watch(w)
 	go l.check()
+	go l.fenced(fw)
 	// Entries an earlier run of this node id left behind (a crash and a
 	// quick restart): nobody else will remove them.
 	go l.reap(n.id, l.inc)
@@ -176,8 +190,47 @@ func (l *liveness) dead(id string) {
 		l.n.wg.Add(1)
 		go func() {
 			defer l.n.wg.Done()
+			// Fence first: if the node is alive but cut off, it learns on
+			// its return that what it held is gone.
+			ctx, cancel := l.n.Ctx()
+			_, err := l.n.buckets[BucketFence].Put(ctx, Token(id), []byte(time.Now().UTC().Format(time.RFC3339Nano)+" by "+l.n.id))
+			cancel()
+			if err != nil && !l.n.stopped.Load() {
+				l.n.log.Warn("cluster: fence mark", "node", id, "err", err)
+			}
 			l.reap(id, "")
 		}()
+	}
+}
+
+// fenced watches this node's fence mark: one written by a reaper means the
+// others removed this node's shared state, so its connections must go.
+func (l *liveness) fenced(w jetstream.KeyWatcher) {
+	n := l.n
+	defer n.wg.Done()
+	defer w.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut || n.stopped.Load() {
+				continue
+			}
+			n.log.Warn("cluster: this node was taken for dead and its shared state removed: closing its connections", "mark", string(e.Value()))
+			ctx, cancel := n.Ctx()
+			_ = n.buckets[BucketFence].Delete(ctx, Token(n.id))
+			cancel()
+			n.mu.Lock()
+			fns := slices.Clone(n.onFence)
+			n.mu.Unlock()
+			for _, fn := range fns {
+				fn()
+			}
+		}
 	}
 }
 

@@ -81,6 +81,7 @@ type Node struct {
 	mu      sync.Mutex                   // guards the following
 	direct  map[string]func(*Msg)        // Pl-Kind -> handler
 	onDead  []func(node, keepInc string) // dead-node reapers
+	onFence []func()                     // see OnFenced
 	brokers map[string]*Broker           // by namespace
 	allSubs map[string]func(m *Msg)      // "all" subjects by namespace
 }
@@ -94,6 +95,7 @@ const (
 	BucketCensus = "pl_census"
 	BucketNames  = "pl_names"
 	BucketNodes  = "pl_nodes"
+	BucketFence  = "pl_fence"
 )
 
 // New returns a node that is not connected yet: dialects attach their
@@ -181,6 +183,7 @@ func (n *Node) start() error {
 		{Bucket: BucketCensus, Description: "partyline connection counts per node", Storage: jetstream.FileStorage},
 		{Bucket: BucketNames, Description: "partyline claimed names", Storage: jetstream.FileStorage},
 		{Bucket: BucketNodes, Description: "partyline node leases", Storage: jetstream.FileStorage, TTL: 4 * n.cfg.Lease},
+		{Bucket: BucketFence, Description: "partyline nodes reaped by another node", Storage: jetstream.FileStorage},
 	} {
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		kv, err := n.js.CreateOrUpdateKeyValue(ctx, b)
@@ -305,6 +308,17 @@ func Origin(m *Msg) string { return m.Header.Get(HdrOrigin) }
 func (n *Node) OnNodeDead(fn func(node, keepInc string)) {
 	n.mu.Lock()
 	n.onDead = append(n.onDead, fn)
+	n.mu.Unlock()
+}
+
+// OnFenced registers fn to run (on a cluster goroutine) when this node
+// learns that another node took it for dead and removed what it held: it
+// was cut off from NATS longer than the lease while the others were not.
+// Its connections' shared state is gone, so the server closes them (the
+// clients reconnect and join again). Call before Start.
+func (n *Node) OnFenced(fn func()) {
+	n.mu.Lock()
+	n.onFence = append(n.onFence, fn)
 	n.mu.Unlock()
 }
 

@@ -32,6 +32,7 @@ type loop struct {
 	hs        *hsState
 	wheel     wheel
 	conns     map[*conn]struct{}
+	fences    int64 // the server's fence count this loop has acted on
 
 	flushTask gnet.RunnableFunc
 	tickTask  gnet.RunnableFunc
@@ -106,6 +107,25 @@ func (l *loop) tick() {
 	l.wheel.advance(now, func(c *conn) { c.onTimer(now) })
 	if l.srv.draining.Load() {
 		l.drainStep(now)
+	}
+	if f := l.srv.fences.Load(); f != l.fences {
+		l.fences = f
+		l.fence()
+	}
+}
+
+// fence closes every connection of this loop with 1012 (service restart):
+// the cluster took this node for dead and removed their shared state
+// (memberships, names, counts), so they must reconnect and join again.
+// Connections opened afterwards are unaffected. Loop only.
+func (l *loop) fence() {
+	for c := range l.conns {
+		switch c.state {
+		case stateHandshake:
+			c.hangUp()
+		case stateOpen:
+			c.fail(1012, "cluster membership lost: reconnect", false)
+		}
 	}
 }
 

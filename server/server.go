@@ -46,6 +46,7 @@ type Server struct {
 
 	draining atomic.Bool
 	drainEnd atomic.Int64
+	fences   atomic.Int64 // times the cluster fenced this node (see loop.tick)
 
 	acceptSem chan struct{} // bounds deferred handshake checks in flight
 
@@ -81,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(node, s.dialects)
 	if s.node != nil {
 		s.metrics.clusterMetrics(node, s.node)
+		s.node.OnFenced(func() { s.fences.Add(1) })
 		if err := s.node.Start(); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}

@@ -22,6 +22,12 @@ type Census struct {
 	// after. Set before Start.
 	OnReap func(room string, before, after int)
 
+	// OnChange, if set (with Watch), runs on the census watcher goroutine
+	// after the local copy of a room's counts changed, whoever wrote it
+	// (this node, another, or a reaper). It must not block long. Set
+	// before Start.
+	OnChange func(room string)
+
 	mu    sync.Mutex                // guards cache
 	cache map[string]map[string]int // room -> member -> count (Watch only)
 	watch bool
@@ -313,6 +319,9 @@ func (w *censusWriter) watch(kw jetstream.KeyWatcher) {
 				c.cache[room] = m
 			}
 			c.mu.Unlock()
+			if c.OnChange != nil {
+				c.OnChange(room)
+			}
 		}
 	}
 }

@@ -27,13 +27,14 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// A node killed with SIGKILL leaves no one to remove its members: after
-// its lease the lowest live node does, and the room hears peer_left.
-func TestNodeKilled(t *testing.T) {
+// startVictim builds the binary and runs it as node id of the cluster at
+// nsURL (lease 2 s, its own data dir, extra flags); it returns the process
+// (killed at cleanup) and its ws://host:port base URL. Skipped in -short.
+func startVictim(t *testing.T, nsURL, id string, extra ...string) (*exec.Cmd, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	ns := startNATS(t)
 	bin := filepath.Join(t.TempDir(), "partyline")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Dir = ".."
@@ -41,14 +42,23 @@ func TestNodeKilled(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	port := freePort(t)
-	victim := exec.Command(bin, "--listen", "127.0.0.1:"+strconv.Itoa(port), "--http", "",
-		"--nats", ns.url, "--node-id", runID+"-victim", "--node-lease", "2s", "--data-dir", t.TempDir())
+	args := append([]string{"--listen", "127.0.0.1:" + strconv.Itoa(port), "--http", "",
+		"--nats", nsURL, "--node-id", id, "--node-lease", "2s", "--data-dir", t.TempDir()}, extra...)
+	victim := exec.Command(bin, args...)
 	victim.Stderr = os.Stderr
 	if err := victim.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = victim.Process.Kill(); _ = victim.Wait() }()
-	url := "ws://127.0.0.1:" + strconv.Itoa(port) + "/party"
+	t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
+	return victim, "ws://127.0.0.1:" + strconv.Itoa(port)
+}
+
+// A node killed with SIGKILL leaves no one to remove its members: after
+// its lease the lowest live node does, and the room hears peer_left.
+func TestNodeKilled(t *testing.T) {
+	ns := startNATS(t)
+	victim, base := startVictim(t, ns.url, runID+"-victim")
+	url := base + "/party"
 	var vc *testutil.Client
 	await(t, 20*time.Second, "victim node accepting", func() bool {
 		c, err := testutil.TryDial(t, url, nil)

@@ -50,6 +50,7 @@ func (d *Dialects) validate() error {
 func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 	core := presence.NewCore(cfg.Presence, cfg.JWT, cfg.DataDir, cfg.Logger) // shared by chat and presence
 	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(), notify.New(cfg.Notify)
+	ch := chat.New(core)
 	var node *cluster.Node
 	if cfg.NATSURL != "" {
 		// Cluster mode: the dialects share rooms and counts through NATS.
@@ -59,6 +60,7 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		c.UseCluster(node)
 		r.UseCluster(node)
 		n.UseCluster(node)
+		ch.UseCluster(node) // and presence, through the core they share
 	}
 	return []dialect.Dialect{
 		p,
@@ -67,7 +69,7 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		echo.New(),
 		r,
 		n,
-		chat.New(core),
+		ch,
 		presence.New(core),
 	}, node
 }

@@ -318,6 +318,7 @@ func (p *Pebble) Members(group string) ([]string, error) {
 	err := p.read(func() error {
 		return p.scanNames(tagMember, group, func(u string) { out = append(out, u) })
 	})
+	slices.Sort(out) // keys are length-prefixed: they scan shortest first
 	return out, err
 }
 

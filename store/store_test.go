@@ -123,6 +123,12 @@ func TestMembershipAndContacts(t *testing.T) {
 	if err := p.Join("g1", "alice"); !errors.Is(err, ErrAlreadyMember) {
 		t.Fatalf("second join: %v", err)
 	}
+	must(p.Join("order", "carol"))
+	must(p.Join("order", "al"))
+	must(p.Join("order", "bob"))
+	if m, _ := p.Members("order"); !slices.Equal(m, []string{"al", "bob", "carol"}) {
+		t.Fatalf("Members not in byte order: %v", m)
+	}
 	if ok, err := p.IsMember("g1", "bob"); !ok || err != nil {
 		t.Fatalf("IsMember: %v %v", ok, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"partyline/cluster"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/presence"
@@ -26,7 +27,8 @@ import (
 // Dialect is /chat.
 type Dialect struct {
 	core  *presence.Core
-	users *routing.Hub // username -> that user's chat connections
+	users *routing.Hub    // username -> that user's chat connections
+	b     *cluster.Broker // cluster mode: the users' connections on other nodes
 	// MaxPageBytes caps the stored bytes of one history reply (at least one
 	// message is always sent); hasMore tells the client to page on.
 	MaxPageBytes int
@@ -35,6 +37,26 @@ type Dialect struct {
 // New returns the chat dialect on core.
 func New(core *presence.Core) *Dialect {
 	return &Dialect{core: core, users: routing.NewHub(), MaxPageBytes: 256 << 10}
+}
+
+// UseCluster puts the dialect in cluster mode on node n (call before the
+// server starts): deliveries reach the users' connections on every node
+// (each node subscribes to the users it has connections of), history and
+// groups live in JetStream and presence is cluster-wide (Core.UseCluster).
+func (d *Dialect) UseCluster(n *cluster.Node) {
+	d.b = n.Broker("chat", d.users)
+	d.core.UseCluster(n)
+}
+
+// deliver queues f to every connection of user on every node, except the
+// local connection except (nil: none). Safe from any goroutine.
+func (d *Dialect) deliver(user string, f *routing.Frame, except dialect.Conn) {
+	if room := d.users.Get(user); room != nil {
+		room.Broadcast(f, except, false)
+	}
+	if d.b != nil {
+		d.b.PublishRemote(user, f, false, nil)
+	}
 }
 
 func (d *Dialect) Name() string                      { return "chat" }
@@ -76,6 +98,21 @@ func (s *session) Authenticated(user string) {
 	if err == nil {
 		s.room = room
 	}
+}
+
+// AuthenticatedReady implements presence.Readier: in cluster mode the
+// SUCCESS reply waits until this node listens to the user's subject, so
+// that nothing sent to the user from another node after it is missed.
+func (s *session) AuthenticatedReady(user string, ready func()) bool {
+	if s.d.b == nil {
+		return false
+	}
+	s.Authenticated(user) // the user's first connection here subscribes
+	s.d.b.Ensure(user, func(release func()) {
+		release() // the room holds the subscription from now on
+		ready()
+	})
+	return true
 }
 
 func (s *session) Dispatch(payload []byte) {
@@ -142,7 +179,7 @@ func (s *session) direct(user string, r *request) {
 		chatID = DeriveChatID(user, r.to)
 	}
 	m := store.Message{From: user, To: r.to, ChatID: chatID, Content: r.content}
-	core, c, users := s.d.core, s.c, s.d.users
+	d, core, c := s.d, s.d.core, s.c
 	s.g.Go(func() {
 		st := open(core, c)
 		if st == nil {
@@ -157,19 +194,17 @@ func (s *session) direct(user string, r *request) {
 		f := routing.NewText()
 		f.SetBuf(appendDirect(f.Buf(), &m))
 		f.End()
-		if room := users.Get(m.To); room != nil && m.To != m.From {
-			room.Broadcast(f, nil, false)
+		if m.To != m.From {
+			d.deliver(m.To, f, nil)
 		}
-		if room := users.Get(m.From); room != nil {
-			room.Broadcast(f, c, false)
-		}
+		d.deliver(m.From, f, c) // the sender's other devices
 		f.Release()
 	})
 }
 
 func (s *session) group(user string, r *request) {
 	m := store.Message{From: user, GroupID: r.groupID, Content: r.content}
-	core, c, users := s.d.core, s.c, s.d.users
+	d, core, c := s.d, s.d.core, s.c
 	s.g.Go(func() {
 		st := open(core, c)
 		if st == nil || !member(st, c, m.GroupID, m.From) {
@@ -190,9 +225,7 @@ func (s *session) group(user string, r *request) {
 		f.SetBuf(appendGroup(f.Buf(), &m))
 		f.End()
 		for _, u := range members {
-			if room := users.Get(u); room != nil {
-				room.Broadcast(f, c, false)
-			}
+			d.deliver(u, f, c)
 		}
 		f.Release()
 	})
@@ -214,7 +247,7 @@ func member(st store.Store, c dialect.Conn, group, user string) bool {
 func (s *session) membership(user string, r *request) {
 	join := r.typ == tJoin
 	group := r.groupID
-	core, c, users := s.d.core, s.c, s.d.users
+	d, core, c := s.d, s.d.core, s.c
 	s.g.Go(func() {
 		st := open(core, c)
 		if st == nil {
@@ -253,11 +286,8 @@ func (s *session) membership(user string, r *request) {
 		f.Append('}')
 		f.End()
 		for _, u := range members {
-			if u == user {
-				continue
-			}
-			if room := users.Get(u); room != nil {
-				room.Broadcast(f, nil, false)
+			if u != user {
+				d.deliver(u, f, nil)
 			}
 		}
 		f.Release()

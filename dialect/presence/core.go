@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"partyline/auth"
+	"partyline/cluster"
 	"partyline/dialect"
 	"partyline/store"
 )
@@ -66,9 +67,16 @@ type Core struct {
 	stopOnce  sync.Once
 	stopErr   error
 
+	Registry *Registry // built by NewCore
+
+	// Cluster mode (UseCluster): the node, the presence census (users'
+	// connection counts per node) and how the store is opened.
+	node      *cluster.Node
+	census    *cluster.Census
+	openStore func() (store.Store, error)
+
 	// Set by Start, read-only afterwards.
 	Verifier *auth.Verifier
-	Registry *Registry
 	authPool *auth.Pool
 	work     *workers
 
@@ -83,7 +91,35 @@ func NewCore(cfg Config, jwt auth.Config, dataDir string, log *slog.Logger) *Cor
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Core{cfg: cfg, jwt: jwt, dataDir: dataDir, log: log}
+	c := &Core{cfg: cfg, jwt: jwt, dataDir: dataDir, log: log}
+	c.Registry = NewRegistry(cfg.Grace, c.contacts, log)
+	c.openStore = func() (store.Store, error) {
+		return store.OpenPebble(c.dataDir, store.PebbleOptions{Logger: c.log})
+	}
+	return c
+}
+
+// UseCluster puts chat and presence in cluster mode on node n (call before
+// the server starts): presence counts every node's connections through
+// the shared census "presence" (a user is online while it has a
+// connection on any node; a dead node's count is removed by the reaper
+// after its lease, and its users then go offline after the grace period),
+// and the store keeps history and groups in JetStream.
+func (c *Core) UseCluster(n *cluster.Node) {
+	c.node = n
+	c.census = n.Census("presence")
+	c.census.Watch()
+	c.census.OnChange = func(user string) { c.Registry.SetRemote(user, c.census.Remote(user)) }
+	c.Registry.OnLocal = func(user string) {
+		c.census.Mark(user, func() int { return c.Registry.Local(user) }, nil)
+	}
+	c.openStore = func() (store.Store, error) {
+		cs, err := n.OpenChatStore(c.dataDir, store.PebbleOptions{Logger: c.log})
+		if err != nil {
+			return nil, err
+		}
+		return cs, nil
+	}
 }
 
 // Config is the shared configuration.
@@ -113,7 +149,6 @@ func (c *Core) start() error {
 	}
 	c.authPool = auth.NewPool(verify, runtime.NumCPU(), 1024)
 	c.work = newWorkers(c.cfg.Workers, c.cfg.Queue)
-	c.Registry = NewRegistry(c.cfg.Grace, c.contacts, c.log)
 	return nil
 }
 
@@ -128,7 +163,7 @@ func (c *Core) Store() (store.Store, error) {
 	if c.st != nil {
 		return c.st, nil
 	}
-	st, err := store.OpenPebble(c.dataDir, store.PebbleOptions{Logger: c.log})
+	st, err := c.openStore()
 	if err != nil {
 		if !c.stFailed {
 			c.stFailed = true
@@ -152,11 +187,10 @@ func (c *Core) contacts(user string) ([]string, error) {
 // closes the store.
 func (c *Core) Shutdown() error {
 	c.stopOnce.Do(func() {
-		if c.Verifier == nil { // never started
-			return
+		if c.Verifier != nil { // started
+			c.authPool.Close()
+			c.work.Close()
 		}
-		c.authPool.Close()
-		c.work.Close()
 		c.Registry.Close()
 		c.stMu.Lock()
 		defer c.stMu.Unlock()

@@ -129,7 +129,9 @@ func (g *Gate) verified(cl auth.Claims, err error) {
 		g.fail("Authentication failed: " + err.Error())
 		return
 	case g.user == "":
-		g.authenticate(cl)
+		if g.authenticate(cl) {
+			return // g.ready ends the request
+		}
 	case cl.Username != g.user:
 		Error(g.c, "Token is for "+cl.Username+" but this connection is authenticated as "+g.user+": AUTH ignored")
 	default: // a refresh
@@ -139,12 +141,42 @@ func (g *Gate) verified(cl auth.Claims, err error) {
 	g.done()
 }
 
-func (g *Gate) authenticate(cl auth.Claims) {
+// Readier is implemented by a Handler that may need time after
+// authentication before the connection can receive what is sent to its
+// user (cluster mode: this node must listen to the user's subject first).
+type Readier interface {
+	// AuthenticatedReady does what Authenticated does and reports true if
+	// the connection is not ready yet: ready must then be called once,
+	// from any goroutine, when it is. Returning false means ready at once
+	// (and Authenticated is called as usual). Loop only.
+	AuthenticatedReady(user string, ready func()) bool
+}
+
+// authenticate makes the connection cl's user. It reports true when the
+// handler is getting ready: the SUCCESS reply and the queued messages then
+// wait for g.ready.
+func (g *Gate) authenticate(cl auth.Claims) (pending bool) {
 	g.user = cl.Username
 	g.core.Registry.Connect(g.user)
 	g.setExpiry(cl)
+	if r, ok := g.h.(Readier); ok {
+		c := g.c
+		if r.AuthenticatedReady(g.user, func() { c.Do(g.ready) }) {
+			g.busy = true
+			return true
+		}
+	}
 	Success(g.c, "Authenticated as "+g.user)
 	g.h.Authenticated(g.user)
+	return false
+}
+
+// ready ends an authentication that waited for the handler.
+func (g *Gate) ready() {
+	if !g.closing {
+		Success(g.c, "Authenticated as "+g.user)
+	}
+	g.done()
 }
 
 func (g *Gate) setExpiry(cl auth.Claims) {

@@ -13,11 +13,12 @@ import (
 )
 
 // Registry tracks who is online across the /chat and /presence
-// connections of this process and tells the watchers.
+// connections of this process (and, in cluster mode, of the other nodes:
+// SetRemote) and tells this process's watchers.
 //
-// A user is online while it has an authenticated connection; when the last
-// one closes it stays online for the grace period, so a quick reconnect
-// does not flap. Grace deadlines live in one min-heap served by a single
+// A user is online while it has an authenticated connection on any node;
+// when the last one closes it stays online for the grace period, so a
+// quick reconnect does not flap. Grace deadlines live in one min-heap served by a single
 // notifier goroutine, which also publishes status changes and answers
 // status requests in one order: what a watcher is told is always the last
 // published status, and never goes backwards.
@@ -31,6 +32,11 @@ type Registry struct {
 	log      *slog.Logger
 	watchers *routing.Hub // username -> that user's presence connections
 	now      func() time.Time
+
+	// OnLocal, if set, runs after the number of this process's
+	// connections of a user changed (outside the lock; it must not
+	// block). Cluster mode publishes the count with it. Set before use.
+	OnLocal func(user string)
 
 	mu      sync.Mutex // guards the following
 	users   map[string]*entry
@@ -50,7 +56,8 @@ type Registry struct {
 // entry is one user's presence. Guarded by Registry.mu.
 type entry struct {
 	name    string
-	conns   int       // authenticated connections
+	conns   int       // authenticated connections here
+	remote  int       // authenticated connections on other nodes
 	online  bool      // current status
 	changed time.Time // when the current status began
 	offAt   time.Time // pending offline (valid while hidx >= 0)
@@ -111,31 +118,87 @@ func (r *Registry) signal() {
 // Connect counts a new authenticated connection of user.
 func (r *Registry) Connect(user string) {
 	r.mu.Lock()
+	e := r.entryLocked(user)
+	e.conns++
+	r.countedLocked(e, e.conns+e.remote-1)
+	r.mu.Unlock()
+	if r.OnLocal != nil {
+		r.OnLocal(user)
+	}
+}
+
+// Disconnect uncounts one; the last one anywhere starts the grace period.
+func (r *Registry) Disconnect(user string) {
+	r.mu.Lock()
+	e := r.users[user]
+	if e == nil || e.conns == 0 {
+		r.mu.Unlock()
+		return
+	}
+	e.conns--
+	r.countedLocked(e, e.conns+e.remote+1)
+	r.mu.Unlock()
+	if r.OnLocal != nil {
+		r.OnLocal(user)
+	}
+}
+
+// SetRemote sets how many authenticated connections user has on the other
+// nodes (cluster mode, from the shared census). A user online only
+// elsewhere is online here too, and goes offline the grace period after
+// its last connection anywhere is gone.
+func (r *Registry) SetRemote(user string, n int) {
+	r.mu.Lock()
 	defer r.mu.Unlock()
+	e := r.users[user]
+	if e == nil && n == 0 {
+		return
+	}
+	if e == nil {
+		e = r.entryLocked(user)
+	}
+	before := e.conns + e.remote
+	e.remote = n
+	r.countedLocked(e, before)
+	if e.conns == 0 && e.remote == 0 && !e.online && e.hidx < 0 && !e.dirty {
+		delete(r.users, user) // never published online here: forget it
+	}
+}
+
+// Local is the number of this process's authenticated connections of user.
+func (r *Registry) Local(user string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.users[user]; e != nil {
+		return e.conns
+	}
+	return 0
+}
+
+func (r *Registry) entryLocked(user string) *entry {
 	e := r.users[user]
 	if e == nil {
 		e = &entry{name: user, hidx: -1}
 		r.users[user] = e
 	}
-	e.conns++
-	if e.hidx >= 0 { // back within the grace period: no change
-		heap.Remove(&r.pending, e.hidx)
-	}
-	if !e.online {
-		e.online, e.changed = true, r.now()
-		r.markDirtyLocked(e)
-	}
+	return e
 }
 
-// Disconnect uncounts one; the last one starts the grace period.
-func (r *Registry) Disconnect(user string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := r.users[user]
-	if e == nil || e.conns == 0 {
-		return
-	}
-	if e.conns--; e.conns == 0 {
+// countedLocked applies a change of e's connection total from before: the
+// first connection anywhere makes it online (cancelling a pending
+// offline), the last one starts the grace period.
+func (r *Registry) countedLocked(e *entry, before int) {
+	now := e.conns + e.remote
+	switch {
+	case now > 0 && before == 0:
+		if e.hidx >= 0 { // back within the grace period: no change
+			heap.Remove(&r.pending, e.hidx)
+		}
+		if !e.online {
+			e.online, e.changed = true, r.now()
+			r.markDirtyLocked(e)
+		}
+	case now == 0 && before > 0:
 		e.offAt = r.now().Add(r.grace)
 		heap.Push(&r.pending, e)
 		r.signal()
@@ -313,7 +376,7 @@ func (r *Registry) take() (updates []update, jobs []func(), next time.Time) {
 			e.pub, e.pubAt = e.online, e.changed
 			updates = append(updates, update{e.name, e.online, e.changed})
 		}
-		if !e.online && e.conns == 0 && e.hidx < 0 {
+		if !e.online && e.conns == 0 && e.remote == 0 && e.hidx < 0 {
 			delete(r.users, e.name)
 		}
 	}

@@ -115,3 +115,49 @@ func TestRegistryGrace(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryRemote: connections on other nodes (SetRemote) count like
+// local ones: a user online only elsewhere is online, local and remote
+// connections overlap without flapping, and the user goes offline once,
+// the grace period after the last connection anywhere is gone.
+func TestRegistryRemote(t *testing.T) {
+	const grace = 80 * time.Millisecond
+	r := NewRegistry(grace, func(u string) ([]string, error) {
+		if u == "watcher" {
+			return nil, nil
+		}
+		return []string{"watcher"}, nil
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer r.Close()
+	var locals []string
+	var mu sync.Mutex
+	r.OnLocal = func(u string) { mu.Lock(); locals = append(locals, u); mu.Unlock() }
+	s := &sink{}
+	if _, ok := r.Watch("watcher", s, "1"); !ok {
+		t.Fatal("watch refused")
+	}
+	r.SetRemote("ann", 0) // unknown and zero: nothing
+	r.SetRemote("ann", 2) // online on another node only
+	waitFor(t, "ann online", func() bool { return s.count("online") == 1 })
+	if on, _ := r.Status("ann"); !on || r.Local("ann") != 0 {
+		t.Fatalf("ann: status %v, local %d", on, r.Local("ann"))
+	}
+	r.Connect("ann")      // and here too
+	r.SetRemote("ann", 0) // the other node's connections are gone
+	r.Disconnect("ann")   // the last one anywhere: grace starts
+	r.SetRemote("ann", 1) // back elsewhere within the grace period
+	time.Sleep(2 * grace)
+	if s.count("offline") != 0 || s.count("online") != 1 {
+		t.Fatalf("flapped: %v", s.msgs)
+	}
+	r.SetRemote("ann", 0) // e.g. its node died and was reaped
+	waitFor(t, "ann offline", func() bool { return s.count("offline") == 1 })
+	if got := r.Online(); got != 0 {
+		t.Fatalf("%d online, want 0", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(locals) != 2 || locals[0] != "ann" || locals[1] != "ann" {
+		t.Fatalf("OnLocal calls %v, want one per local change", locals)
+	}
+}

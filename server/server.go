@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -206,6 +207,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if loops == 0 {
 		loops = runtime.NumCPU()
 	}
+	if n := spareProc(loops); n > 0 {
+		log.Debug("GOMAXPROCS raised above the event loops", "gomaxprocs", n)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		errc <- gnet.Rotate(&handler{s: s}, addrs,
@@ -249,6 +253,23 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	return s.shutdown(errc)
+}
+
+// spareProc makes GOMAXPROCS at least loops+1 (unless the GOMAXPROCS
+// environment variable fixes it) and returns the new value, or 0 if it
+// was left alone. Each event loop blocks in epoll_wait holding a P; with
+// no P to spare, a goroutine woken by Go's own netpoller (the NATS
+// connection, the HTTP listener) or readied by a loop (store and auth
+// workers) waits until sysmon takes a P back, which an idle sysmon does
+// only every 10 ms: cluster deliveries and chat acks then took 10-20 ms
+// at their p90 instead of 1-3 ms (bench/RESULTS.md, "chat in cluster
+// mode"). Process-wide; only ever raised.
+func spareProc(loops int) int {
+	if os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) > loops {
+		return 0
+	}
+	runtime.GOMAXPROCS(loops + 1)
+	return loops + 1
 }
 
 func (s *Server) shutdown(errc chan error) error {

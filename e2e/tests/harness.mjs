@@ -78,3 +78,13 @@ export const logText = (page, sel = "#log") => page.locator(sel).innerText();
 export async function waitState(page, state, timeout = 10_000) {
   await page.locator(`.status[data-state="${state}"]`).waitFor({ timeout });
 }
+
+/**
+ * The party page's room code, once the server's "created" or "joined" has
+ * filled it in (the element exists, empty, before that).
+ */
+export async function roomCode(page, timeout = 10_000) {
+  const el = page.locator("#room-code", { hasText: /^\s*[A-HJKMNP-Z2-9]{4}\s*$/ });
+  await el.waitFor({ timeout });
+  return (await el.innerText()).trim();
+}

@@ -1,7 +1,7 @@
 // A party room with three browser contexts.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, withBrowser, waitState } from "./harness.mjs";
+import { startServer, withBrowser, waitState, roomCode } from "./harness.mjs";
 
 let srv;
 before(async () => (srv = await startServer()));
@@ -21,7 +21,7 @@ test("three players: create, join by code, broadcast, whisper, shared state", as
 
     await enterAs(alice, "alice");
     await alice.getByRole("button", { name: "Create room" }).click();
-    const code = (await alice.locator("#room-code").innerText()).trim();
+    const code = await roomCode(alice);
     assert.match(code, /^[A-HJKMNP-Z2-9]{4}$/);
 
     // Bob joins by mouse with a lower-case code; Carol by keyboard only.
@@ -80,7 +80,7 @@ test("a page reload takes its place in the room again with its token", async () 
     await waitState(host, "open");
     await enterAs(host, "host");
     await host.getByRole("button", { name: "Create room" }).click();
-    const code = (await host.locator("#room-code").innerText()).trim();
+    const code = await roomCode(host);
     await enterAs(guest, "guest");
     await guest.getByLabel("Room code").fill(code);
     await guest.getByRole("button", { name: "Join" }).click();

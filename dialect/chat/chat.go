@@ -271,13 +271,16 @@ func (s *session) membership(user string, r *request) {
 			storeError(c, err)
 			return
 		}
+		// The members right after the change, read before the reply: a
+		// change the client makes after seeing SUCCESS (or another client
+		// told of it makes) is never counted in this INFO.
+		members, merr := st.Members(group)
 		if join {
 			presence.Success(c, "Joined group "+group)
 		} else {
 			presence.Success(c, "Left group "+group)
 		}
-		members, err := st.Members(group)
-		if err != nil {
+		if merr != nil {
 			return
 		}
 		f := routing.NewText()

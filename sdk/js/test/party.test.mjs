@@ -73,7 +73,9 @@ test("after a network drop the client rejoins with its clientId and token; peers
     const host = party(srv.wsBase, { clientId: "host" });
     const guest = party(proxy.base, { clientId: "guest" });
     const { room } = await host.create();
+    const hostSawGuest = nextMessage(host, "peer_joined");
     const first = await guest.join(room);
+    await hostSawGuest; // the first join's announcement is not part of what follows
     const seen = [];
     host.on("*", (m) => seen.push(m.type));
     const reopened = nextEvent(guest, "open", 5000, (e) => e.reconnected);

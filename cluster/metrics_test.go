@@ -42,11 +42,7 @@ func TestClusterMetrics(t *testing.T) {
 		v, _ := metric(t, ma, "partyline_cluster_nodes_alive")
 		return v == 2
 	})
-	ca := party(t, a)
-	code, _ := createRoom(t, ca, "alice", 0)
-	cb := party(t, b)
-	joinRoom(t, cb, "bob", code)
-	ca.Expect("peer_joined")
+	ca, cb, _ := aliceAndBob(t, a, b)
 	ca.Send(M{"type": "send", "data": "x"})
 	cb.Expect("message")
 	if v, _ := metric(t, ma, "partyline_cluster_published_total"); v < 1 {

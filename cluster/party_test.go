@@ -42,6 +42,18 @@ func clients(m testutil.Msg) []string {
 	return out
 }
 
+// aliceAndBob has alice create a room on node a and bob join it on node b
+// (alice hears of it); it returns their clients and the room code.
+func aliceAndBob(t testing.TB, a, b *server.Server) (ca, cb *testutil.Client, code string) {
+	t.Helper()
+	ca = party(t, a)
+	code, _ = createRoom(t, ca, "alice", 0)
+	cb = party(t, b)
+	joinRoom(t, cb, "bob", code)
+	ca.Expect("peer_joined")
+	return ca, cb, code
+}
+
 func TestPartyAcrossNodes(t *testing.T) {
 	ns := startNATS(t)
 	a := node(t, ns.url, "a", nil)

@@ -13,6 +13,7 @@ package chat
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -207,20 +208,26 @@ func (s *session) group(user string, r *request) {
 	d, core, c := s.d, s.d.core, s.c
 	s.g.Go(func() {
 		st := open(core, c)
-		if st == nil || !member(st, c, m.GroupID, m.From) {
+		if st == nil {
 			return
 		}
-		m, err := st.Append(store.Group(m.GroupID), m)
-		if err != nil {
-			storeError(c, err)
-			return
-		}
-		ack(c, m.ID)
+		// One read gives both the membership check and the recipients (in
+		// cluster mode each read waits for a JetStream round trip).
 		members, err := st.Members(m.GroupID)
 		if err != nil {
 			storeError(c, err)
 			return
 		}
+		if _, in := slices.BinarySearch(members, m.From); !in {
+			presence.Error(c, "Not a member of group "+m.GroupID)
+			return
+		}
+		m, err = st.Append(store.Group(m.GroupID), m)
+		if err != nil {
+			storeError(c, err)
+			return
+		}
+		ack(c, m.ID)
 		f := routing.NewText()
 		f.SetBuf(appendGroup(f.Buf(), &m))
 		f.End()

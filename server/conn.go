@@ -238,6 +238,21 @@ func (c *conn) writeNow(b []byte) {
 // fail sends a close frame with code and moves to stateClosing; with now
 // set, or when the peer's close already arrived, the socket is closed at
 // once. Loop only.
+// shut ends c for the server's own reasons (drain, fence): a handshake in
+// progress is dropped, an open connection is closed with code. It reports
+// false when c was already closing. Loop only.
+func (c *conn) shut(code uint16, reason string) bool {
+	switch c.state {
+	case stateHandshake:
+		c.hangUp()
+	case stateOpen:
+		c.fail(code, reason, false)
+	default:
+		return false
+	}
+	return true
+}
+
 func (c *conn) fail(code uint16, reason string, now bool) {
 	if c.state == stateClosed {
 		return

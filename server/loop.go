@@ -120,12 +120,7 @@ func (l *loop) tick() {
 // Connections opened afterwards are unaffected. Loop only.
 func (l *loop) fence() {
 	for c := range l.conns {
-		switch c.state {
-		case stateHandshake:
-			c.hangUp()
-		case stateOpen:
-			c.fail(1012, "cluster membership lost: reconnect", false)
-		}
+		c.shut(1012, "cluster membership lost: reconnect")
 	}
 }
 
@@ -145,13 +140,8 @@ func (l *loop) drainStep(now int64) {
 		if k == 0 {
 			break
 		}
-		if c.state == stateOpen || c.state == stateHandshake {
+		if c.shut(1001, "going away") {
 			k--
-			if c.state == stateHandshake {
-				c.hangUp()
-			} else {
-				c.fail(1001, "going away", false)
-			}
 		}
 	}
 }

@@ -69,11 +69,10 @@ type Core struct {
 
 	Registry *Registry // built by NewCore
 
-	// Cluster mode (UseCluster): the node, the presence census (users'
-	// connection counts per node) and how the store is opened.
-	node      *cluster.Node
-	census    *cluster.Census
+	// How the store is opened (UseCluster changes it) and, in cluster
+	// mode, the presence census (users' connection counts per node).
 	openStore func() (store.Store, error)
+	census    *cluster.Census
 
 	// Set by Start, read-only afterwards.
 	Verifier *auth.Verifier
@@ -106,7 +105,6 @@ func NewCore(cfg Config, jwt auth.Config, dataDir string, log *slog.Logger) *Cor
 // after its lease, and its users then go offline after the grace period),
 // and the store keeps history and groups in JetStream.
 func (c *Core) UseCluster(n *cluster.Node) {
-	c.node = n
 	c.census = n.Census("presence")
 	c.census.Watch()
 	c.census.OnChange = func(user string) { c.Registry.SetRemote(user, c.census.Remote(user)) }

@@ -18,10 +18,10 @@ import (
 //
 // A user is online while it has an authenticated connection on any node;
 // when the last one closes it stays online for the grace period, so a
-// quick reconnect does not flap. Grace deadlines live in one min-heap served by a single
-// notifier goroutine, which also publishes status changes and answers
-// status requests in one order: what a watcher is told is always the last
-// published status, and never goes backwards.
+// quick reconnect does not flap. Grace deadlines live in one min-heap
+// served by a single notifier goroutine, which also publishes status
+// changes and answers status requests in one order: what a watcher is
+// told is always the last published status, and never goes backwards.
 //
 // Connect, Disconnect, Watch, Unwatch and Subscribe are safe from any
 // goroutine and never block on I/O (they take r.mu briefly); the

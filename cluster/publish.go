@@ -103,7 +103,3 @@ func (p *publisher) stop() {
 		<-p.done
 	})
 }
-
-// Stats reports publications sent to NATS and dropped (queue full or
-// NATS refused).
-func (n *Node) Stats() (sent, dropped int64) { return n.pub.sent.Load(), n.pub.dropped.Load() }

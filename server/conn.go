@@ -235,9 +235,6 @@ func (c *conn) writeNow(b []byte) {
 	}
 }
 
-// fail sends a close frame with code and moves to stateClosing; with now
-// set, or when the peer's close already arrived, the socket is closed at
-// once. Loop only.
 // shut ends c for the server's own reasons (drain, fence): a handshake in
 // progress is dropped, an open connection is closed with code. It reports
 // false when c was already closing. Loop only.
@@ -253,6 +250,9 @@ func (c *conn) shut(code uint16, reason string) bool {
 	return true
 }
 
+// fail sends a close frame with code and moves to stateClosing; with now
+// set, or when the peer's close already arrived, the socket is closed at
+// once. Loop only.
 func (c *conn) fail(code uint16, reason string, now bool) {
 	if c.state == stateClosed {
 		return

@@ -136,7 +136,6 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 		c.srv.metrics.closeReason(0, "handshake refused")
 		return hsRefused, 0
 	}
-	c.writeNow(h.out.Bytes())
 	req := h.req
 	req.RemoteAddr = c.gc.RemoteAddr().String()
 	c.req = &req
@@ -148,7 +147,12 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 		c.nextPing = c.srv.now() + int64(p)/2 + c.srv.jitter(int64(p)/2)
 	}
 	c.rearm()
+	// The session opens before the 101 leaves: once a client sees its
+	// handshake succeed, the dialect has registered it (rooms, broadcast
+	// lists), so nothing sent to it after that is missed. Frames Open
+	// queues are flushed after this write.
 	c.sess = h.d.Open(c)
+	c.writeNow(h.out.Bytes())
 	c.srv.metrics.handshakes.Inc()
 	return hsUpgraded, n
 }

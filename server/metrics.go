@@ -8,6 +8,7 @@ import (
 
 	"partyline/cluster"
 	"partyline/dialect"
+	"partyline/internal/security"
 )
 
 // metrics are the engine's Prometheus collectors, on a registry of the
@@ -53,7 +54,8 @@ func newMetrics(node string, ds []dialect.Dialect) *metrics {
 	}
 	reg.MustRegister(m.conns, m.accepted, m.handshakes, m.handshakeFail, m.framesIn, m.bytesIn,
 		m.framesOut, m.bytesOut, m.closes, m.slow, m.dropped,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		security.Collector(node))
 	for _, d := range ds {
 		if st, ok := d.(dialect.Stats); ok {
 			o := f("rooms", "Rooms (or channels, groups) that have members.")

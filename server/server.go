@@ -21,6 +21,7 @@ import (
 	"partyline/cluster"
 	"partyline/dialect"
 	"partyline/httpapi"
+	"partyline/internal/security"
 	"partyline/web"
 )
 
@@ -81,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 		node = "local"
 	}
 	s.metrics = newMetrics(node, s.dialects)
+	security.SetLogger(cfg.Logger)
 	if s.node != nil {
 		s.metrics.clusterMetrics(node, s.node)
 		s.node.OnFenced(func() { s.fences.Add(1) })

@@ -94,6 +94,14 @@ type Stats interface {
 	Rooms() int64
 }
 
+// Healther is implemented by dialects whose service can be degraded (a
+// store that cannot write): /healthz lists every non-nil error under its
+// component name and reports the status "degraded". Any goroutine; must
+// not block.
+type Healther interface {
+	Health() (component string, err error)
+}
+
 // Refusal is a handshake refusal with an HTTP status.
 type Refusal struct {
 	Status int

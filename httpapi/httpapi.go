@@ -30,7 +30,7 @@ func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		_, _ = w.Write(health(cfg.Dialects))
 	})
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
@@ -45,6 +45,36 @@ func New(cfg Config) http.Handler {
 		mux.Handle("/", cfg.Web)
 	}
 	return mux
+}
+
+// health is the /healthz body: {"status":"ok"}, or {"status":"degraded",
+// "checks":{component: reason}} when a dialect reports a problem. The
+// status stays 200: the node still serves every dialect whose service is
+// whole, so a load balancer should keep sending it traffic.
+func health(ds []dialect.Dialect) []byte {
+	var b []byte
+	for _, d := range ds {
+		h, ok := d.(dialect.Healther)
+		if !ok {
+			continue
+		}
+		name, err := h.Health()
+		if err == nil {
+			continue
+		}
+		if b == nil {
+			b = []byte(`{"status":"degraded","checks":{`)
+		} else {
+			b = append(b, ',')
+		}
+		b = codec.AppendString(b, name)
+		b = append(b, ':')
+		b = codec.AppendString(b, err.Error())
+	}
+	if b == nil {
+		return []byte(`{"status":"ok"}` + "\n")
+	}
+	return append(b, "}}\n"...)
 }
 
 // RequireKey wraps h with the API-key check: with a key, a request needs

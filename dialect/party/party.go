@@ -38,10 +38,11 @@ type Dialect struct {
 	cl     *clustered // nil: single node (cluster.go)
 	log    *slog.Logger
 
-	held     routing.Gauge     // bytes held by every room's history
-	persist  *persister        // nil: rooms are not persisted (persist.go)
-	draining atomic.Bool       // the server is shutting down: seats stay as they are
-	ipFails  *security.Limiter // failed joins per address
+	held      routing.Gauge     // bytes held by every room's history
+	persist   *persister        // nil: rooms are not persisted (persist.go)
+	draining  atomic.Bool       // the server is shutting down: seats stay as they are
+	ipFails   *security.Limiter // failed joins per address
+	sweepStop chan struct{}     // stops the history sweeper (persist.go)
 }
 
 // New returns the dialect with the in-process broker.

@@ -33,11 +33,18 @@ const cleanMarker = "CLEAN"
 // a room can publish in one persist interval.
 const lostSeqs = 1 << 20
 
-// Start opens the room store and restores the rooms it holds. A directory
-// that cannot be used is logged and the dialect runs without persistence;
-// the server still starts.
+// Start starts the history sweeper, opens the room store and restores the
+// rooms it holds. A directory that cannot be used is logged and the dialect
+// runs without persistence; the server still starts.
 func (d *Dialect) Start() error {
-	if d.cl != nil || d.cfg.PersistDir == "" {
+	if d.cl != nil {
+		return nil
+	}
+	if d.cfg.HistoryTTL > 0 && d.sweepStop == nil {
+		d.sweepStop = make(chan struct{})
+		go d.sweep(d.sweepStop, min(d.cfg.HistoryTTL/4, 10*time.Second))
+	}
+	if d.cfg.PersistDir == "" {
 		return nil
 	}
 	dir := d.cfg.PersistDir
@@ -119,6 +126,10 @@ func (d *Dialect) restore(rec *store.RoomRecord, clean bool) int {
 // Shutdown records every room's final offset and closes the store (bounded
 // in time); after a complete flush it leaves the clean-shutdown marker.
 func (d *Dialect) Shutdown() error {
+	if d.sweepStop != nil {
+		close(d.sweepStop)
+		d.sweepStop = nil
+	}
 	p := d.persist
 	if p == nil {
 		return nil
@@ -174,4 +185,37 @@ func (d *Dialect) committed(r *routing.Room, f *routing.Frame, seq uint64, from,
 		p.log.Trim(r.Name, gone)
 		st.trimmed = gone
 	}
+}
+
+// sweep releases history that has outlived the TTL in rooms that publish
+// no more (a publish evicts it otherwise), every period until stop.
+func (d *Dialect) sweep(stop chan struct{}, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			d.hub.Range(func(r *routing.Room) bool {
+				if r.Sequenced() {
+					d.expired(r, r.ExpireHistory(now))
+				}
+				return true
+			})
+		}
+	}
+}
+
+// expired tells the store that r's history up to gone has left it.
+func (d *Dialect) expired(r *routing.Room, gone uint64) {
+	if d.persist == nil {
+		return
+	}
+	r.Locked(func([]*routing.Member) {
+		if st, _ := r.Ext().(*roomState); st != nil && gone > st.trimmed {
+			d.persist.log.Trim(r.Name, gone)
+			st.trimmed = gone
+		}
+	})
 }

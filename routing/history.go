@@ -58,7 +58,7 @@ type offsets struct {
 	// hole is a span of seqs that were published but are lost (a crash
 	// between two durable writes): an offset inside it cannot recover.
 	holeLo, holeHi uint64
-	held  *Gauge // bytes held across rooms (nil: not counted)
+	held           *Gauge // bytes held across rooms (nil: not counted)
 }
 
 // Gauge is a counter shared by many rooms, read at scrape time.

@@ -1,25 +1,8 @@
 package store
 
-// RoomLog: the durable store behind party rooms that survive restarts.
-//
-// Concurrency rules:
-//
-//   - PutMeta, PutState, Append, Trim and Delete are safe for concurrent
-//     use and are meant to be called on event loops: each records the
-//     change in memory under a mutex held for O(1) work (O(dropped) when a
-//     Trim or Delete releases pending frames), performs no syscall and
-//     allocates nothing once the room has been seen in an earlier interval.
-//     They never wait for the disk.
-//   - One background writer goroutine takes every pending change (an O(1)
-//     swap under the same mutex) each Interval and commits it as one Pebble
-//     batch with one fsync. A SIGKILL loses at most the changes of the last
-//     Interval plus the duration of the commit in flight.
-//   - Load must be called once, before the first write. Flush and Close
-//     block on the disk: call them from a worker goroutine, never from an
-//     event loop. Close is bounded in time (CloseTimeout).
-//
-// Key layout (one ordered scan loads everything; all records of a room are
-// contiguous, so Delete is one range deletion and Trim another):
+// Key layout of the RoomLog's database (one ordered scan loads everything;
+// all records of a room are contiguous, so Delete is one range deletion and
+// Trim another):
 //
 //	r <len:1> <code> m                 meta     (encodeRoomMeta)
 //	r <len:1> <code> s                 state    (version byte + frame)
@@ -143,8 +126,26 @@ const (
 	recordOverhead      = 48 // pending-bytes charge per record besides its frame
 )
 
-// RoomLog persists party rooms in an embedded Pebble database. See the
-// comment at the top of rooms.go for its concurrency rules.
+// RoomLog persists party rooms in an embedded Pebble database of its own.
+//
+// Concurrency rules:
+//
+//   - PutMeta, PutState, Append, Trim and Delete are safe for concurrent
+//     use and are meant to be called on event loops: each records the
+//     change in memory under a mutex held for O(1) work (O(dropped) when a
+//     Trim or Delete releases pending frames), makes no syscall, never
+//     waits for the disk, and allocates nothing once the room has been
+//     seen in an earlier interval.
+//   - One background writer goroutine swaps out every pending change (an
+//     O(1) swap under the same mutex) each Interval and commits it as one
+//     Pebble batch with one fsync. A SIGKILL loses at most the changes of
+//     the last Interval plus the duration of the commit in flight.
+//   - Load must be called once, before the first write. Flush and Close
+//     block on the disk: call them from a worker goroutine, never from an
+//     event loop. Close returns within CloseTimeout whatever the disk does.
+//   - Frames (Payload) are released by the writer once their bytes are
+//     copied into the batch, or by the recording call when they are
+//     superseded, trimmed or refused: exactly once in every case.
 type RoomLog struct {
 	db       *pebble.DB
 	dir      string
@@ -732,6 +733,9 @@ func (l *RoomLog) Load() ([]RoomRecord, error) {
 			var from, to []byte
 			if e.At, from, to, payload, curErr = decodeRoomEntry(v); curErr == nil {
 				e.Seq, e.From, e.To, e.Payload = seq, str(from), str(to), keep(payload)
+				if cur.History == nil {
+					cur.History = make([]LoadedEntry, 0, 64) // the default history bound
+				}
 				cur.History = append(cur.History, e)
 			}
 		}

@@ -100,7 +100,7 @@ type RoomLogStats struct {
 	Failures       uint64        // failed commits
 	LowDisk        bool          // the last commit attempt found free space below the floor
 	MaxCommit      time.Duration // longest commit (encode + write + fsync) so far
-	LastError      string        // most recent failure, "" if none
+	LastError      string        // most recent failure or put-off commit, "" if none
 }
 
 // MaxRoomCode is the longest room code in bytes.
@@ -450,6 +450,8 @@ func (l *RoomLog) commit() error {
 		if !errors.Is(err, ErrLowDisk) {
 			err = fmt.Errorf("%w: %v", ErrLowDisk, err)
 		}
+		msg := err.Error()
+		l.lastErr.Store(&msg)
 		return err
 	}
 	if l.lowDisk.Swap(false) {

@@ -408,7 +408,7 @@ func TestRoomLogFreeSpaceFloor(t *testing.T) {
 	}
 	time.Sleep(30 * time.Millisecond) // several intervals, all put off
 	s := l.Stats()
-	if s.Batches != 1 || s.SkippedCommits < 2 || !s.LowDisk || s.DroppedAppends != 1 || s.PendingRooms != 2 {
+	if s.Batches != 1 || s.SkippedCommits < 2 || !s.LowDisk || s.DroppedAppends != 1 || s.PendingRooms != 2 || !strings.Contains(s.LastError, "floor") {
 		t.Fatalf("stats below the floor: %+v", s)
 	}
 

@@ -78,7 +78,10 @@ type RoomLogOptions struct {
 	// MinFree is the free-space floor of the directory's file system in
 	// bytes (default 64 MiB): a commit runs only while the free space is
 	// at least MinFree plus the bytes pending; otherwise everything stays
-	// pending and the commit is retried every Interval.
+	// pending and the commit is retried every Interval. After a commit
+	// Pebble writes on its own (a WAL preallocated by 4.4 MiB steps, the
+	// 4 MiB memtable flushed to a table, compactions), so a floor below
+	// 16 MiB is raised to 16 MiB.
 	MinFree uint64
 	// MaxPending bounds the bytes held pending (frames plus a small
 	// per-record overhead; default 64 MiB). Beyond it an Append is
@@ -122,6 +125,7 @@ var (
 const (
 	defaultRoomInterval = 100 * time.Millisecond
 	defaultMinFree      = 64 << 20
+	lowestMinFree       = 16 << 20
 	defaultMaxPending   = 64 << 20
 	recordOverhead      = 48 // pending-bytes charge per record besides its frame
 )
@@ -217,6 +221,7 @@ func OpenRoomLog(dir string, o RoomLogOptions) (*RoomLog, error) {
 	if o.MinFree == 0 {
 		o.MinFree = defaultMinFree
 	}
+	o.MinFree = max(o.MinFree, lowestMinFree)
 	if o.MaxPending <= 0 {
 		o.MaxPending = defaultMaxPending
 	}
@@ -567,9 +572,10 @@ func (l *RoomLog) encodeRoom(b *pebble.Batch, code string, r *roomPend) {
 }
 
 // Close flushes everything pending, stops the writer and closes the
-// database. It returns within CloseTimeout whatever the disk's state;
-// an error says what may not have been written. Writes after Close are
-// dropped (their frames released). Idempotent.
+// database. It returns within CloseTimeout whatever the disk's state; an
+// error says what may not have been written (below the floor: everything
+// pending is dropped, its frames released). Writes after Close are dropped
+// (their frames released). Idempotent.
 func (l *RoomLog) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
@@ -580,6 +586,9 @@ func (l *RoomLog) Close() error {
 			err := l.Flush()
 			close(l.stop)
 			<-l.wdone
+			if n := l.discardPending(); n > 0 {
+				l.log.Error("room log: closed with changes unwritten", "dir", l.dir, "rooms", n, "err", err)
+			}
 			if l.broken.Load() {
 				done <- errors.Join(err, ErrRoomLogBroken) // the DB may be wedged: don't touch it
 				return
@@ -599,6 +608,22 @@ func (l *RoomLog) Close() error {
 		}
 	})
 	return l.closeErr
+}
+
+// discardPending drops what is still pending once the writer has exited,
+// releasing its frames, and returns how many rooms it concerned.
+func (l *RoomLog) discardPending() int {
+	l.mu.Lock()
+	set := l.cur
+	l.cur = newPendingSet()
+	l.mu.Unlock()
+	for _, r := range set.rooms {
+		release(r.state)
+		for i := range r.hist {
+			release(r.hist[i].Frame)
+		}
+	}
+	return len(set.rooms)
 }
 
 func closeDB(db *pebble.DB) (err error) {

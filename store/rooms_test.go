@@ -866,3 +866,175 @@ func FuzzRoomRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestRoomLogRealFullDisk fills a small tmpfs (needs the right to mount;
+// skipped otherwise): the floor puts commits off before Pebble can hit
+// ENOSPC, nothing panics, and once space is freed everything lands.
+func TestRoomLogRealFullDisk(t *testing.T) {
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=48m"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(mnt, 0) })
+	dir := filepath.Join(mnt, "party")
+	// The floor must leave room for what Pebble writes on its own after a
+	// commit: the memtable (4 MiB) flushed to a table, then compactions.
+	const floor = 16 << 20
+	var logs syncBuffer
+	l := openRooms(t, dir, RoomLogOptions{Interval: 10 * time.Millisecond, MinFree: floor,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	minFree := atomic.Uint64{}
+	minFree.Store(math.MaxUint64)
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() { // the lowest free space seen
+		defer close(watched)
+		for {
+			if f, err := freeBytes(mnt); err == nil && f < minFree.Load() {
+				minFree.Store(f)
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	l.PutMeta(RoomMeta{Code: "r", Epoch: "e"})
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Leave about the floor + 5 MiB free.
+	free, err := freeBytes(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(mnt, "filler")
+	if err := os.WriteFile(filler, make([]byte, free-floor-5<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rf refs
+	big := strings.Repeat("z", 64<<10)
+	seq := uint64(0)
+	deadline := time.Now().Add(20 * time.Second)
+	for !l.Stats().LowDisk { // 64 KiB frames until the floor holds commits back
+		if time.Now().After(deadline) {
+			t.Fatalf("never reached the floor: %+v", l.Stats())
+		}
+		seq++
+		l.PutMeta(RoomMeta{Code: "r", Epoch: "e", Seq: seq})
+		l.Append("r", HistoryEntry{Seq: seq, Frame: rf.frame(big)})
+		time.Sleep(2 * time.Millisecond)
+	}
+	for range 20 { // keeps going while the disk is full
+		seq++
+		l.PutMeta(RoomMeta{Code: "r", Epoch: "e", Seq: seq})
+		l.Append("r", HistoryEntry{Seq: seq, Frame: rf.frame(big)})
+	}
+	if err := l.Flush(); !errors.Is(err, ErrLowDisk) {
+		t.Fatalf("flush on a full disk: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // let Pebble's flushes and compactions run
+	close(stopWatch)
+	<-watched
+	t.Logf("floor reached at seq %d, lowest free space %d bytes: %+v", seq, minFree.Load(), l.Stats())
+	if minFree.Load() < 1<<20 || strings.Contains(logs.String(), "no space") {
+		t.Fatalf("the floor did not hold: %d bytes free at worst; log:\n%s", minFree.Load(), logs.String())
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for l.Stats().LowDisk || l.Stats().PendingRooms != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("never resumed: %+v", l.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	check := func(recs []RoomRecord, seq uint64) {
+		t.Helper()
+		if len(recs) != 1 || recs[0].Seq != seq {
+			t.Fatalf("loaded %+v", recs)
+		}
+		h := recs[0].History
+		if len(h) == 0 || h[len(h)-1].Seq != seq {
+			t.Fatalf("history %d entries", len(h))
+		}
+		for i, e := range h {
+			if e.Seq != h[0].Seq+uint64(i) || len(e.Payload) != len(big) {
+				t.Fatalf("history has a gap at %d: %d", i, e.Seq)
+			}
+		}
+	}
+	recs, l2 := reload(t, l, dir)
+	rf.check(t)
+	check(recs, seq)
+
+	// Now another process takes every last byte: nothing is written, Close
+	// says what it could not write and returns, nothing committed is lost.
+	committed := seq
+	l2.PutMeta(RoomMeta{Code: "r", Epoch: "e", Seq: seq + 1})
+	l2.Append("r", HistoryEntry{Seq: seq + 1, Frame: rf.frame(big)})
+	free, _ = freeBytes(mnt)
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break // ENOSPC
+		}
+	}
+	for {
+		if _, err := f.Write(chunk[:512]); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if free, _ := freeBytes(mnt); free != 0 {
+		t.Logf("%d bytes still free", free)
+	}
+	start := time.Now()
+	if err := l2.Close(); !errors.Is(err, ErrLowDisk) || time.Since(start) > CloseTimeout {
+		t.Fatalf("close on a full disk: %v after %v", err, time.Since(start))
+	}
+	rf.check(t)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	l3 := openRooms(t, dir, RoomLogOptions{Logger: quiet()})
+	recs, err = l3.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(recs, committed)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRoomLogMinFreeLowest crosses the lowest floor.
+func TestRoomLogMinFreeLowest(t *testing.T) {
+	for _, c := range []struct{ set, want uint64 }{{0, defaultMinFree}, {1, lowestMinFree}, {lowestMinFree - 1, lowestMinFree}, {lowestMinFree + 1, lowestMinFree + 1}} {
+		l := openRooms(t, t.TempDir(), RoomLogOptions{MinFree: c.set})
+		if got := l.minFree.Load(); got != c.want {
+			t.Fatalf("MinFree %d: floor %d, want %d", c.set, got, c.want)
+		}
+		l.Close()
+	}
+}

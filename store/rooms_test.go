@@ -687,7 +687,7 @@ func TestRoomLogCrash(t *testing.T) {
 	if t1, ok := at[m+1]; ok {
 		lost = time.Duration(kill - t1)
 	}
-	bound := crashInterval + maxCommit + 30*time.Millisecond
+	bound := crashInterval + maxCommit + 50*time.Millisecond
 	t.Logf("killed after %d entries; persisted through %d; lost window %v (interval %v, max commit %v)", lastSeq, m, lost, crashInterval, maxCommit)
 	if lost > bound {
 		t.Fatalf("lost %v of changes (entries %d..%d), bound %v", lost, m+1, lastSeq, bound)

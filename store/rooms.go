@@ -1,25 +1,8 @@
 package store
 
-// RoomLog: the durable store behind party rooms that survive restarts.
-//
-// Concurrency rules:
-//
-//   - PutMeta, PutState, Append, Trim and Delete are safe for concurrent
-//     use and are meant to be called on event loops: each records the
-//     change in memory under a mutex held for O(1) work (O(dropped) when a
-//     Trim or Delete releases pending frames), performs no syscall and
-//     allocates nothing once the room has been seen in an earlier interval.
-//     They never wait for the disk.
-//   - One background writer goroutine takes every pending change (an O(1)
-//     swap under the same mutex) each Interval and commits it as one Pebble
-//     batch with one fsync. A SIGKILL loses at most the changes of the last
-//     Interval plus the duration of the commit in flight.
-//   - Load must be called once, before the first write. Flush and Close
-//     block on the disk: call them from a worker goroutine, never from an
-//     event loop. Close is bounded in time (CloseTimeout).
-//
-// Key layout (one ordered scan loads everything; all records of a room are
-// contiguous, so Delete is one range deletion and Trim another):
+// Key layout of the RoomLog's database (one ordered scan loads everything;
+// all records of a room are contiguous, so Delete is one range deletion and
+// Trim another):
 //
 //	r <len:1> <code> m                 meta     (encodeRoomMeta)
 //	r <len:1> <code> s                 state    (version byte + frame)
@@ -95,7 +78,10 @@ type RoomLogOptions struct {
 	// MinFree is the free-space floor of the directory's file system in
 	// bytes (default 64 MiB): a commit runs only while the free space is
 	// at least MinFree plus the bytes pending; otherwise everything stays
-	// pending and the commit is retried every Interval.
+	// pending and the commit is retried every Interval. After a commit
+	// Pebble writes on its own (a WAL preallocated by 4.4 MiB steps, the
+	// 4 MiB memtable flushed to a table, compactions), so a floor below
+	// 16 MiB is raised to 16 MiB.
 	MinFree uint64
 	// MaxPending bounds the bytes held pending (frames plus a small
 	// per-record overhead; default 64 MiB). Beyond it an Append is
@@ -117,7 +103,7 @@ type RoomLogStats struct {
 	Failures       uint64        // failed commits
 	LowDisk        bool          // the last commit attempt found free space below the floor
 	MaxCommit      time.Duration // longest commit (encode + write + fsync) so far
-	LastError      string        // most recent failure, "" if none
+	LastError      string        // most recent failure or put-off commit, "" if none
 }
 
 // MaxRoomCode is the longest room code in bytes.
@@ -139,12 +125,31 @@ var (
 const (
 	defaultRoomInterval = 100 * time.Millisecond
 	defaultMinFree      = 64 << 20
+	lowestMinFree       = 16 << 20
 	defaultMaxPending   = 64 << 20
 	recordOverhead      = 48 // pending-bytes charge per record besides its frame
 )
 
-// RoomLog persists party rooms in an embedded Pebble database. See the
-// comment at the top of rooms.go for its concurrency rules.
+// RoomLog persists party rooms in an embedded Pebble database of its own.
+//
+// Concurrency rules:
+//
+//   - PutMeta, PutState, Append, Trim and Delete are safe for concurrent
+//     use and are meant to be called on event loops: each records the
+//     change in memory under a mutex held for O(1) work (O(dropped) when a
+//     Trim or Delete releases pending frames), makes no syscall, never
+//     waits for the disk, and allocates nothing once the room has been
+//     seen in an earlier interval.
+//   - One background writer goroutine swaps out every pending change (an
+//     O(1) swap under the same mutex) each Interval and commits it as one
+//     Pebble batch with one fsync. A SIGKILL loses at most the changes of
+//     the last Interval plus the duration of the commit in flight.
+//   - Load must be called once, before the first write. Flush and Close
+//     block on the disk: call them from a worker goroutine, never from an
+//     event loop. Close returns within CloseTimeout whatever the disk does.
+//   - Frames (Payload) are released by the writer once their bytes are
+//     copied into the batch, or by the recording call when they are
+//     superseded, trimmed or refused: exactly once in every case.
 type RoomLog struct {
 	db       *pebble.DB
 	dir      string
@@ -216,6 +221,7 @@ func OpenRoomLog(dir string, o RoomLogOptions) (*RoomLog, error) {
 	if o.MinFree == 0 {
 		o.MinFree = defaultMinFree
 	}
+	o.MinFree = max(o.MinFree, lowestMinFree)
 	if o.MaxPending <= 0 {
 		o.MaxPending = defaultMaxPending
 	}
@@ -449,6 +455,8 @@ func (l *RoomLog) commit() error {
 		if !errors.Is(err, ErrLowDisk) {
 			err = fmt.Errorf("%w: %v", ErrLowDisk, err)
 		}
+		msg := err.Error()
+		l.lastErr.Store(&msg)
 		return err
 	}
 	if l.lowDisk.Swap(false) {
@@ -564,9 +572,10 @@ func (l *RoomLog) encodeRoom(b *pebble.Batch, code string, r *roomPend) {
 }
 
 // Close flushes everything pending, stops the writer and closes the
-// database. It returns within CloseTimeout whatever the disk's state;
-// an error says what may not have been written. Writes after Close are
-// dropped (their frames released). Idempotent.
+// database. It returns within CloseTimeout whatever the disk's state; an
+// error says what may not have been written (below the floor: everything
+// pending is dropped, its frames released). Writes after Close are dropped
+// (their frames released). Idempotent.
 func (l *RoomLog) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
@@ -577,6 +586,9 @@ func (l *RoomLog) Close() error {
 			err := l.Flush()
 			close(l.stop)
 			<-l.wdone
+			if n := l.discardPending(); n > 0 {
+				l.log.Error("room log: closed with changes unwritten", "dir", l.dir, "rooms", n, "err", err)
+			}
 			if l.broken.Load() {
 				done <- errors.Join(err, ErrRoomLogBroken) // the DB may be wedged: don't touch it
 				return
@@ -596,6 +608,22 @@ func (l *RoomLog) Close() error {
 		}
 	})
 	return l.closeErr
+}
+
+// discardPending drops what is still pending once the writer has exited,
+// releasing its frames, and returns how many rooms it concerned.
+func (l *RoomLog) discardPending() int {
+	l.mu.Lock()
+	set := l.cur
+	l.cur = newPendingSet()
+	l.mu.Unlock()
+	for _, r := range set.rooms {
+		release(r.state)
+		for i := range r.hist {
+			release(r.hist[i].Frame)
+		}
+	}
+	return len(set.rooms)
 }
 
 func closeDB(db *pebble.DB) (err error) {
@@ -732,6 +760,9 @@ func (l *RoomLog) Load() ([]RoomRecord, error) {
 			var from, to []byte
 			if e.At, from, to, payload, curErr = decodeRoomEntry(v); curErr == nil {
 				e.Seq, e.From, e.To, e.Payload = seq, str(from), str(to), keep(payload)
+				if cur.History == nil {
+					cur.History = make([]LoadedEntry, 0, 64) // the default history bound
+				}
 				cur.History = append(cur.History, e)
 			}
 		}

@@ -1,9 +1,16 @@
 // Package store keeps chat history, groups and membership: the Store
-// interface, and Pebble, an embedded durable implementation.
+// interface, and Pebble, an embedded durable implementation; and party
+// rooms: RoomLog.
 //
 // Every Store method may block on disk: call it from a worker goroutine,
 // never from an event loop. Writes return only once they are durable
 // (fsync'd); concurrent writes share one fsync (group commit).
+//
+// RoomLog is the opposite: its writes (PutMeta, PutState, Append, Trim,
+// Delete) are made for event loops. They only record the change in memory
+// and never block on the disk; a background writer commits everything
+// pending once per interval with one fsync, so a crash loses at most the
+// last interval. Its Load, Flush and Close block on the disk.
 package store
 
 import (

@@ -72,7 +72,7 @@ test("three players: create, join by code, broadcast, whisper, shared state", as
   });
 });
 
-test("a page reload takes its place in the room again with its token", async () => {
+test("a page reload takes its place in the room again with its token and keeps the message log", async () => {
   await withBrowser("party reload", async (b) => {
     const url = `${srv.httpBase}/party`;
     const host = await b.page(url);
@@ -85,11 +85,23 @@ test("a page reload takes its place in the room again with its token", async () 
     await guest.getByLabel("Room code").fill(code);
     await guest.getByRole("button", { name: "Join" }).click();
     await host.locator("#peer-count", { hasText: "2" }).waitFor();
+    await host.getByLabel("Message", { exact: true }).fill("before the reload");
+    await host.getByLabel("Message", { exact: true }).press("Enter");
+    await guest.locator("#log li.in", { hasText: "before the reload" }).waitFor();
+    await guest.getByLabel("Message", { exact: true }).fill("mine, before");
+    await guest.getByLabel("Message", { exact: true }).press("Enter");
     await guest.reload();
     await guest.locator("#room-code", { hasText: code }).waitFor();
     await guest.locator("#peer-count", { hasText: "2" }).waitFor();
     await host.getByLabel("Message", { exact: true }).fill("still there?");
     await host.getByLabel("Message", { exact: true }).press("Enter");
     await guest.locator("#log li.in", { hasText: "still there?" }).waitFor();
+    // The log came back from sessionStorage, each line once, in order.
+    assert.equal(await guest.locator("#log li.in", { hasText: "before the reload" }).count(), 1);
+    assert.equal(await guest.locator("#log li.out", { hasText: "mine, before" }).count(), 1);
+    const lines = await guest.locator("#log li").allInnerTexts();
+    const at = (t) => lines.findIndex((l) => l.includes(t));
+    assert.ok(at("before the reload") < at("mine, before") && at("mine, before") < at("still there?"), lines.join(" | "));
+    assert.deepEqual(guest.consoleErrors, []);
   });
 });

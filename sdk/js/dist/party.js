@@ -79,7 +79,19 @@ export class PartyClient extends Connection {
         }
         const reply = this.waitFor(["joined"], ["error"], 10000);
         this.sendJoin(msg);
-        const r = await reply;
+        let r;
+        try {
+            r = await reply;
+        }
+        catch (e) {
+            this.rejoin = null;
+            if (!this.room) {
+                // Refused: the offset passed in belongs to no room this client is in.
+                this.epoch = null;
+                this.seq = null;
+            }
+            throw e;
+        }
         const out = {
             room: r.room,
             clients: r.clients,

@@ -153,7 +153,18 @@ export class PartyClient extends Connection<PartyServerMessage, PartyClientMessa
     }
     const reply = this.waitFor(["joined"], ["error"], 10_000);
     this.sendJoin(msg);
-    const r = await reply;
+    let r: Extract<PartyServerMessage, { type: "joined" }>;
+    try {
+      r = await reply;
+    } catch (e) {
+      this.rejoin = null;
+      if (!this.room) {
+        // Refused: the offset passed in belongs to no room this client is in.
+        this.epoch = null;
+        this.seq = null;
+      }
+      throw e;
+    }
     const out: { room: string; clients: string[]; token: string; epoch?: string; seq?: number; recovered?: boolean } = {
       room: r.room,
       clients: r.clients,

@@ -313,3 +313,21 @@ test("a re-join refused by the server (room gone) forgets the room and its offse
   assert.match(e.message, /rejoining room GONE failed: room not found/);
   assert.deepEqual([c.room, c.epoch, c.seq, c.offset], [null, null, null, null]);
 });
+
+test("a join with since that is refused leaves no offset behind, and the next join is not a re-join", async () => {
+  const srv = await fake(async (conn) => {
+    const first = await conn.next();
+    assert.deepEqual(first.since, { epoch: "OLD", seq: 9 });
+    conn.send({ type: "error", message: "room not found: GONE" });
+    const second = await conn.next();
+    assert.equal(second.since, undefined);
+    conn.send({ type: "joined", room: "NEW", clients: ["me"], token: "t", epoch: "E", seq: 3 });
+  });
+  const c = party(srv.url);
+  const seen = watch(c);
+  await assert.rejects(c.join("GONE", "tok", { epoch: "OLD", seq: 9 }), /room not found/);
+  assert.deepEqual([c.room, c.epoch, c.seq], [null, null, null]);
+  await c.join("NEW");
+  assert.deepEqual(seen.rejoined, []);
+  assert.deepEqual(c.offset, { epoch: "E", seq: 3 });
+});

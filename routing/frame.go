@@ -74,6 +74,19 @@ func (f *Frame) End() *Frame {
 // Bytes returns the encoded frame. Valid while the caller holds a reference.
 func (f *Frame) Bytes() []byte { return f.buf[f.off:] }
 
+// Payload returns the frame's payload (Bytes without the header). Valid
+// while the caller holds a reference.
+func (f *Frame) Payload() []byte {
+	b := f.buf[f.off:]
+	switch b[1] & 0x7f {
+	case 126:
+		return b[4:]
+	case 127:
+		return b[10:]
+	}
+	return b[2:]
+}
+
 // Len is the encoded frame's size in bytes.
 func (f *Frame) Len() int { return len(f.buf) - f.off }
 

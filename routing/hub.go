@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const shardCount = 64
@@ -22,7 +23,15 @@ type Hub struct {
 	shards [shardCount]shard
 	ns     string  // namespace for a cross-node broker (see Watch)
 	watch  Watcher // nil: nobody watches (single node)
+	gone   func(*Room)
 }
+
+// OnGone installs fn, which runs when a room loses its last member, under
+// the room's lock and before the room leaves the hub (so before a new room
+// of the same name can exist): a durable copy deletes the room there. It
+// must only record the change, never block. Call it before the hub has
+// rooms.
+func (h *Hub) OnGone(fn func(*Room)) { h.gone = fn }
 
 // Watcher learns when a room of a Hub gains its first member and when it
 // loses its last (the room is then deleted): a cluster broker subscribes
@@ -69,6 +78,23 @@ func (h *Hub) Create(name string, max int) *Room {
 	return r
 }
 
+// CreateSequenced is Create for a room with offsets and history (see
+// SetOffsets), set before the room can be found: created is its creation
+// time (zero: now).
+func (h *Hub) CreateSequenced(name string, max int, created time.Time, epoch string, seq uint64, lim HistoryLimits, held *Gauge) *Room {
+	sh := h.shardFor(name)
+	r := newRoom(h, sh, name, max)
+	if !created.IsZero() {
+		r.Created = created
+	}
+	r.setOffsets(epoch, seq, lim, held)
+	if _, loaded := sh.rooms.LoadOrStore(name, r); loaded {
+		return nil
+	}
+	sh.count.Add(1)
+	return r
+}
+
 // GetOrCreate returns the room called name, creating it (unlimited) if
 // needed. A room found dead (its last member just left) is replaced.
 func (h *Hub) GetOrCreate(name string) *Room {
@@ -99,6 +125,9 @@ func (h *Hub) JoinOrCreate(name string, m *Member, replace func(*Member) error, 
 		return r, old, err
 	}
 }
+
+// Remove takes a room that never had members out of the hub.
+func (h *Hub) Remove(r *Room) { h.remove(r) }
 
 func (h *Hub) remove(r *Room) {
 	if r.shard.rooms.CompareAndDelete(r.Name, r) {

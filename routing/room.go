@@ -40,6 +40,7 @@ type Room struct {
 	mu   sync.Mutex         // guards the following
 	byID map[string]*Member // index of the current snapshot by ID
 	dead bool               // removed from the hub: joins must fail
+	off  *offsets           // sequenced rooms only (history.go)
 
 	ext atomic.Value // dialect-owned state (see Ext/SetExt)
 	bd  atomic.Value // broker-owned state (see BrokerData)
@@ -171,12 +172,51 @@ func (r *Room) LeaveThen(m *Member, after func(remaining []*Member)) (removed bo
 	}
 	if len(next) == 0 {
 		r.dead = true
+		r.dropHistoryLocked()
+		if r.hub.gone != nil {
+			r.hub.gone(r)
+		}
 		r.hub.remove(r)
 		if r.hub.watch != nil {
 			r.hub.watch.RoomIdle(r)
 		}
 	}
 	return true, len(next)
+}
+
+// Swap puts nw in old's place (same ID, same position) if old is still the
+// member for its ID, and reports whether it did. after, if not nil, runs
+// under the room's lock once the swap is visible to fan-out, like
+// LeaveThen's. A seat kept for a member whose connection dropped is such a
+// swap: the seat keeps its place and counts toward Max.
+func (r *Room) Swap(old, nw *Member, after func(members []*Member)) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID[old.ID] != old || nw.ID != old.ID {
+		return false
+	}
+	cur := r.snap.Load().list
+	next := make([]*Member, len(cur))
+	for i, x := range cur {
+		if x == old {
+			x = nw
+		}
+		next[i] = x
+	}
+	r.byID[nw.ID] = nw
+	r.snap.Store(&snapshot{list: next})
+	if after != nil {
+		after(next)
+	}
+	return true
+}
+
+// Locked runs fn with the current members under the room's lock (fn must
+// only record or queue, never block).
+func (r *Room) Locked(fn func(members []*Member)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(r.snap.Load().list)
 }
 
 // Hub is the hub the room belongs to.

@@ -9,3 +9,11 @@ type Sender interface {
 	// closed or shedding). Safe from any goroutine; never blocks.
 	Send(f *Frame, droppable bool) bool
 }
+
+// Away is the Sender of a seat whose member is not connected: it takes
+// nothing (a sequenced room's history keeps what was addressed to it).
+var Away Sender = away{}
+
+type away struct{}
+
+func (away) Send(*Frame, bool) bool { return false }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"path/filepath"
+
 	"partyline/auth"
 	"partyline/cluster"
 	"partyline/dialect"
@@ -49,6 +51,10 @@ func (d *Dialects) validate() error {
 // which the server starts before them and stops after them.
 func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 	core := presence.NewCore(cfg.Presence, cfg.JWT, cfg.DataDir, cfg.Logger) // shared by chat and presence
+	cfg.Party.Logger = cfg.Logger
+	if cfg.Party.Persist && cfg.NATSURL == "" && cfg.DataDir != "" {
+		cfg.Party.PersistDir = filepath.Join(cfg.DataDir, "party")
+	}
 	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(), notify.New(cfg.Notify)
 	ch := chat.New(core)
 	var node *cluster.Node

@@ -62,6 +62,11 @@ func newMetrics(node string, ds []dialect.Dialect) *metrics {
 			o.ConstLabels = prometheus.Labels{"node": node, "dialect": d.Name()}
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), func() float64 { return float64(st.Rooms()) }))
 		}
+		if h, ok := d.(interface{ HistoryBytes() int64 }); ok {
+			o := f("history_bytes", "Bytes of frames held in rooms' recovery history.")
+			o.ConstLabels = prometheus.Labels{"node": node, "dialect": d.Name()}
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), func() float64 { return float64(h.HistoryBytes()) }))
+		}
 	}
 	return m
 }

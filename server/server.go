@@ -277,6 +277,11 @@ func spareProc(loops int) int {
 func (s *Server) shutdown(errc chan error) error {
 	log := s.cfg.Logger
 	log.Info("shutting down", "connections", s.open.Load(), "drain", s.cfg.Drain)
+	for _, d := range s.dialects { // before any connection closes for the drain
+		if dr, ok := d.(interface{ Drain() }); ok {
+			dr.Drain()
+		}
+	}
 	s.drainEnd.Store(time.Now().Add(s.cfg.Drain).UnixNano())
 	s.draining.Store(true)
 	deadline := time.Now().Add(s.cfg.Drain + s.cfg.CloseWait + time.Second)

@@ -540,7 +540,8 @@ func (s *session) sendJoinedList(r *routing.Room, m *routing.Member, members []r
 			}
 			f.SetBuf(codec.AppendString(f.Buf(), x.Client))
 		}
-	})
+		f.Append(']')
+	}, nil)
 }
 
 // leaveCluster leaves the room: local fan-out stops at once; the registry

@@ -1,6 +1,11 @@
 package party
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
 
 // Config is the party dialect's configuration.
 type Config struct {
@@ -8,14 +13,40 @@ type Config struct {
 	MaxClients      int  // upper bound (and default) of maxClients (--party-max-clients)
 	StrictReconnect bool // a token is required to replace a clientId
 	MaxState        int  // largest retained state, encoded bytes
+
+	// Offsets and recovery (docs/recovery.md). A zero HistorySize,
+	// HistoryBytes or HistoryTTL disables history; Defaults sets them.
+	HistorySize  int           // frames kept per room (--party-history-size)
+	HistoryBytes int           // bytes kept per room (--party-history-bytes)
+	HistoryTTL   time.Duration // age of the oldest frame kept (--party-history-ttl)
+	SeatGrace    time.Duration // a dropped member's seat is kept this long (--party-seat-grace); 0: peer_left at once
+
+	// Persistence: rooms are kept in PersistDir ("" disables it; the
+	// server sets it to <data-dir>/party when Persist, --party-persist, is
+	// on and the node is not in a cluster).
+	Persist         bool
+	PersistDir      string
+	PersistInterval time.Duration // at most this much of the latest changes is lost to a crash (--party-persist-interval)
+	RestoreGrace    time.Duration // restored seats wait this long for their members (--party-restore-grace)
+
+	// Room-scan defences: failed joins ("room not found") a connection,
+	// and an address, may make per minute; 0 disables each.
+	JoinFailuresPerMinute      int
+	JoinFailuresPerMinutePerIP int
+
+	Logger *slog.Logger // nil: slog.Default()
 }
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
-	return Config{CodeLength: 4, MaxClients: 1000, MaxState: 16 << 10}
+	return Config{CodeLength: 4, MaxClients: 1000, MaxState: 16 << 10,
+		HistorySize: 64, HistoryBytes: 256 << 10, HistoryTTL: 2 * time.Minute,
+		Persist: true, PersistInterval: 100 * time.Millisecond, RestoreGrace: time.Minute,
+		JoinFailuresPerMinute: 20, JoinFailuresPerMinutePerIP: 200}
 }
 
-// Validate checks c and fills zero values with defaults.
+// Validate checks c and fills zero values with defaults (history, seat
+// grace and the join-failure limits keep 0: it means off).
 func (c *Config) Validate() error {
 	d := Defaults()
 	if c.CodeLength == 0 {
@@ -32,6 +63,18 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxState <= 0 {
 		c.MaxState = d.MaxState
+	}
+	if c.HistorySize < 0 || c.HistoryBytes < 0 || c.HistoryTTL < 0 || c.SeatGrace < 0 || c.RestoreGrace < 0 {
+		return errors.New("party history limits and graces must not be negative")
+	}
+	if c.JoinFailuresPerMinute < 0 || c.JoinFailuresPerMinutePerIP < 0 {
+		return errors.New("join-failures-per-minute must not be negative")
+	}
+	if c.PersistInterval <= 0 {
+		c.PersistInterval = d.PersistInterval
+	}
+	if c.RestoreGrace == 0 {
+		c.RestoreGrace = d.RestoreGrace
 	}
 	return nil
 }

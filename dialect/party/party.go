@@ -10,6 +10,7 @@ package party
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"log/slog"
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/internal/msg"
+	"partyline/internal/security"
 	"partyline/routing"
 )
 
@@ -34,11 +36,23 @@ type Dialect struct {
 	hub    *routing.Hub
 	broker routing.Broker
 	cl     *clustered // nil: single node (cluster.go)
+	log    *slog.Logger
+
+	held      routing.Gauge     // bytes held by every room's history
+	persist   *persister        // nil: rooms are not persisted (persist.go)
+	draining  atomic.Bool       // the server is shutting down: seats stay as they are
+	ipFails   *security.Limiter // failed joins per address
+	sweepStop chan struct{}     // stops the history sweeper (persist.go)
 }
 
 // New returns the dialect with the in-process broker.
 func New(cfg Config) *Dialect {
-	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}, log: log,
+		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP)}
 }
 
 func (d *Dialect) Name() string                        { return "party" }
@@ -52,6 +66,8 @@ type roomState struct {
 	mu    sync.Mutex     // guards the following
 	state *routing.Frame // retained "state" frame, nil if none
 
+	trimmed uint64 // history the store was told to drop; guarded by the room's lock
+
 	// cluster mode only
 	id     string            // the room's id in the registry
 	rev    uint64            // state's revision in the registry
@@ -64,14 +80,17 @@ type member struct {
 	quotedID []byte      // the clientId as a JSON string, encoded once
 	replaced atomic.Bool // a newer connection took this clientId
 	inst     string      // cluster mode: this connection's instance in the registry
+	away     bool        // a seat kept for a member whose connection dropped (seats.go)
+	restored bool        // an away seat restored from the store: only its token reclaims it
 }
 
 type session struct {
-	d    *Dialect
-	c    dialect.Conn
-	room *routing.Room
-	me   *routing.Member
-	cs   clusterSession // cluster mode only (cluster.go)
+	d     *Dialect
+	c     dialect.Conn
+	room  *routing.Room
+	me    *routing.Member
+	cs    clusterSession // cluster mode only (cluster.go)
+	fails bucket         // failed joins of this connection (seats.go)
 }
 
 // request is every field any party message may carry, undecoded.
@@ -81,6 +100,7 @@ type request struct {
 	MaxClients sonic.NoCopyRawMessage `json:"maxClients"`
 	Room       sonic.NoCopyRawMessage `json:"room"`
 	To         sonic.NoCopyRawMessage `json:"to"`
+	Since      sonic.NoCopyRawMessage `json:"since"`
 	Token      sonic.NoCopyRawMessage `json:"token"`
 	Data       sonic.NoCopyRawMessage `json:"data"`
 	State      sonic.NoCopyRawMessage `json:"state"`
@@ -154,9 +174,20 @@ func (s *session) OnClose() {
 	if s.d.cl != nil {
 		s.closeCluster()
 	}
-	if s.room != nil {
-		s.leave()
+	if s.room == nil {
+		return
 	}
+	if s.d.cl == nil && s.current() != nil {
+		switch {
+		case s.d.draining.Load() && s.d.persist != nil:
+			s.room, s.me = nil, nil // the seat stays as the store has it
+			return
+		case s.d.cfg.SeatGrace > 0:
+			s.goAway()
+			return
+		}
+	}
+	s.leave()
 }
 
 // current returns the session's room, or nil when it has none or its
@@ -210,7 +241,7 @@ func (s *session) create(req *request) {
 	}
 	var r *routing.Room
 	for i := 0; i < 64 && r == nil; i++ {
-		r = s.d.hub.Create(s.d.newCode(), max)
+		r = s.d.hub.CreateSequenced(s.d.newCode(), max, time.Time{}, newEpoch(), 0, s.d.historyLimits(), &s.d.held)
 	}
 	if r == nil {
 		s.fail("no free room code: try again")
@@ -218,15 +249,17 @@ func (s *session) create(req *request) {
 	}
 	r.SetExt(&roomState{})
 	m := newMember(id, s.c)
-	if _, err := r.Join(m, nil, func([]*routing.Member) {
+	if _, err := r.Join(m, nil, func(members []*routing.Member) {
 		f := routing.NewText()
 		f.AppendStr(`{"type":"created","room":`)
 		f.SetBuf(codec.AppendString(f.Buf(), r.Name))
 		f.AppendStr(`,"token":`)
 		f.SetBuf(codec.AppendString(f.Buf(), m.Data.(*member).token))
+		appendOffset(f, r)
 		f.Append('}')
 		s.c.Send(f.End(), false)
 		f.Release()
+		s.d.persistSeats(r, members)
 	}); err != nil {
 		s.fail("room " + err.Error())
 		return
@@ -255,38 +288,50 @@ func (s *session) join(req *request) {
 		s.fail("invalid token: a string")
 		return
 	}
+	since, err := parseSince(req.Since)
+	if err != nil {
+		s.fail(err.Error())
+		return
+	}
 	if s.d.cl != nil {
 		s.joinCluster(id, code, token, hasToken)
 		return
 	}
 	r := s.d.hub.Get(code)
 	if r == nil {
-		s.fail("room not found: " + code)
+		s.joinFailed("room not found: " + code)
 		return
 	}
 	m := newMember(id, s.c)
-	replacing := false
+	replacing, back := false, false
 	old, err := r.Join(m, func(old *routing.Member) error {
 		om := old.Data.(*member)
 		switch {
 		case hasToken && token != om.token:
+			security.Record("party_token_mismatch", "room", code, "addr", s.c.Request().RemoteAddr)
 			return errBadToken
+		case !hasToken && om.restored:
+			return errSeatToken
 		case !hasToken && s.d.cfg.StrictReconnect:
 			return errNeedToken
 		}
 		m.Data.(*member).token = om.token // the token belongs to the clientId
-		replacing = true
+		replacing, back = true, om.away
 		return nil
 	}, func(members []*routing.Member) {
-		s.sendJoined(r, m, members)
-		if !replacing { // a reconnect is silent to the others
-			s.announce(r, `{"type":"peer_joined","clientId":`, m, s.c)
+		s.sendJoined(r, m, members, since)
+		switch {
+		case back:
+			s.d.announce(r, `{"type":"peer_back","clientId":`, m, s.c)
+		case !replacing: // a reconnect is silent to the others
+			s.d.announce(r, `{"type":"peer_joined","clientId":`, m, s.c)
 		}
+		s.d.persistSeats(r, members)
 	})
 	switch err {
 	case nil:
 	case routing.ErrRoomGone:
-		s.fail("room not found: " + code)
+		s.joinFailed("room not found: " + code)
 		return
 	case routing.ErrRoomFull:
 		s.fail("room full: " + code + " has " + itoa(r.Max) + " clients")
@@ -308,12 +353,12 @@ func (s *session) join(req *request) {
 // except. Joins and leaves call it under the room's lock (Join's before,
 // LeaveThen's after), so it reaches exactly the membership on the other
 // side of that change.
-func (s *session) announce(r *routing.Room, prefix string, m *routing.Member, except routing.Sender) {
+func (d *Dialect) announce(r *routing.Room, prefix string, m *routing.Member, except routing.Sender) {
 	f := routing.NewText()
 	f.AppendStr(prefix)
 	f.Append(m.Data.(*member).quotedID...)
 	f.Append('}')
-	s.d.broker.Publish(r, f.End(), except, false)
+	d.broker.Publish(r, f.End(), except, false)
 	f.Release()
 }
 
@@ -324,11 +369,13 @@ func (e errText) Error() string { return string(e) }
 const (
 	errBadToken  = errText("invalid token for this clientId")
 	errNeedToken = errText("token required to replace this clientId")
+	errSeatToken = errText("token required to reclaim this seat")
 )
 
-// sendJoined queues "joined" (and the retained state) to the joiner; it
-// runs under the room's lock, before the joiner is visible to fan-out.
-func (s *session) sendJoined(r *routing.Room, m *routing.Member, members []*routing.Member) {
+// sendJoined queues "joined" (and the retained state, or the frames the
+// member missed) to the joiner; it runs under the room's lock, before the
+// joiner is visible to fan-out.
+func (s *session) sendJoined(r *routing.Room, m *routing.Member, members []*routing.Member, since *sinceReq) {
 	s.sendJoinedWith(r, m, func(f *routing.Frame) {
 		for i, x := range members {
 			if i > 0 {
@@ -336,22 +383,57 @@ func (s *session) sendJoined(r *routing.Room, m *routing.Member, members []*rout
 			}
 			f.Append(x.Data.(*member).quotedID...)
 		}
-	})
+		f.Append(']')
+		n := 0
+		for _, x := range members {
+			if x.Data.(*member).away {
+				if n == 0 {
+					f.AppendStr(`,"away":[`)
+				} else {
+					f.Append(',')
+				}
+				f.Append(x.Data.(*member).quotedID...)
+				n++
+			}
+		}
+		if n > 0 {
+			f.Append(']')
+		}
+	}, since)
 }
 
-// sendJoinedWith queues "joined", with the clients written by appendIDs,
-// then the room's retained state. Single-node and cluster joins share it.
-func (s *session) sendJoinedWith(r *routing.Room, m *routing.Member, appendIDs func(*routing.Frame)) {
+// sendJoinedWith queues "joined", with the clients written by appendIDs
+// (which closes the array), then the room's retained state, or with a
+// recovered since the frames after it. Single-node and cluster joins
+// share it (cluster rooms have no offsets).
+func (s *session) sendJoinedWith(r *routing.Room, m *routing.Member, appendIDs func(*routing.Frame), since *sinceReq) {
 	f := routing.NewText()
 	f.AppendStr(`{"type":"joined","room":`)
 	f.SetBuf(codec.AppendString(f.Buf(), r.Name))
 	f.AppendStr(`,"clients":[`)
 	appendIDs(f)
-	f.AppendStr(`],"token":`)
+	f.AppendStr(`,"token":`)
 	f.SetBuf(codec.AppendString(f.Buf(), m.Data.(*member).token))
+	appendOffset(f, r)
+	recovered := false
+	if since != nil {
+		epoch, _ := r.OffsetLocked()
+		recovered = epoch != "" && since.epoch == epoch && r.Replay(m.ID, since.seq, nil)
+		if recovered {
+			f.AppendStr(`,"recovered":true`)
+		} else {
+			f.AppendStr(`,"recovered":false`)
+		}
+	}
 	f.Append('}')
 	s.c.Send(f.End(), false)
 	f.Release()
+	if recovered {
+		// Everything after since, in order: the newest state among it if
+		// it changed, and nothing the member already had.
+		r.Replay(m.ID, since.seq, func(e *routing.Entry) { s.c.Send(e.F, false) })
+		return
+	}
 	if st, ok := r.Ext().(*roomState); ok {
 		st.mu.Lock()
 		if st.state != nil {
@@ -380,8 +462,15 @@ func (s *session) leave() {
 		s.leaveCluster(r, m)
 		return
 	}
-	removed, remaining := r.LeaveThen(m, func([]*routing.Member) {
-		s.announce(r, `{"type":"peer_left","clientId":`, m, nil)
+	s.d.dropSeat(r, m)
+}
+
+// dropSeat removes m from r for good: peer_left to the rest, and the room
+// is gone (state, store) if it was the last seat. Any goroutine.
+func (d *Dialect) dropSeat(r *routing.Room, m *routing.Member) {
+	removed, remaining := r.LeaveThen(m, func(members []*routing.Member) {
+		d.announce(r, `{"type":"peer_left","clientId":`, m, nil)
+		d.persistSeats(r, members)
 	})
 	if removed && remaining == 0 {
 		dropState(r)
@@ -394,9 +483,61 @@ func (s *session) send(req *request) {
 		s.fail("not in a room")
 		return
 	}
+	if !r.Sequenced() {
+		s.sendUnsequenced(r, req)
+		return
+	}
+	var to []byte // the target's clientId, nil: everyone else
+	if len(req.To) > 0 && string(req.To) != "null" {
+		raw, ok := codec.StrRaw(req.To) // the common case: no escapes, no allocation
+		if !ok {
+			var str string
+			if str, ok = codec.Str(req.To); !ok {
+				s.fail("invalid to: a clientId string")
+				return
+			}
+			raw = []byte(str)
+		}
+		to = raw
+	}
+	f := routing.NewText()
+	f.AppendStr(`{"type":"message","from":`)
+	f.Append(s.me.Data.(*member).quotedID...)
+	if len(req.Data) > 0 {
+		f.AppendStr(`,"data":`)
+		f.Append(req.Data...)
+	}
+	seq := r.BeginSeq()
+	var target *routing.Member
+	if to != nil {
+		if target = r.LookupLocked(to); target == nil {
+			r.EndSeq()
+			f.Release()
+			s.fail("unknown target: " + string(to))
+			return
+		}
+	}
+	f.AppendStr(`,"seq":`)
+	f.SetBuf(codec.AppendInt(f.Buf(), int64(seq)))
+	f.Append('}')
+	f.End()
+	toID := ""
+	if target != nil {
+		target.Conn.Send(f, false)
+		toID = target.ID
+	} else {
+		s.d.broker.Publish(r, f, s.c, false)
+	}
+	s.d.committed(r, f, seq, s.me.ID, toID, r.CommitSeq(f, s.me.ID, toID))
+	r.EndSeq()
+	f.Release()
+}
+
+// sendUnsequenced is send in a room without offsets (cluster mode).
+func (s *session) sendUnsequenced(r *routing.Room, req *request) {
 	var target *routing.Member
 	if len(req.To) > 0 && string(req.To) != "null" {
-		if raw, ok := codec.StrRaw(req.To); ok { // the common case: no escapes, no allocation
+		if raw, ok := codec.StrRaw(req.To); ok {
 			target = r.LookupBytes(raw)
 		}
 		to, ok := "", true
@@ -453,28 +594,36 @@ func (s *session) setState(req *request) {
 	f := routing.NewText()
 	f.AppendStr(`{"type":"state","state":`)
 	f.Append(req.State...)
-	f.Append('}')
-	f.End()
-	if s.d.cl != nil {
-		s.setStateCluster(r, f)
-		return
-	}
 	st, _ := r.Ext().(*roomState)
-	if st == nil {
+	if !r.Sequenced() || st == nil {
+		f.Append('}')
+		f.End()
+		if s.d.cl != nil {
+			s.setStateCluster(r, f)
+			return
+		}
 		f.Release()
 		return
 	}
+	seq := r.BeginSeq()
+	f.AppendStr(`,"seq":`)
+	f.SetBuf(codec.AppendInt(f.Buf(), int64(seq)))
+	f.Append('}')
+	f.End()
 	st.mu.Lock()
 	old := st.state
 	st.state = f // the room keeps the caller's reference
 	st.mu.Unlock()
+	s.d.broker.Publish(r, f, nil, false)
+	s.d.committed(r, f, seq, "", "", r.CommitSeq(f, "", ""))
+	s.d.persistState(r, f)
+	r.EndSeq()
 	if old != nil {
 		old.Release()
 	}
-	s.d.broker.Publish(r, f, nil, false)
 }
 
-func newMember(id string, c dialect.Conn) *routing.Member {
+func newMember(id string, c routing.Sender) *routing.Member {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	pm := &member{token: base64.RawURLEncoding.EncodeToString(b[:]), quotedID: codec.AppendString(nil, id)}

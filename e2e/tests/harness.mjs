@@ -4,9 +4,9 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startServer, repoRoot } from "../../sdk/js/test/server.mjs";
+import { startServer, repoRoot, flags } from "../../sdk/js/test/server.mjs";
 
-export { startServer, repoRoot };
+export { startServer, repoRoot, flags };
 export const outDir = path.join(repoRoot, "test-output");
 export const SECRET = "e2e-secret-e2e-secret-e2e-secret-0";
 

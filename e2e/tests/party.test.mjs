@@ -1,7 +1,7 @@
 // A party room with three browser contexts.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, withBrowser, waitState, roomCode } from "./harness.mjs";
+import { startServer, withBrowser, waitState, roomCode, flags } from "./harness.mjs";
 
 let srv;
 before(async () => (srv = await startServer()));
@@ -72,7 +72,7 @@ test("three players: create, join by code, broadcast, whisper, shared state", as
   });
 });
 
-test("a page reload takes its place in the room again with its token", async () => {
+test("a page reload takes its place in the room again with its token and keeps the message log", async () => {
   await withBrowser("party reload", async (b) => {
     const url = `${srv.httpBase}/party`;
     const host = await b.page(url);
@@ -85,11 +85,79 @@ test("a page reload takes its place in the room again with its token", async () 
     await guest.getByLabel("Room code").fill(code);
     await guest.getByRole("button", { name: "Join" }).click();
     await host.locator("#peer-count", { hasText: "2" }).waitFor();
+    await host.getByLabel("Message", { exact: true }).fill("before the reload");
+    await host.getByLabel("Message", { exact: true }).press("Enter");
+    await guest.locator("#log li.in", { hasText: "before the reload" }).waitFor();
+    await guest.getByLabel("Message", { exact: true }).fill("mine, before");
+    await guest.getByLabel("Message", { exact: true }).press("Enter");
     await guest.reload();
     await guest.locator("#room-code", { hasText: code }).waitFor();
     await guest.locator("#peer-count", { hasText: "2" }).waitFor();
     await host.getByLabel("Message", { exact: true }).fill("still there?");
     await host.getByLabel("Message", { exact: true }).press("Enter");
     await guest.locator("#log li.in", { hasText: "still there?" }).waitFor();
+    // The log came back from sessionStorage, each line once, in order.
+    assert.equal(await guest.locator("#log li.in", { hasText: "before the reload" }).count(), 1);
+    assert.equal(await guest.locator("#log li.out", { hasText: "mine, before" }).count(), 1);
+    const lines = await guest.locator("#log li").allInnerTexts();
+    const at = (t) => lines.findIndex((l) => l.includes(t));
+    assert.ok(at("before the reload") < at("mine, before") && at("mine, before") < at("still there?"), lines.join(" | "));
+    assert.deepEqual(guest.consoleErrors, []);
   });
+});
+
+test("a peer whose socket drops is shown reconnecting… until it is back, then gone after the seat grace; a page shows its own reconnecting state", async () => {
+  // Seats kept for a member whose socket dropped (peer_away / peer_back) need
+  // a server with party offsets; without them only the page's own state is checked.
+  const offsets = flags().has("party-seat-grace");
+  const own = await startServer(offsets ? ["--party-seat-grace", "3s"] : []);
+  try {
+    await withBrowser("party away", async (b) => {
+      const url = `${own.httpBase}/party`;
+      const host = await b.page(url);
+      const guest = await b.page(url);
+      await waitState(host, "open");
+      await enterAs(host, "host");
+      await host.getByRole("button", { name: "Create room" }).click();
+      const code = await roomCode(host);
+      await enterAs(guest, "guest");
+      await guest.getByLabel("Room code").fill(code);
+      await guest.getByRole("button", { name: "Join" }).click();
+      await host.locator("#peer-count", { hasText: "2" }).waitFor();
+
+      // The guest's network goes away and its socket with it.
+      await guest.context().setOffline(true);
+      await guest.evaluate(() => window.partyline["ws"].close());
+      await guest.locator("#peers li.me", { hasText: "you · reconnecting…" }).waitFor();
+      if (offsets) {
+        const marker = host.locator('#peers li.away[data-peer="guest"]', { hasText: "reconnecting…" });
+        await marker.waitFor();
+        await host.locator("#log li", { hasText: "guest lost the connection" }).waitFor();
+        assert.equal(await host.locator("#peer-count").innerText(), "2", "the seat is kept");
+        await host.getByLabel("Message", { exact: true }).fill("while you were away");
+        await host.getByLabel("Message", { exact: true }).press("Enter");
+      }
+      await guest.context().setOffline(false);
+      await waitState(guest, "open");
+      await guest.locator("#peers li.me", { hasText: /^\s*guest\s*you\s*$/ }).waitFor();
+      if (offsets) {
+        await host.locator("#log li", { hasText: "guest is back" }).waitFor();
+        assert.equal(await host.locator('#peers li.away[data-peer="guest"]').count(), 0);
+        await guest.locator("#log li.in", { hasText: "while you were away" }).waitFor();
+        await guest.locator("#log li", { hasText: `Rejoined room ${code}: nothing was lost` }).waitFor();
+        await guest.waitForTimeout(300);
+        assert.equal(await guest.locator("#log li.in", { hasText: "while you were away" }).count(), 1);
+
+        // The guest's tab goes away for good: marked, then removed when the grace ends.
+        await guest.close();
+        await host.locator('#peers li.away[data-peer="guest"]').waitFor();
+        await host.locator("#log li", { hasText: "guest left" }).waitFor({ timeout: 10_000 });
+        await host.locator("#peer-count", { hasText: "1" }).waitFor();
+        assert.equal(await host.locator('#peers li[data-peer="guest"]').count(), 0);
+      }
+      assert.deepEqual(host.consoleErrors, []);
+    });
+  } finally {
+    await own.stop();
+  }
 });

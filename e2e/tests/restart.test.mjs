@@ -8,15 +8,23 @@ let srv;
 before(async () => (srv = await startServer()));
 after(async () => srv?.stop());
 
-test("kill -9 and restart: team pages reconnect, re-register and talk; the party page says its room is gone", async () => {
+test("kill -9 and restart: team pages reconnect, re-register and talk; party pages get their room back and keep their log", async () => {
   await withBrowser("restart", async (b) => {
     const one = await b.page(`${srv.httpBase}/teams/1`);
     const two = await b.page(`${srv.httpBase}/teams/2`);
     const party = await b.page(`${srv.httpBase}/party`);
-    for (const p of [one, two, party]) await waitState(p, "open");
+    const friend = await b.page(`${srv.httpBase}/party`);
+    for (const p of [one, two, party, friend]) await waitState(p, "open");
     await party.getByLabel("Your name (clientId)").fill("survivor");
     await party.getByRole("button", { name: "Create room" }).click();
     const code = await roomCode(party);
+    await friend.getByLabel("Your name (clientId)").fill("friend");
+    await friend.getByLabel("Room code").fill(code);
+    await friend.getByRole("button", { name: "Join" }).click();
+    await party.locator("#peer-count", { hasText: "2" }).waitFor();
+    await friend.getByLabel("Message", { exact: true }).fill("party before the crash");
+    await friend.getByLabel("Message", { exact: true }).press("Enter");
+    await party.locator("#log li.in", { hasText: "party before the crash" }).waitFor();
 
     await one.getByLabel("Message", { exact: true }).fill("before the crash");
     await one.getByLabel("Message", { exact: true }).press("Enter");
@@ -46,11 +54,25 @@ test("kill -9 and restart: team pages reconnect, re-register and talk; the party
     await one.locator("#log li.in", { hasText: "after the restart" }).waitFor();
     await two.locator('#log li.out[data-delivery="delivered"]', { hasText: "after the restart" }).waitFor();
 
-    // Party rooms live in memory: the page says the rejoin failed and offers the lobby again.
-    await party.locator("#log li.error", { hasText: `rejoining room ${code} failed` }).waitFor();
-    await party.getByRole("button", { name: "Create room" }).waitFor();
-    await party.getByRole("button", { name: "Create room" }).click();
-    await roomCode(party); // a fresh room's code is shown
+    // Party rooms are persisted in --data-dir: both pages take their seats back
+    // with their tokens (recovered, unless the crash took the last interval).
+    for (const p of [party, friend]) {
+      await waitState(p, "open", 20_000);
+      await p.locator("#log li.system", { hasText: `Rejoined room ${code}:` }).waitFor();
+      assert.equal(await p.locator("#room-code").innerText(), code);
+    }
+    await friend.getByLabel("Message", { exact: true }).fill("party after the restart");
+    await friend.getByLabel("Message", { exact: true }).press("Enter");
+    await party.locator("#log li.in", { hasText: "party after the restart" }).waitFor();
+    await party.locator('#peers li[data-peer="friend"]:not(.away)').waitFor();
+    // A reload after all that shows the same log, each message once.
+    await party.reload();
+    await party.locator("#room-code", { hasText: code }).waitFor();
+    await waitState(party, "open");
+    await party.waitForTimeout(300);
+    for (const text of ["party before the crash", "party after the restart"]) {
+      assert.equal(await party.locator("#log li.in", { hasText: text }).count(), 1, text);
+    }
   });
 });
 

@@ -19,11 +19,14 @@ export function el(tag, attrs = {}, ...children) {
 
 const time = (d = new Date()) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
-/** Appends a line to a log list and keeps it scrolled to the bottom. kind: in | out | system | error. */
-export function logLine(log, kind, text, meta) {
+/**
+ * Appends a line to a log list and keeps it scrolled to the bottom. kind: in | out | system | error.
+ * `at` is when it happened (default now; a restored line keeps its time).
+ */
+export function logLine(log, kind, text, meta, at = new Date()) {
   const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  const li = el("li", { class: kind }, meta ? el("span", { class: "meta" }, `${meta} · ${time()}`) : null, text);
-  if (!meta && (kind === "in" || kind === "out")) li.prepend(el("span", { class: "meta" }, time()));
+  const li = el("li", { class: kind }, meta ? el("span", { class: "meta" }, `${meta} · ${time(at)}`) : null, text);
+  if (!meta && (kind === "in" || kind === "out")) li.prepend(el("span", { class: "meta" }, time(at)));
   log.append(li);
   if (stick || kind === "out") log.scrollTop = log.scrollHeight;
   return li;

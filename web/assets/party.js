@@ -1,13 +1,16 @@
 // The party room client: create or join a room by code, see the peers,
 // broadcast or send to one, share retained state. The SDK rejoins the room
-// with the same clientId and token after a reconnect; a page reload rejoins
-// from sessionStorage.
+// with the same clientId, token and stream offset after a reconnect, so
+// the server replays what was missed; a page reload rejoins from
+// sessionStorage, where the page also keeps the room's message log (the
+// offset saved with it means no message is shown twice).
 import { PartyClient } from "/sdk/index.js";
 import { bindStatus, discoverURL, el, logLine, statusPill } from "/assets/common.js";
 
 const $ = (id) => document.getElementById(id);
 const log = $("log");
-const saved = JSON.parse(sessionStorage.getItem("partyline.party") || "{}");
+const saved = readJSON("partyline.party", {});
+const LOG_KEEP = 300; // log lines kept per room in sessionStorage
 const params = new URLSearchParams(location.search);
 const clientId = params.get("name") || saved.clientId || `player-${Math.random().toString(36).slice(2, 6)}`;
 $("client-id").value = clientId;
@@ -19,15 +22,56 @@ $("status-slot").append(pill);
 let client = null;
 const url = await discoverURL("party");
 
+function readJSON(key, fallback) {
+  try {
+    return JSON.parse(sessionStorage.getItem(key) || "null") ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+const logKey = (room) => `partyline.party.log.${room}`;
+let stored = { room: null, lines: [] }; // the log of the room we are in, as saved
+
+/** Logs a line and, while in a room, keeps it in that room's saved log. */
+function note(kind, text, meta) {
+  logLine(log, kind, text, meta);
+  const room = client?.room;
+  if (!room) return;
+  if (stored.room !== room) stored = { room, lines: readJSON(logKey(room), []) };
+  stored.lines.push({ kind, text, meta, at: Date.now() });
+  if (stored.lines.length > LOG_KEEP) stored.lines.splice(0, stored.lines.length - LOG_KEEP);
+  try {
+    sessionStorage.setItem(logKey(room), JSON.stringify(stored.lines));
+  } catch {
+    /* storage full: the log just is not kept */
+  }
+}
+
+/** Shows a room's saved log again (after a reload). */
+function restoreLog(room) {
+  const lines = readJSON(logKey(room), []);
+  stored = { room, lines };
+  for (const l of lines) logLine(log, l.kind, l.text, l.meta, new Date(l.at));
+}
+
 function connect(id) {
   client = new PartyClient(url, { clientId: id });
   window.partyline = client; // for the console and the browser tests
   bindStatus(client, pill, log);
-  client.on("peer_joined", (m) => logLine(log, "system", `${m.clientId} joined`));
-  client.on("peer_left", (m) => logLine(log, "system", `${m.clientId} left`));
-  client.on("message", (m) => logLine(log, "in", typeof m.data === "string" ? m.data : JSON.stringify(m.data), m.from));
-  client.on("state", (m) => logLine(log, "system", "Room state updated"));
-  client.on("error", (m) => logLine(log, "error", m.message));
+  client.on("peer_joined", (m) => note("system", `${m.clientId} joined`));
+  client.on("peer_left", (m) => note("system", `${m.clientId} left`));
+  client.on("peer_away", (m) => note("system", `${m.clientId} lost the connection — reconnecting…`));
+  client.on("peer_back", (m) => note("system", `${m.clientId} is back`));
+  client.on("message", (m) => note("in", typeof m.data === "string" ? m.data : JSON.stringify(m.data), m.from));
+  client.on("state", () => note("system", "Room state updated"));
+  client.on("error", (m) => note("error", m.message));
+  client.onEvent("rejoined", ({ recovered, since }) => {
+    if (!since) return; // a server without offsets: nothing to say beyond "Reconnected"
+    note("system", recovered
+      ? `Rejoined room ${client.room}: nothing was lost`
+      : `Rejoined room ${client.room}: messages sent meanwhile could not be recovered (the room state is current)`);
+  });
   client.on("*", render);
   client.onEvent("state", render);
   client.onEvent("error", (e) => {
@@ -37,8 +81,11 @@ function connect(id) {
 }
 
 function remember() {
+  const off = client.offset;
   sessionStorage.setItem("partyline.party", JSON.stringify(
-    client.room ? { clientId: client.clientId, room: client.room, token: client.token } : { clientId: client.clientId }));
+    client.room
+      ? { clientId: client.clientId, room: client.room, token: client.token, epoch: off?.epoch, seq: off?.seq }
+      : { clientId: client.clientId }));
 }
 
 function render() {
@@ -54,8 +101,15 @@ function render() {
   $("room-link").href = link;
   $("room-link").textContent = link;
   $("peer-count").textContent = client.peers.length;
-  $("peers").replaceChildren(...client.peers.map((p) =>
-    el("li", { class: p === client.clientId ? "me" : "" }, p, p === client.clientId ? el("span", { class: "muted" }, "you") : null)));
+  const me = client.clientId;
+  const down = client.state !== "open";
+  $("peers").replaceChildren(...client.peers.map((p) => {
+    // Away: the member's socket dropped and the server keeps its seat for a while.
+    const away = p === me ? down : client.away.includes(p);
+    const tag = p === me ? (down ? "you · reconnecting…" : "you") : away ? "reconnecting…" : null;
+    return el("li", { class: [p === me ? "me" : "", away ? "away" : ""].join(" ").trim(), dataset: { peer: p } },
+      p, tag ? el("span", { class: "muted" }, tag) : null);
+  }));
   const to = $("to");
   const keep = to.value;
   to.replaceChildren(new Option("Everyone", ""), ...client.peers.filter((p) => p !== client.clientId).map((p) => new Option(p, p)));
@@ -63,13 +117,13 @@ function render() {
   $("state").textContent = client.roomState === undefined ? "(none)" : JSON.stringify(client.roomState, null, 2);
 }
 
-async function enter(action) {
+async function enter(action, announce = true) {
   const id = $("client-id").value.trim();
   if (!id) return $("client-id").focus();
   if (client.clientId !== id) client.clientId = id; // not in a room here
   try {
     const r = await action();
-    logLine(log, "system", `You are in room ${r.room}`);
+    if (announce) note("system", `You are in room ${r.room}`);
     render();
     $("text").focus();
   } catch (e) {
@@ -90,6 +144,8 @@ $("join").addEventListener("submit", (e) => {
 $("leave").addEventListener("click", () => {
   const room = client.room;
   client.leave();
+  sessionStorage.removeItem(logKey(room));
+  stored = { room: null, lines: [] };
   logLine(log, "system", `You left room ${room}`);
   render();
   $("code").focus();
@@ -101,7 +157,7 @@ $("send").addEventListener("submit", (e) => {
   const to = $("to").value;
   const queued = client.state !== "open";
   const ok = to ? client.sendTo(to, text) : client.broadcast(text);
-  logLine(log, ok ? "out" : "error", text, `You → ${to || "everyone"}${queued ? " · queued" : ""}${ok ? "" : " · dropped"}`);
+  note(ok ? "out" : "error", text, `You → ${to || "everyone"}${queued ? " · queued" : ""}${ok ? "" : " · dropped"}`);
   $("text").value = "";
   $("text").focus();
 });
@@ -120,7 +176,11 @@ $("state-form").addEventListener("submit", (e) => {
 
 connect(clientId);
 if (saved.room && saved.token && saved.clientId === clientId) {
-  // A reload: take our place in the room again (the token proves it is us).
-  enter(() => client.join(saved.room, saved.token));
+  // A reload: show the room's log again and take our place in the room (the
+  // token proves it is us); with the saved offset the server replays only
+  // what this page has not shown yet.
+  restoreLog(saved.room);
+  const since = typeof saved.epoch === "string" && typeof saved.seq === "number" ? { epoch: saved.epoch, seq: saved.seq } : null;
+  enter(() => client.join(saved.room, saved.token, since), !since);
 }
 render();

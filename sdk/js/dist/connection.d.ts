@@ -88,7 +88,12 @@ export interface ConnectionEvents<Out> {
         reason: "queue_full" | "closed" | "handshake_failed";
     };
 }
-/** Close codes after which a Connection never reconnects. */
+/**
+ * Close codes after which a Connection never reconnects. Every other code
+ * reconnects (and a helper re-registers): notably 1001 (going away: a
+ * graceful shutdown or deploy), 1006 (abnormal: the connection died) and
+ * 1012 (service restart).
+ */
 export declare const FINAL_CLOSE_CODES: ReadonlySet<number>;
 /** Narrows a message union to the member whose `type` is T. */
 export type MessageOf<In extends {
@@ -99,14 +104,15 @@ export type MessageOf<In extends {
 /**
  * A reconnecting, queueing JSON connection. `In` is the union of the
  * messages the server sends (each with a string `type`), `Out` what the
- * client sends. Methods are safe to call in any state.
+ * client sends, `Ev` the lifecycle events (a helper may add its own, e.g.
+ * PartyClient's `rejoined`). Methods are safe to call in any state.
  */
 export declare class Connection<In extends {
     type: string;
 } = {
     type: string;
     [k: string]: unknown;
-}, Out = unknown> {
+}, Out = unknown, Ev extends ConnectionEvents<Out> = ConnectionEvents<Out>> {
     readonly url: string;
     private readonly WS;
     private readonly opts;
@@ -148,9 +154,9 @@ export declare class Connection<In extends {
     /** Removes a listener added with `on`. */
     off<T extends In["type"] | "*">(type: T, fn: (msg: MessageOf<In, T>) => void): void;
     /** Listens for lifecycle events. Returns an unsubscribe function. */
-    onEvent<K extends keyof ConnectionEvents<Out>>(name: K, fn: (ev: ConnectionEvents<Out>[K]) => void): () => void;
+    onEvent<K extends keyof Ev & string>(name: K, fn: (ev: Ev[K]) => void): () => void;
     /** Removes a listener added with `onEvent`. */
-    offEvent<K extends keyof ConnectionEvents<Out>>(name: K, fn: (ev: ConnectionEvents<Out>[K]) => void): void;
+    offEvent<K extends keyof Ev & string>(name: K, fn: (ev: Ev[K]) => void): void;
     /** Resolves with the next message of one of `types` (e.g. for request/reply). */
     next<T extends In["type"]>(types: T | T[], timeout?: number): Promise<MessageOf<In, T>>;
     /**
@@ -160,6 +166,8 @@ export declare class Connection<In extends {
      * queue; the socket stays open.
      */
     protected handshake(_reconnected: boolean): Promise<void> | void;
+    /** Emits a helper's own lifecycle event (one of `Ev`'s). */
+    protected emitEvent<K extends keyof Ev & string>(name: K, ev: Ev[K]): void;
     /** Sends now, bypassing the queue (false if the socket is not open). */
     protected sendNow(msg: unknown): boolean;
     /**
@@ -177,8 +185,12 @@ export declare class Connection<In extends {
     private open;
     private onSocketOpen;
     private onSocketMessage;
-    /** Helpers track their own state from every message before listeners run. */
-    protected observe(_msg: any): void;
+    /**
+     * Helpers track their own state from every message before listeners run.
+     * Returning false swallows the message (no waiter, no listener sees it):
+     * PartyClient drops frames it has already processed.
+     */
+    protected observe(_msg: any): boolean | void;
     private settle;
     private onSocketClose;
     private scheduleRetry;

@@ -12,13 +12,19 @@ export class PartylineError extends Error {
         this.retry = retry;
     }
 }
-/** Close codes after which a Connection never reconnects. */
+/**
+ * Close codes after which a Connection never reconnects. Every other code
+ * reconnects (and a helper re-registers): notably 1001 (going away: a
+ * graceful shutdown or deploy), 1006 (abnormal: the connection died) and
+ * 1012 (service restart).
+ */
 export const FINAL_CLOSE_CODES = new Set([4000, 4401]);
 const OPEN = 1;
 /**
  * A reconnecting, queueing JSON connection. `In` is the union of the
  * messages the server sends (each with a string `type`), `Out` what the
- * client sends. Methods are safe to call in any state.
+ * client sends, `Ev` the lifecycle events (a helper may add its own, e.g.
+ * PartyClient's `rejoined`). Methods are safe to call in any state.
  */
 export class Connection {
     constructor(url, options = {}) {
@@ -180,6 +186,14 @@ export class Connection {
      * queue; the socket stays open.
      */
     handshake(_reconnected) { }
+    /** Emits a helper's own lifecycle event (one of `Ev`'s). */
+    emitEvent(name, ev) {
+        const set = this.events.get(name);
+        if (!set)
+            return;
+        for (const fn of [...set])
+            safeCall(fn, ev);
+    }
     /** Sends now, bypassing the queue (false if the socket is not open). */
     sendNow(msg) {
         if (!this.ws || this.ws.readyState !== OPEN)
@@ -321,7 +335,8 @@ export class Connection {
             return;
         }
         const type = typeof msg.type === "string" ? msg.type : "";
-        this.observe(msg);
+        if (this.observe(msg) === false)
+            return; // a duplicate the helper has already processed
         if (this.waiters.length) {
             for (const w of [...this.waiters]) {
                 if (w.ok.has(type) && (!w.match || w.match(msg))) {
@@ -348,7 +363,11 @@ export class Connection {
             for (const fn of [...all])
                 safeCall(fn, msg);
     }
-    /** Helpers track their own state from every message before listeners run. */
+    /**
+     * Helpers track their own state from every message before listeners run.
+     * Returning false swallows the message (no waiter, no listener sees it):
+     * PartyClient drops frames it has already processed.
+     */
     observe(_msg) { }
     settle(w) {
         clearTimeout(w.timer);

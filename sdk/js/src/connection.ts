@@ -104,7 +104,12 @@ export interface ConnectionEvents<Out> {
   drop: { message: Out; reason: "queue_full" | "closed" | "handshake_failed" };
 }
 
-/** Close codes after which a Connection never reconnects. */
+/**
+ * Close codes after which a Connection never reconnects. Every other code
+ * reconnects (and a helper re-registers): notably 1001 (going away: a
+ * graceful shutdown or deploy), 1006 (abnormal: the connection died) and
+ * 1012 (service restart).
+ */
 export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([4000, 4401]);
 
 const OPEN = 1;
@@ -128,9 +133,14 @@ export type MessageOf<In extends { type: string }, T extends string> = T extends
 /**
  * A reconnecting, queueing JSON connection. `In` is the union of the
  * messages the server sends (each with a string `type`), `Out` what the
- * client sends. Methods are safe to call in any state.
+ * client sends, `Ev` the lifecycle events (a helper may add its own, e.g.
+ * PartyClient's `rejoined`). Methods are safe to call in any state.
  */
-export class Connection<In extends { type: string } = { type: string; [k: string]: unknown }, Out = unknown> {
+export class Connection<
+  In extends { type: string } = { type: string; [k: string]: unknown },
+  Out = unknown,
+  Ev extends ConnectionEvents<Out> = ConnectionEvents<Out>,
+> {
   readonly url: string;
   private readonly WS: WebSocketConstructor;
   private readonly opts: Required<Omit<ConnectionOptions, "WebSocket" | "reconnect" | "protocols">> & {
@@ -275,7 +285,7 @@ export class Connection<In extends { type: string } = { type: string; [k: string
   }
 
   /** Listens for lifecycle events. Returns an unsubscribe function. */
-  onEvent<K extends keyof ConnectionEvents<Out>>(name: K, fn: (ev: ConnectionEvents<Out>[K]) => void): () => void {
+  onEvent<K extends keyof Ev & string>(name: K, fn: (ev: Ev[K]) => void): () => void {
     let set = this.events.get(name);
     if (!set) this.events.set(name, (set = new Set()));
     set.add(fn as AnyFn);
@@ -283,7 +293,7 @@ export class Connection<In extends { type: string } = { type: string; [k: string
   }
 
   /** Removes a listener added with `onEvent`. */
-  offEvent<K extends keyof ConnectionEvents<Out>>(name: K, fn: (ev: ConnectionEvents<Out>[K]) => void): void {
+  offEvent<K extends keyof Ev & string>(name: K, fn: (ev: Ev[K]) => void): void {
     this.events.get(name)?.delete(fn as AnyFn);
   }
 
@@ -301,6 +311,13 @@ export class Connection<In extends { type: string } = { type: string; [k: string
    * queue; the socket stays open.
    */
   protected handshake(_reconnected: boolean): Promise<void> | void {}
+
+  /** Emits a helper's own lifecycle event (one of `Ev`'s). */
+  protected emitEvent<K extends keyof Ev & string>(name: K, ev: Ev[K]): void {
+    const set = this.events.get(name);
+    if (!set) return;
+    for (const fn of [...set]) safeCall(fn, ev);
+  }
 
   /** Sends now, bypassing the queue (false if the socket is not open). */
   protected sendNow(msg: unknown): boolean {
@@ -437,7 +454,7 @@ export class Connection<In extends { type: string } = { type: string; [k: string
       return;
     }
     const type = typeof msg.type === "string" ? msg.type : "";
-    this.observe(msg);
+    if (this.observe(msg) === false) return; // a duplicate the helper has already processed
     if (this.waiters.length) {
       for (const w of [...this.waiters]) {
         if (w.ok.has(type) && (!w.match || w.match(msg))) {
@@ -461,8 +478,12 @@ export class Connection<In extends { type: string } = { type: string; [k: string
     if (all) for (const fn of [...all]) safeCall(fn, msg);
   }
 
-  /** Helpers track their own state from every message before listeners run. */
-  protected observe(_msg: any): void {}
+  /**
+   * Helpers track their own state from every message before listeners run.
+   * Returning false swallows the message (no waiter, no listener sees it):
+   * PartyClient drops frames it has already processed.
+   */
+  protected observe(_msg: any): boolean | void {}
 
   private settle(w: Waiter): void {
     clearTimeout(w.timer);

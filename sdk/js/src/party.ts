@@ -1,39 +1,100 @@
 // party dialect (Party-Sockets): rooms with short codes. After a reconnect
 // the client re-joins its room with its clientId and token, so the server
-// swaps the new socket in without peer_left/peer_joined.
-import { Connection, ConnectionOptions, PartylineError } from "./connection.js";
+// swaps the new socket in without peer_left/peer_joined. It remembers the
+// room's epoch and the highest seq it has processed and re-joins with
+// `since`, so a server that still has the frames it missed replays them
+// (`recovered: true`); frames it has already processed are dropped.
+import { Connection, ConnectionEvents, ConnectionOptions, PartylineError } from "./connection.js";
+
+/** A position in a room's stream: the room's incarnation and an offset in it. */
+export interface PartyOffset {
+  /** The id of this incarnation of the room (a server that lost the room makes a new one). */
+  epoch: string;
+  /** The room's offset: the seq of the last frame processed (0 at creation). */
+  seq: number;
+}
 
 export type PartyServerMessage =
-  | { type: "created"; room: string; token: string }
-  | { type: "joined"; room: string; clients: string[]; token: string }
+  | { type: "created"; room: string; token: string; epoch?: string; seq?: number }
+  | {
+      type: "joined";
+      room: string;
+      clients: string[];
+      token: string;
+      epoch?: string;
+      seq?: number;
+      /** Only when the join carried `since`: true if every frame after it follows. */
+      recovered?: boolean;
+      /** Members whose socket dropped and whose seat is kept for now. */
+      away?: string[];
+    }
   | { type: "peer_joined"; clientId: string }
   | { type: "peer_left"; clientId: string }
-  | { type: "message"; from: string; data: unknown }
-  | { type: "state"; state: unknown }
+  /** A member's socket dropped; its seat is kept for the server's seat-grace period. */
+  | { type: "peer_away"; clientId: string }
+  /** A member that was away came back in time. */
+  | { type: "peer_back"; clientId: string }
+  | { type: "message"; from: string; data: unknown; seq?: number }
+  | { type: "state"; state: unknown; seq?: number }
   | { type: "error"; message: string };
 
 export type PartyClientMessage =
   | { type: "create"; clientId: string; maxClients?: number }
-  | { type: "join"; clientId: string; room: string; token?: string }
+  | { type: "join"; clientId: string; room: string; token?: string; since?: PartyOffset }
   | { type: "send"; data: unknown; to?: string }
   | { type: "leave" }
   | { type: "set_state"; state: unknown };
+
+/** What a join that carried `since` (every automatic re-join) came back with. */
+export interface PartyRejoined {
+  /**
+   * True: every frame for this client after the offset it sent follows, in
+   * order, exactly once. False: nothing is replayed (the server no longer
+   * has it, the room is a new incarnation, or the server does not keep
+   * offsets); resync from the room state that follows.
+   */
+  recovered: boolean;
+  /** The room's epoch now (null if the server sends none). */
+  epoch: string | null;
+  /** The offset the stream continues from: the one sent if recovered, else the room's current one. */
+  seq: number | null;
+  /** The offset the join carried, if any. */
+  since: PartyOffset | null;
+}
+
+/** PartyClient's lifecycle events: the Connection's plus `rejoined`. */
+export interface PartyEvents extends ConnectionEvents<PartyClientMessage> {
+  /** A re-join (automatic after a reconnect, or `join` with `since`) was accepted. */
+  rejoined: PartyRejoined;
+}
 
 export interface PartyOptions extends ConnectionOptions {
   /** This client's id (1-128 bytes); a random UUID by default. Keep it to rejoin after a page reload. */
   clientId?: string;
 }
 
-export class PartyClient extends Connection<PartyServerMessage, PartyClientMessage> {
+export class PartyClient extends Connection<PartyServerMessage, PartyClientMessage, PartyEvents> {
   private id: string;
   /** The room this client is in, or null. */
   room: string | null = null;
   /** The token the server issued for this clientId in this room. */
   token: string | null = null;
-  /** Every member's clientId in join order, this client included. */
+  /** Every member's clientId in join order, this client included (away members too). */
   peers: string[] = [];
+  /** Members whose socket dropped and whose seat the server keeps for now. */
+  away: string[] = [];
   /** The room's retained state (undefined until one is set). */
   roomState: unknown = undefined;
+  /** The room's epoch (its incarnation), or null before a room or from a server without offsets. */
+  epoch: string | null = null;
+  /** The highest seq processed in this epoch, or null if unknown. */
+  seq: number | null = null;
+  /** The seq of roomState, or null if unknown (then the next retained state is taken as is). */
+  private stateSeq: number | null = null;
+  /** The join in flight that is a re-join (automatic, or with an offset), and the offset it carried. */
+  private rejoin: { since: PartyOffset | null } | null = null;
+  /** The next frame may be the retained state sent right after "joined". */
+  private afterJoined = false;
 
   constructor(url: string, options: PartyOptions = {}) {
     super(url, options);
@@ -52,24 +113,67 @@ export class PartyClient extends Connection<PartyServerMessage, PartyClientMessa
     this.id = id;
   }
 
+  /** Where this client is in the room's stream, to pass to `join` after a page reload; null if unknown. */
+  get offset(): PartyOffset | null {
+    return this.epoch !== null && this.seq !== null ? { epoch: this.epoch, seq: this.seq } : null;
+  }
+
   /** Creates a room and joins it. */
-  async create(maxClients?: number): Promise<{ room: string; token: string }> {
+  async create(maxClients?: number): Promise<{ room: string; token: string; epoch?: string; seq?: number }> {
     const msg: PartyClientMessage = { type: "create", clientId: this.clientId };
     if (maxClients !== undefined) msg.maxClients = maxClients;
     const reply = this.waitFor(["created"], ["error"], 10_000);
     this.send(msg);
     const r = await reply;
-    return { room: r.room, token: r.token };
+    const out: { room: string; token: string; epoch?: string; seq?: number } = { room: r.room, token: r.token };
+    if (typeof r.epoch === "string") out.epoch = r.epoch;
+    if (typeof r.seq === "number") out.seq = r.seq;
+    return out;
   }
 
-  /** Joins a room by code (case-insensitive). */
-  async join(room: string, token?: string): Promise<{ room: string; clients: string[]; token: string }> {
+  /**
+   * Joins a room by code (case-insensitive). With the token and the offset
+   * of an earlier session (say, saved before a page reload), the server
+   * gives this clientId its seat back and replays what it missed
+   * (`recovered: true`).
+   */
+  async join(
+    room: string,
+    token?: string,
+    since?: PartyOffset | null,
+  ): Promise<{ room: string; clients: string[]; token: string; epoch?: string; seq?: number; recovered?: boolean }> {
     const msg: PartyClientMessage = { type: "join", clientId: this.clientId, room };
     if (token) msg.token = token;
+    if (since && typeof since.epoch === "string" && typeof since.seq === "number") {
+      msg.since = { epoch: since.epoch, seq: since.seq };
+      // Frames at or below it were processed by the earlier session.
+      this.epoch = since.epoch;
+      this.seq = since.seq;
+      this.stateSeq = null;
+    }
     const reply = this.waitFor(["joined"], ["error"], 10_000);
-    this.send(msg);
-    const r = await reply;
-    return { room: r.room, clients: r.clients, token: r.token };
+    this.sendJoin(msg);
+    let r: Extract<PartyServerMessage, { type: "joined" }>;
+    try {
+      r = await reply;
+    } catch (e) {
+      this.rejoin = null;
+      if (!this.room) {
+        // Refused: the offset passed in belongs to no room this client is in.
+        this.epoch = null;
+        this.seq = null;
+      }
+      throw e;
+    }
+    const out: { room: string; clients: string[]; token: string; epoch?: string; seq?: number; recovered?: boolean } = {
+      room: r.room,
+      clients: r.clients,
+      token: r.token,
+    };
+    if (typeof r.epoch === "string") out.epoch = r.epoch;
+    if (typeof r.seq === "number") out.seq = r.seq;
+    if (typeof r.recovered === "boolean") out.recovered = r.recovered;
+    return out;
   }
 
   /** Sends data to every other member. */
@@ -93,30 +197,91 @@ export class PartyClient extends Connection<PartyServerMessage, PartyClientMessa
     return this.send({ type: "leave" });
   }
 
-  protected override observe(msg: PartyServerMessage): void {
+  protected override observe(msg: PartyServerMessage): boolean {
+    const afterJoined = this.afterJoined;
+    this.afterJoined = false;
     switch (msg.type) {
       case "created":
         this.room = msg.room;
         this.token = msg.token;
         this.peers = [this.clientId];
+        this.away = [];
         this.roomState = undefined;
+        this.stateSeq = null;
+        this.epoch = typeof msg.epoch === "string" ? msg.epoch : null;
+        this.seq = typeof msg.seq === "number" ? msg.seq : this.epoch !== null ? 0 : null;
         break;
       case "joined":
-        if (this.room !== msg.room) this.roomState = undefined;
-        this.room = msg.room;
-        this.token = msg.token;
-        this.peers = [...msg.clients];
+        this.onJoined(msg);
+        this.afterJoined = true;
         break;
       case "peer_joined":
         if (!this.peers.includes(msg.clientId)) this.peers.push(msg.clientId);
+        this.away = this.away.filter((p) => p !== msg.clientId);
         break;
       case "peer_left":
         this.peers = this.peers.filter((p) => p !== msg.clientId);
+        this.away = this.away.filter((p) => p !== msg.clientId);
         break;
-      case "state":
+      case "peer_away":
+        if (!this.away.includes(msg.clientId)) this.away.push(msg.clientId);
+        break;
+      case "peer_back":
+        this.away = this.away.filter((p) => p !== msg.clientId);
+        break;
+      case "message":
+        if (typeof msg.seq === "number") {
+          if (this.seq !== null && msg.seq <= this.seq) return false; // already processed
+          this.seq = msg.seq;
+        }
+        break;
+      case "state": {
+        if (typeof msg.seq !== "number") {
+          this.roomState = msg.state;
+          break;
+        }
+        const held = this.stateSeq !== null && msg.seq <= this.stateSeq;
+        if (afterJoined) {
+          // The retained state that follows "joined": a snapshot, older than
+          // the join's offset; it does not move the offset.
+          if (held) return false;
+        } else {
+          if (this.seq !== null && msg.seq <= this.seq) return false; // already processed
+          this.seq = msg.seq;
+          if (held) return false; // the snapshot after the re-join already delivered it
+        }
         this.roomState = msg.state;
+        this.stateSeq = msg.seq;
         break;
+      }
     }
+    return true;
+  }
+
+  private onJoined(msg: Extract<PartyServerMessage, { type: "joined" }>): void {
+    const rejoin = this.rejoin;
+    this.rejoin = null;
+    const since = rejoin?.since ?? null;
+    if (this.room !== msg.room) this.roomState = undefined;
+    this.room = msg.room;
+    this.token = msg.token;
+    this.peers = [...msg.clients];
+    this.away = Array.isArray(msg.away) ? msg.away.filter((p) => typeof p === "string") : [];
+    const epoch = typeof msg.epoch === "string" ? msg.epoch : null;
+    const roomSeq = typeof msg.seq === "number" ? msg.seq : null;
+    const recovered = !!since && msg.recovered === true && epoch === since.epoch;
+    if (epoch !== this.epoch && this.epoch !== null) {
+      // A new incarnation of the room: its offsets start afresh and the old state is gone.
+      this.roomState = undefined;
+    }
+    if (!recovered) {
+      // Nothing is replayed: continue from the room's offset and take the
+      // retained state that follows as it is.
+      this.seq = roomSeq;
+      this.stateSeq = null;
+    }
+    this.epoch = epoch;
+    if (rejoin) this.emitEvent("rejoined", { recovered, epoch, seq: this.seq, since });
   }
 
   protected override async handshake(reconnected: boolean): Promise<void> {
@@ -124,22 +289,37 @@ export class PartyClient extends Connection<PartyServerMessage, PartyClientMessa
     const room = this.room;
     const msg: PartyClientMessage = { type: "join", clientId: this.clientId, room };
     if (this.token) msg.token = this.token;
+    const offset = this.offset;
+    if (offset) msg.since = offset;
     const reply = this.waitFor(["joined"], ["error"], this.handshakeWait);
-    this.sendNow(msg);
+    this.sendJoin(msg, true);
     try {
       await reply;
     } catch (e) {
+      this.rejoin = null;
       const err = e as PartylineError;
       if (err.kind === "server") this.forget(); // the room is gone (server restart) or full
       throw new PartylineError("handshake", `rejoining room ${room} failed: ${err.message}`, err.code, err.retry);
     }
   }
 
+  /** Sends a join (now, for a re-join; else through the queue), noting the offset it carries. */
+  private sendJoin(msg: Extract<PartyClientMessage, { type: "join" }>, automatic = false): void {
+    // An automatic re-join without an offset (a server without epochs) is still a re-join.
+    this.rejoin = automatic || msg.since ? { since: msg.since ?? null } : null;
+    if (automatic) this.sendNow(msg);
+    else this.send(msg);
+  }
+
   private forget(): void {
     this.room = null;
     this.token = null;
     this.peers = [];
+    this.away = [];
     this.roomState = undefined;
+    this.epoch = null;
+    this.seq = null;
+    this.stateSeq = null;
   }
 }
 

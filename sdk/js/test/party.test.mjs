@@ -3,7 +3,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { PartyClient, dialectURL } from "../dist/index.js";
-import { startServer, startProxy, nextEvent, nextMessage, until, sleep } from "./server.mjs";
+import { startServer, startProxy, nextEvent, nextMessage, until, sleep, flags } from "./server.mjs";
 
 let srv;
 const clients = new Set();
@@ -40,7 +40,9 @@ test("create, join, broadcast, targeted send, state and peers", async () => {
   const atB = nextMessage(b, "message");
   const atC = nextMessage(c, "message");
   a.broadcast({ move: "left" });
-  assert.deepEqual(await atB, { type: "message", from: "alice", data: { move: "left" } });
+  const { seq, ...atBrest } = await atB;
+  assert.deepEqual(atBrest, { type: "message", from: "alice", data: { move: "left" } });
+  assert.ok(seq === undefined || Number.isInteger(seq), "seq, if the server sends offsets, is an integer");
   assert.deepEqual((await atC).data, { move: "left" });
 
   const gotC = [];
@@ -157,8 +159,9 @@ test("a message over --max-message-size is a too_big error (1009); the client re
   assert.equal((await atHost).data, "small");
 });
 
-test("after a server restart the rejoin fails visibly (rooms are in memory) and the client can create again", async () => {
-  const own = await startServer();
+test("after a server restart without persistence the rejoin fails visibly and the client can create again", async () => {
+  // Rooms kept in memory only: the room is gone after the restart.
+  const own = await startServer(flags().has("party-persist") ? ["--party-persist=false"] : []);
   try {
     const a = party(own.wsBase, { clientId: "solo" });
     const { room } = await a.create();
@@ -170,6 +173,103 @@ test("after a server restart the rejoin fails visibly (rooms are in memory) and 
     await until(() => a.state === "open", 5000, "open after restart");
     const again = await a.create();
     assert.equal(a.room, again.room);
+  } finally {
+    await own.stop();
+  }
+});
+
+// Resuming with offsets (epoch/seq, join since, seat grace, persistence):
+// only on a binary that has them.
+const noOffsets = !flags().has("party-seat-grace") && "this binary has no --party-seat-grace (party offsets)";
+
+/** Server flags for the resume tests: a 5 s seat grace, and rooms kept in --data-dir when the build can. */
+function resumeArgs() {
+  const args = ["--party-seat-grace", "5s"];
+  if (flags().has("party-persist")) args.push("--party-persist");
+  return args;
+}
+
+test("a member whose socket is cut re-joins with since: recovered, what it missed arrives exactly once", { skip: noOffsets }, async () => {
+  const own = await startServer(resumeArgs());
+  const proxy = await startProxy(own.wsPort);
+  try {
+    const host = party(own.wsBase, { clientId: "host" });
+    // A slow first retry, so the host's sends fall while the guest is away.
+    const guest = party(proxy.base, { clientId: "guest", reconnect: { minDelay: 800, maxDelay: 800, jitter: 0 } });
+    const { room, epoch } = await host.create();
+    assert.equal(typeof epoch, "string");
+    const got = [];
+    guest.on("message", (m) => got.push(m.data));
+    const hostSawGuest = nextMessage(host, "peer_joined");
+    await guest.join(room);
+    await hostSawGuest; // the first join's announcement is not part of what follows
+    const hostSaw = [];
+    host.on("*", (m) => hostSaw.push(m.type));
+    const m1 = nextMessage(guest, "message");
+    host.broadcast("m1");
+    await m1;
+    const before = guest.offset;
+    assert.equal(before.epoch, epoch);
+    const rejoined = nextEvent(guest, "rejoined", 10_000);
+    const reconnecting = nextEvent(guest, "reconnecting");
+    proxy.cutClients();
+    await reconnecting;
+    host.broadcast("m2");
+    host.sendTo("guest", "m3");
+    host.setState({ round: 2 });
+    host.broadcast("m4");
+    const r = await rejoined;
+    assert.deepEqual(r, { recovered: true, epoch, seq: before.seq, since: before });
+    await until(() => got.length >= 4, 5000, "the missed messages");
+    host.broadcast("m5");
+    await until(() => got.length >= 5, 5000, "m5");
+    await sleep(200);
+    assert.deepEqual(got, ["m1", "m2", "m3", "m4", "m5"], "each message once, in order");
+    assert.deepEqual(guest.roomState, { round: 2 });
+    assert.ok(guest.seq > before.seq);
+    assert.deepEqual(hostSaw.filter((t) => t === "peer_left" || t === "peer_joined"), [], "the seat was never given up");
+  } finally {
+    proxy.close();
+    await own.stop();
+  }
+});
+
+test("a graceful server restart (SIGTERM, same --data-dir): both re-join with recovered=true; what was sent meanwhile arrives once", { skip: noOffsets }, async () => {
+  const own = await startServer(resumeArgs());
+  try {
+    // Alice retries slowly: Bob is back and sends before she is.
+    const alice = party(own.wsBase, { clientId: "alice", reconnect: { minDelay: 4000, maxDelay: 4000, jitter: 0 } });
+    const bob = party(own.wsBase, { clientId: "bob" });
+    const { room } = await alice.create();
+    await bob.join(room);
+    const got = [];
+    alice.on("message", (m) => got.push(m.data));
+    const first = nextMessage(alice, "message");
+    bob.broadcast("before");
+    await first;
+    const aliceClosed = nextEvent(alice, "close", 10_000);
+    const bobBack = nextEvent(bob, "rejoined", 15_000);
+    await own.restart("SIGTERM");
+    const c = await aliceClosed;
+    assert.ok([1001, 1006, 1012].includes(c.code), `close code ${c.code}`);
+    assert.equal(c.willReconnect, true);
+    const rb = await bobBack;
+    assert.equal(rb.recovered, true, "bob's seat and offset survived the restart");
+    assert.equal(bob.room, room);
+    assert.notEqual(alice.state, "open", "alice is not back yet");
+    const aliceRejoined = nextEvent(alice, "rejoined", 15_000);
+    const aliceBack = nextMessage(bob, "peer_back", 15_000, (m) => m.clientId === "alice");
+    bob.broadcast("while you were away 1");
+    bob.sendTo("alice", "while you were away 2");
+    const ra = await aliceRejoined;
+    assert.equal(ra.recovered, true, "alice's missed messages are replayed");
+    await aliceBack;
+    await until(() => got.length >= 3, 5000, "the missed messages");
+    bob.broadcast("after");
+    await until(() => got.length >= 4, 5000, "after");
+    await sleep(200);
+    assert.deepEqual(got, ["before", "while you were away 1", "while you were away 2", "after"]);
+    assert.deepEqual(bob.away, []);
   } finally {
     await own.stop();
   }

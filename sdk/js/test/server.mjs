@@ -51,8 +51,9 @@ export async function startServer(extraArgs = [], { wsPort = 0, httpPort = 0 } =
     await stop(h, "SIGTERM");
     rmSync(h.dataDir, { recursive: true, force: true });
   };
-  h.restart = async () => {
-    if (h.proc) await stop(h, "SIGKILL");
+  /** Stops it (SIGKILL: a crash; SIGTERM: a graceful shutdown, as in a deploy) and starts it again on the same ports and data dir. */
+  h.restart = async (sig = "SIGKILL") => {
+    if (h.proc) await stop(h, sig);
     await launch(h);
   };
   return h;

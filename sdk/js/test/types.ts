@@ -17,6 +17,18 @@ party.onEvent("error", (e: PartylineError) => e.kind === "replaced");
 party.onEvent("reconnecting", ({ attempt, delay }) => attempt + delay);
 // @ts-expect-error: not a lifecycle event
 party.onEvent("message", () => {});
+party.onEvent("rejoined", ({ recovered, epoch, seq }) => (recovered ? epoch?.length : seq));
+party.on("peer_away", (m) => m.clientId.length + party.away.length);
+party.on("peer_back", (m) => m.clientId);
+party.on("message", (m) => m.seq);
+party.join("K7QX", "token", party.offset);
+party.join("K7QX", "token", { epoch: "e", seq: 3 });
+// @ts-expect-error: an offset has an epoch and a seq
+party.join("K7QX", "token", { seq: 3 });
+// @ts-expect-error: rejoined carries recovered, not reconnected
+party.onEvent("rejoined", (e) => e.reconnected);
+// @ts-expect-error: rejoined is the party helper's, not every Connection's
+new Connection("ws://x/").onEvent("rejoined", () => {});
 
 declare const teams: TeamsClient;
 teams.send({ from: 1, to: 2, message: "hi" });

@@ -4,6 +4,7 @@
 //	go run ./bench merge a.json b.json    merge the records of several generator processes
 //	go run ./bench compare a.json b.json  side-by-side table and ratios (first record is the base)
 //	go run ./bench wait-quiet             wait (bounded) until the machine's CPUs are idle
+//	go run ./bench persist                what rooms that survive restarts cost (RSS, store, restart time)
 //
 // See bench/README.md for the scenarios and flags.
 package main
@@ -31,6 +32,8 @@ func main() {
 		err = compareCmd(os.Args[2:])
 	case "wait-quiet":
 		err = waitQuietCmd(os.Args[2:])
+	case "persist":
+		err = persistCmd(ctx, os.Args[2:])
 	default:
 		err = runCmd(ctx, cmd, os.Args[2:])
 	}
@@ -46,6 +49,7 @@ func usage() {
   go run ./bench merge [--out f.json] a.json b.json ...
   go run ./bench compare a.json b.json ...
   go run ./bench wait-quiet [--below 0.15] [--for 3s] [--max 2m]
+  go run ./bench persist [--bin /tmp/partyline] [--rooms 10000] [--messages 64] [--size 200]
 run "go run ./bench rooms -h" for the flags; bench/README.md describes them.
 `)
 }

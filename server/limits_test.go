@@ -38,6 +38,7 @@ func TestPortInUse(t *testing.T) {
 	cfg := server.Defaults()
 	cfg.Listeners = []server.Listener{{Addr: a.Addrs()[0].String()}}
 	cfg.HTTPAddr = ""
+	cfg.DataDir = t.TempDir()
 	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)

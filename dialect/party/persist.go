@@ -67,6 +67,7 @@ func (d *Dialect) Start() error {
 	if err != nil {
 		d.log.Error("party: some persisted rooms were unreadable and skipped", "err", err)
 	}
+	loaded := time.Since(t0)
 	clean := true
 	if _, err := os.Stat(filepath.Join(dir, cleanMarker)); err != nil {
 		clean = false
@@ -80,7 +81,7 @@ func (d *Dialect) Start() error {
 	}
 	if len(recs) > 0 {
 		d.log.Info("party: rooms restored", "rooms", len(recs), "seats", seats, "clean_shutdown", clean,
-			"took", time.Since(t0).Round(time.Millisecond), "grace", d.cfg.RestoreGrace)
+			"took", time.Since(t0).Round(time.Millisecond), "load", loaded.Round(time.Millisecond), "grace", d.cfg.RestoreGrace)
 	}
 	return nil
 }

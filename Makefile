@@ -15,9 +15,13 @@ build: ## build ./partyline and ./partyline-bench
 	$(GO) build -o partyline .
 	$(GO) build -o partyline-bench ./bench
 
-test: ## the test suite CI runs: vet, then every package with the race detector
+ALLOC_PKGS ?= ./codec/ ./routing/ ./dialect/party/ ./store/
+ALLOC_RUN  ?= NoAlloc|DoesNotAllocate|AllocationFree
+
+test: ## the test suite CI runs: vet, every package with the race detector, then the allocation assertions (which -race skips)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -run '$(ALLOC_RUN)' $(ALLOC_PKGS)
 
 E2E_BIN ?= $(CURDIR)/tmp/partyline-e2e
 

@@ -3,6 +3,7 @@ package scenario
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,7 +33,8 @@ const scanWindow = 16
 
 // moreHostile holds the counters of the attacks in this file.
 type moreHostile struct {
-	scanJoins, scanHits, scanConnects atomic.Int64
+	scanJoins, scanConnects         atomic.Int64
+	scanHits, scanMisses, scanOther atomic.Int64 // replies: room found (joined or full), not found, anything else
 
 	silentConnects atomic.Int64
 	silentHeld     latencies // connect to server close
@@ -88,8 +90,8 @@ func (h *hostile) pause(d time.Duration) bool {
 
 // startScanners: each scanner joins random room codes as fast as the
 // server answers, scanWindow joins in flight, reconnecting when dropped.
-// A "joined" reply is a hit: a room guessed; the scanner then reconnects
-// (a connection is in one room at most).
+// A reply that reveals a room ("joined", or "room full") is a find; after
+// a join the scanner reconnects (a connection is in one room at most).
 func (h *hostile) startScanners(n int) {
 	cfg := h.r.cfg
 	for i := range n {
@@ -146,9 +148,19 @@ func (h *hostile) scanOnce(cid string) string {
 					cc = int(p[0])<<8 | int(p[1])
 				}
 				return fmt.Sprintf("closed by server %d", cc)
-			case op == byte(codec.OpText) && bytes.Contains(p, []byte(`"joined"`)):
+			case op != byte(codec.OpText):
+			case bytes.Contains(p, []byte(`"joined"`)):
 				h.more.scanHits.Add(1)
-				return "hit (reconnecting)"
+				return "hit: joined (reconnecting)"
+			case bytes.Contains(p, []byte("not found")):
+				h.more.scanMisses.Add(1)
+			case bytes.Contains(p, []byte("room full")):
+				h.more.scanHits.Add(1) // the room exists: found
+			default:
+				h.more.scanOther.Add(1)
+				if h.more.scanOther.Load() <= 3 { // a sample of what else came
+					h.outcome("scan_reply", fmt.Sprintf("%.80s", p))
+				}
 			}
 		}
 	}
@@ -187,10 +199,10 @@ func (h *hostile) startSilent(n int) {
 // since the call) or the attack stops (false).
 func (h *hostile) waitClosed(nc net.Conn) (time.Duration, bool) {
 	t0 := time.Now()
+	_ = nc.SetReadDeadline(time.Time{}) // here, not in the reader: the stop below must win
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = nc.SetReadDeadline(time.Time{})
 		_, _ = io.Copy(io.Discard, nc)
 	}()
 	select {
@@ -321,40 +333,68 @@ func (h *hostile) startHTTPIdle(n int) {
 	}
 }
 
-// startHTTPProbe GETs /healthz on a new connection every HTTPProbeEvery
-// and records how long each answer took (a failure counts as an error,
-// its time as a latency too: a hang shows in the max).
+// startHTTPProbe GETs /healthz on a new connection every HTTPProbeEvery,
+// open loop (a probe that hangs does not delay the next; at most
+// maxProbes in flight), and records how long each answer took. A failed
+// probe counts as an error and its time as a latency too, so a hang shows
+// in the max; a probe still waiting when the attack stops is cancelled
+// and counted with the time it had waited (a lower bound).
 func (h *hostile) startHTTPProbe() {
+	const maxProbes = 200
 	cfg := h.r.cfg
+	ctx, cancel := context.WithCancel(h.ctx())
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	url := "http://" + cfg.HTTPAddr + "/healthz"
+	sem := make(chan struct{}, maxProbes)
+	var probes sync.WaitGroup
 	h.wg.Go(func() {
-		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		url := "http://" + cfg.HTTPAddr + "/healthz"
+		defer probes.Wait()
+		defer cancel()
 		t := time.NewTicker(cfg.HTTPProbeEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-h.stop:
 				return
-			case <-h.ctx().Done():
+			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			t0 := time.Now()
-			resp, err := client.Get(url)
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					err = fmt.Errorf("status %d", resp.StatusCode)
-				}
+			select {
+			case sem <- struct{}{}:
+			default:
+				h.outcome("http_probe", "not sent: 200 probes in flight")
+				continue
 			}
-			h.more.httpProbe.add(time.Since(t0))
-			if err != nil {
-				h.more.httpProbeErrs.Add(1)
-				h.outcome("http_probe", probeErr(err))
-			}
+			probes.Go(func() {
+				defer func() { <-sem }()
+				h.probeOnce(ctx, client, url)
+			})
 		}
 	})
+}
+
+func (h *hostile) probeOnce(ctx context.Context, client *http.Client, url string) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+	}
+	h.more.httpProbe.add(time.Since(t0))
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		h.more.httpProbeErrs.Add(1)
+		h.outcome("http_probe", "unanswered when the attack stopped")
+	default:
+		h.more.httpProbeErrs.Add(1)
+		h.outcome("http_probe", probeErr(err))
+	}
 }
 
 func probeErr(err error) string {
@@ -390,7 +430,9 @@ func (h *hostile) moreReport(out map[string]any, ran time.Duration) {
 	if cfg.Scanners > 0 {
 		out["scan_joins"] = m.scanJoins.Load()
 		out["scan_joins_per_s"] = int64(float64(m.scanJoins.Load()) / max(ran.Seconds(), 1e-3))
-		out["scan_hits"] = m.scanHits.Load()
+		out["scan_found"] = m.scanHits.Load()
+		out["scan_not_found"] = m.scanMisses.Load()
+		out["scan_other_replies"] = m.scanOther.Load()
 		out["scan_connects"] = m.scanConnects.Load()
 	}
 	if cfg.Silent > 0 {

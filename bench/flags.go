@@ -101,6 +101,8 @@ func parseFlags(name string, args []string) (*options, error) {
 	fs.IntVar(&c.Incomplete, "incomplete", 50, "hostile: connections that announce a 64 KiB frame and never finish it")
 	fs.IntVar(&c.IncompleteBytes, "incomplete-bytes", 65000, "hostile: bytes of the unfinished frame sent at once")
 	fs.DurationVar(&c.IncompleteEvery, "incomplete-every", 3*time.Second, "hostile: then one more byte per")
+	fs.IntVar(&c.BusyReaders, "busy-readers", 10, "hostile: never-reading members of one busy room")
+	fs.Float64Var(&c.BusyRate, "busy-rate", 1000, "hostile: messages/s sent into the busy room")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "", "hostile: the server's HTTP `host:port` (loopback only): idle connections and a /healthz prober (none: no HTTP attack)")
 	fs.IntVar(&c.HTTPIdle, "http-idle", 300, "hostile: kept-alive idle connections to --http-addr")
 	fs.DurationVar(&c.HTTPProbeEvery, "http-probe-every", 100*time.Millisecond, "hostile: /healthz probe period")
@@ -151,9 +153,9 @@ func (o *options) finish() error {
 	}
 	if o.noAttacks {
 		c.SlowFrac, c.Dribblers, c.Oversize, c.Flooders = 0, 0, 0, 0
-		c.Scanners, c.Silent, c.Incomplete, c.HTTPIdle = 0, 0, 0, 0
+		c.Scanners, c.Silent, c.Incomplete, c.HTTPIdle, c.BusyReaders = 0, 0, 0, 0, 0
 	}
-	for _, n := range []int{c.Scanners, c.Silent, c.Incomplete, c.HTTPIdle, c.Dribblers, c.Oversize, c.Flooders} {
+	for _, n := range []int{c.Scanners, c.Silent, c.Incomplete, c.HTTPIdle, c.BusyReaders, c.Dribblers, c.Oversize, c.Flooders} {
 		if n < 0 || n > 20000 {
 			return fmt.Errorf("hostile client counts must be 0..20000, got %d", n)
 		}

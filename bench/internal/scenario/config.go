@@ -77,6 +77,8 @@ type Config struct {
 	Incomplete      int           // connections that leave a 64 KiB frame unfinished
 	IncompleteBytes int           // bytes of it sent at once
 	IncompleteEvery time.Duration // then one byte per
+	BusyReaders     int           // never-reading members of one busy room
+	BusyRate        float64       // messages/s sent into that room
 	HTTPAddr        string        // the server's HTTP listener ("": no HTTP attack or probe)
 	HTTPIdle        int           // kept-alive idle connections to it
 	HTTPProbeEvery  time.Duration // /healthz probe period

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"partyline/bench/internal/dialect"
 	"partyline/codec"
 )
 
@@ -42,9 +43,12 @@ type moreHostile struct {
 	incompleteConnects atomic.Int64
 	incompleteHeld     latencies // first byte of the frame to server close
 
-	httpIdleConnects atomic.Int64
-	httpProbe        latencies
-	httpProbeErrs    atomic.Int64
+	httpIdleConnects    atomic.Int64
+	httpProbe           latencies
+	httpProbeErrs       atomic.Int64 // failed: refused, reset, timed out (10 s), not 200
+	httpProbeUnanswered atomic.Int64 // still waiting when the attack stopped
+
+	busyJoined, busySent atomic.Int64
 
 	started time.Time // when the attacks started
 }
@@ -337,8 +341,8 @@ func (h *hostile) startHTTPIdle(n int) {
 // open loop (a probe that hangs does not delay the next; at most
 // maxProbes in flight), and records how long each answer took. A failed
 // probe counts as an error and its time as a latency too, so a hang shows
-// in the max; a probe still waiting when the attack stops is cancelled
-// and counted with the time it had waited (a lower bound).
+// in the max; a probe still waiting when the attack stops is cancelled,
+// counted apart, and its latency is the time it had waited (a lower bound).
 func (h *hostile) startHTTPProbe() {
 	const maxProbes = 200
 	cfg := h.r.cfg
@@ -389,8 +393,7 @@ func (h *hostile) probeOnce(ctx context.Context, client *http.Client, url string
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		h.more.httpProbeErrs.Add(1)
-		h.outcome("http_probe", "unanswered when the attack stopped")
+		h.more.httpProbeUnanswered.Add(1)
 	default:
 		h.more.httpProbeErrs.Add(1)
 		h.outcome("http_probe", probeErr(err))
@@ -416,6 +419,9 @@ func (h *hostile) startMore() {
 	h.startScanners(cfg.Scanners)
 	h.startSilent(cfg.Silent)
 	h.startIncomplete(cfg.Incomplete)
+	if cfg.BusyReaders > 0 {
+		h.startBusyRoom(cfg.BusyReaders)
+	}
 	if cfg.HTTPAddr != "" {
 		h.startHTTPIdle(cfg.HTTPIdle)
 		h.startHTTPProbe()
@@ -443,9 +449,114 @@ func (h *hostile) moreReport(out map[string]any, ran time.Duration) {
 		out["incomplete_connects"] = m.incompleteConnects.Load()
 		out["incomplete_held_until_drop"] = m.incompleteHeld.summary()
 	}
+	if cfg.BusyReaders > 0 {
+		out["busy_readers_joined"] = m.busyJoined.Load()
+		out["busy_sent"] = m.busySent.Load()
+	}
 	if cfg.HTTPAddr != "" {
 		out["http_idle_connects"] = m.httpIdleConnects.Load()
 		out["http_probe"] = m.httpProbe.summary()
 		out["http_probe_errors"] = m.httpProbeErrs.Load()
+		out["http_probe_unanswered_at_end"] = m.httpProbeUnanswered.Load()
 	}
+}
+
+// startBusyRoom: one sender creates a room and sends BusyRate messages/s
+// into it while n members of it never read (small SO_RCVBUF, as the slow
+// readers): the server must cap what it queues for them (--outbound-cap)
+// and close them, without touching anyone else.
+func (h *hostile) startBusyRoom(n int) {
+	cfg := h.r.cfg
+	cid := fmt.Sprintf("%s-busy-%d", cfg.RunID, cfg.ProcIndex)
+	c, err := rawDial(h.ctx(), cfg.Addr, 0)
+	if err == nil {
+		err = c.handshake(cfg.Addr, h.r.d.Path(""))
+	}
+	if err == nil {
+		err = c.writeText(h.r.d.AppendCreate(nil, cid, "", n+1))
+	}
+	var room string
+	if err == nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for room == "" && err == nil {
+			var p []byte
+			if _, p, err = c.readFrame(); err == nil {
+				if ev, ok := h.r.d.Parse(p); ok && ev.Kind == dialect.Created {
+					room = string(ev.Room)
+				}
+			}
+		}
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		h.outcome("busy_sender", "setup failed: "+errKind(err))
+		if c != nil {
+			c.nc.Close()
+		}
+		return
+	}
+	var ready sync.WaitGroup
+	for i := range n {
+		ready.Add(1)
+		h.wg.Go(func() { h.busyReader(fmt.Sprintf("%s-r%d", cid, i), room, &ready) })
+	}
+	ready.Wait()
+	h.wg.Go(func() {
+		defer c.nc.Close()
+		go func() { _, _ = io.Copy(io.Discard, c.nc) }() // peer events; ends with the connection
+		perBatch := max(1, int(cfg.BusyRate/100))
+		msg, _ := dialect.AppendSized(h.r.d, nil, nil, "", "", dialect.Stamp{I: -1}, cfg.SizeMax)
+		var batch []byte
+		for range perBatch {
+			batch = codec.AppendMaskedFrame(batch, true, codec.OpText, msg, [4]byte{3, 1, 4, 1})
+		}
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				h.outcome("busy_sender", "open at end")
+				return
+			case <-t.C:
+			}
+			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := c.nc.Write(batch); err != nil {
+				h.outcome("busy_sender", "write: "+errKind(err))
+				return
+			}
+			h.more.busySent.Add(int64(perBatch))
+		}
+	})
+}
+
+// busyReader joins room, reads until joined and never again; at the end
+// it reads what is left to learn how the server ended it.
+func (h *hostile) busyReader(cid, room string, ready *sync.WaitGroup) {
+	cfg := h.r.cfg
+	c, err := rawDial(h.ctx(), cfg.Addr, cfg.SlowRcvBuf)
+	if err == nil {
+		err = c.handshake(cfg.Addr, h.r.d.Path(room))
+	}
+	if err == nil {
+		err = c.writeText(h.r.d.AppendJoin(nil, cid, room))
+	}
+	if err == nil {
+		_, err = c.readUntil([]byte(`"joined"`), time.Now().Add(10*time.Second))
+	}
+	ready.Done()
+	if err != nil {
+		h.outcome("busy_reader", "setup failed: "+errKind(err))
+		if c != nil {
+			c.nc.Close()
+		}
+		return
+	}
+	defer c.nc.Close()
+	h.more.busyJoined.Add(1)
+	<-h.stop
+	out, _ := c.drainOutcome(time.Now().Add(3 * time.Second))
+	if out == "eof" {
+		out = "closed by the server (FIN, no close frame)"
+	}
+	h.outcome("busy_reader", "at end: "+out)
 }

@@ -109,6 +109,7 @@ func TestHTTPIdleConnsDoNotStarve(t *testing.T) {
 func TestHTTPConnCap(t *testing.T) {
 	const max = 4
 	s := testutil.Start(t, func(c *server.Config) { c.MaxHTTPConns = max })
+	full := securityCount(t, s, "http_conns_full")
 	var idle []net.Conn
 	for range max {
 		c := rawConn(t, s)
@@ -150,6 +151,9 @@ func TestHTTPConnCap(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
 	})
+	if after := securityCount(t, s, "http_conns_full"); after <= full {
+		t.Fatalf("http_conns_full stayed at %v after a 503", after)
+	}
 }
 
 // TestHTTPTimeouts: a slowloris dribbling its headers is cut by the

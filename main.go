@@ -73,7 +73,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 	listen := &listFlag{vals: []string{":8080"}}
 	fs.Var(listen, "listen", "WebSocket listener `ADDR[=DIALECT]`, repeatable; with =DIALECT every path on it is that dialect")
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listener for /healthz, /metrics and /api; empty disables")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "bearer key for the HTTP API (none: loopback clients only)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "bearer key for the HTTP API (none: loopback clients only, and no cross-site Origin or non-loopback Host)")
+	fs.StringVar(&cfg.MetricsKey, "metrics-key", "", "bearer key for /metrics (none: open)")
+	fs.IntVar(&cfg.MaxHTTPConns, "http-max-connections", cfg.MaxHTTPConns, "HTTP connections at once; past it the longest-idle one is closed (503 if none is idle)")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name (default hostname:port); unique in a cluster")
 	fs.StringVar(&cfg.NATSURL, "nats", "", "cluster mode through NATS at `URL` (JetStream enabled), e.g. nats://127.0.0.1:4222; none: single node")
 	fs.DurationVar(&cfg.NodeLease, "node-lease", 15*time.Second, "cluster: a node silent this long is dead and its connections' memberships are removed")

@@ -88,6 +88,16 @@ func TestParseConfigFlags(t *testing.T) {
 				t.Fatalf("origins %q", c.AllowedOrigins)
 			}
 		}},
+		{"HTTP side flags", []string{"--metrics-key", "mk", "--http-max-connections", "1000"}, nil, func(t *testing.T, c server.Config) {
+			if c.MetricsKey != "mk" || c.MaxHTTPConns != 1000 {
+				t.Fatalf("metrics key %q, http max connections %d", c.MetricsKey, c.MaxHTTPConns)
+			}
+		}},
+		{"HTTP side env", nil, map[string]string{"PARTYLINE_METRICS_KEY": "envmk", "PARTYLINE_HTTP_MAX_CONNECTIONS": "64"}, func(t *testing.T, c server.Config) {
+			if c.MetricsKey != "envmk" || c.MaxHTTPConns != 64 || c.HTTPTimeouts.Idle != 15*time.Second {
+				t.Fatalf("metrics key %q, http max connections %d, timeouts %+v", c.MetricsKey, c.MaxHTTPConns, c.HTTPTimeouts)
+			}
+		}},
 		{"party flags", []string{"--room-code-length", "6", "--party-max-clients", "50", "--party-strict-reconnect"}, nil, func(t *testing.T, c server.Config) {
 			if c.Party.CodeLength != 6 || c.Party.MaxClients != 50 || !c.Party.StrictReconnect {
 				t.Fatalf("party %+v", c.Party)
@@ -177,6 +187,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"zero max message size", []string{"--max-message-size", "0"}, nil, "max-message-size"},
 		{"negative ping interval", []string{"--ping-interval", "-1s"}, nil, "ping-interval"},
 		{"negative drain", []string{"--drain", "-1s"}, nil, "negative"},
+		{"negative http max connections", []string{"--http-max-connections", "-1"}, nil, "max-connections"},
 		{"empty listen address", []string{"--listen", "=party"}, nil, "empty address"},
 		{"positional argument", []string{"extra"}, nil, "extra"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "log-level"},

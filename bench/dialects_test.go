@@ -107,3 +107,30 @@ func TestBigroomRoomsAndChannels(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileMore runs the attacks of hostile_more.go against an
+// in-process partyline whose short handshake timeout drops the silent
+// sockets, which must then reconnect; the well-behaved rooms still get
+// everything and the /healthz prober gets answers.
+func TestHostileMore(t *testing.T) {
+	s := testutil.Start(t, func(c *server.Config) {
+		c.HandshakeWait = 200 * time.Millisecond
+		c.OutboundCap = 64 << 10 // the busy room's never-readers are closed within the run
+	})
+	cfg := baseConfig(s.Addrs()[0].String(), "hostile")
+	cfg.Duration = time.Second
+	cfg.Scanners, cfg.ScanCodeLen, cfg.Silent = 1, 4, 2
+	cfg.Incomplete, cfg.IncompleteBytes, cfg.IncompleteEvery = 1, 65000, 50*time.Millisecond
+	cfg.HTTPAddr, cfg.HTTPIdle, cfg.HTTPProbeEvery = s.HTTPAddr().String(), 5, 20*time.Millisecond
+	cfg.BusyReaders, cfg.BusyRate, cfg.SlowRcvBuf = 2, 2000, 4096
+	rep := run(t, cfg)
+	checkDelivery(t, rep, 5)
+	x := rep.Extra
+	probe, _ := x["http_probe"].(map[string]any)
+	t.Logf("extra %v", x)
+	if x["scan_joins"].(int64) == 0 || x["silent_connects"].(int64) <= 2 || x["incomplete_connects"].(int64) == 0 ||
+		x["http_idle_connects"].(int64) < 5 || probe["n"].(int) == 0 || x["http_probe_errors"].(int64) != 0 ||
+		x["busy_readers_joined"].(int64) != 2 || x["busy_sent"].(int64) == 0 {
+		t.Fatalf("hostile clients: %v", x)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -28,6 +29,7 @@ type options struct {
 	spawn      bool // --procs > 1 without --proc-index: run the children here
 	quiet      bool
 	cpuProfile string
+	noAttacks  bool
 }
 
 // defaults that depend on the scenario; 0 in a flag means "use these".
@@ -93,6 +95,18 @@ func parseFlags(name string, args []string) (*options, error) {
 	fs.IntVar(&c.OversizeLen, "oversize-len", 1<<20, "hostile: declared length of an oversized frame")
 	fs.IntVar(&c.Flooders, "flooders", 10, "hostile: clients flooding their own room")
 	fs.Float64Var(&c.FloodRate, "flood-rate", 2000, "hostile: messages/s per flooder")
+	fs.IntVar(&c.Scanners, "scanners", 4, "hostile: connections joining random room codes as fast as answered")
+	fs.IntVar(&c.ScanCodeLen, "scan-code-len", 4, "hostile: length of the scanned room codes (the server's --room-code-length)")
+	fs.IntVar(&c.Silent, "silent", 100, "hostile: sockets that never send a byte, reconnecting when dropped")
+	fs.IntVar(&c.Incomplete, "incomplete", 50, "hostile: connections that announce a 64 KiB frame and never finish it")
+	fs.IntVar(&c.IncompleteBytes, "incomplete-bytes", 65000, "hostile: bytes of the unfinished frame sent at once")
+	fs.DurationVar(&c.IncompleteEvery, "incomplete-every", 3*time.Second, "hostile: then one more byte per")
+	fs.IntVar(&c.BusyReaders, "busy-readers", 10, "hostile: never-reading members of one busy room")
+	fs.Float64Var(&c.BusyRate, "busy-rate", 1000, "hostile: messages/s sent into the busy room")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "", "hostile: the server's HTTP `host:port` (loopback only): idle connections and a /healthz prober (none: no HTTP attack)")
+	fs.IntVar(&c.HTTPIdle, "http-idle", 300, "hostile: kept-alive idle connections to --http-addr")
+	fs.DurationVar(&c.HTTPProbeEvery, "http-probe-every", 100*time.Millisecond, "hostile: /healthz probe period")
+	fs.BoolVar(&o.noAttacks, "no-attacks", false, "hostile: no hostile client at all (a quiet baseline; the /healthz prober still runs with --http-addr)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "chat: the server's HS256 secret (tokens for u0..uN-1 are signed with it)")
 	fs.Float64Var(&c.GroupFrac, "group-frac", 0.5, "chat: fraction of sends that are GROUP_CHAT to the sender's group of --room-size (the rest ONE_TO_ONE_CHAT to a random user)")
 	fs.Float64Var(&c.MaxOther, "max-other", 0.25, "measure a window again when other processes used more `cores` than this during it (0: never)")
@@ -132,6 +146,23 @@ func (o *options) finish() error {
 		}
 	}
 	c.Addr = c.Addrs[0]
+	if c.HTTPAddr != "" {
+		if err := checkLoopback(c.HTTPAddr); err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+	}
+	if o.noAttacks {
+		c.SlowFrac, c.Dribblers, c.Oversize, c.Flooders = 0, 0, 0, 0
+		c.Scanners, c.Silent, c.Incomplete, c.HTTPIdle, c.BusyReaders = 0, 0, 0, 0, 0
+	}
+	for _, n := range []int{c.Scanners, c.Silent, c.Incomplete, c.HTTPIdle, c.BusyReaders, c.Dribblers, c.Oversize, c.Flooders} {
+		if n < 0 || n > 20000 {
+			return fmt.Errorf("hostile client counts must be 0..20000, got %d", n)
+		}
+	}
+	if c.IncompleteBytes < 0 || c.IncompleteBytes > 64<<10 || c.IncompleteEvery <= 0 || c.HTTPProbeEvery <= 0 || c.ScanCodeLen < 1 {
+		return errors.New("--incomplete-bytes must be 0..65536, --incomplete-every, --http-probe-every and --scan-code-len positive")
+	}
 	if c.SizeMin, c.SizeMax, err = parseSize(o.size); err != nil {
 		return err
 	}

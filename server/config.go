@@ -40,7 +40,8 @@ func (l Listener) String() string {
 type Config struct {
 	Listeners      []Listener    // default: one on :8080 with path routing
 	HTTPAddr       string        // HTTP listener; "" disables (Defaults sets :8081)
-	APIKey         string        // bearer key for /api; "" = loopback only
+	APIKey         string        // bearer key for /api; "" = loopback only, same-site requests only
+	MetricsKey     string        // bearer key for /metrics; "" = open
 	DataDir        string        // embedded durable store
 	NodeID         string        // this node's name (in a cluster: unique, the same across restarts)
 	NATSURL        string        // cluster mode through NATS at this URL; "" = single node
@@ -56,11 +57,20 @@ type Config struct {
 	DefaultDialect string        // dialect of "/" on a listener without one
 	EventLoops     int           // gnet event loops; 0 = one per CPU
 	MaxConnections int           // WebSocket connections; 0 = the descriptor limit less a reserve
-	MaxHTTPConns   int           // concurrent HTTP connections; 0 = 256
+	MaxHTTPConns   int           // concurrent HTTP connections, the oldest idle one closed past it; 0 = 256
+	HTTPTimeouts                 // HTTP server timeouts; zero fields take the defaults
 	Logger         *slog.Logger
 	Extra          []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
 
 	Dialects // per-dialect settings: dialects.go
+}
+
+// HTTPTimeouts bound how long an HTTP connection may hold the server.
+type HTTPTimeouts struct {
+	ReadHeader time.Duration // request line and headers must arrive within (slowloris); 5s
+	Read       time.Duration // the whole request, body included; 30s
+	Write      time.Duration // from the end of the headers to the end of the response; 30s
+	Idle       time.Duration // a keep-alive connection may wait this long for its next request; 15s
 }
 
 // Defaults returns the documented defaults.
@@ -77,6 +87,8 @@ func Defaults() Config {
 		CloseWait:      2 * time.Second,
 		Drain:          10 * time.Second,
 		DefaultDialect: "party",
+		MaxHTTPConns:   256,
+		HTTPTimeouts:   HTTPTimeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 15 * time.Second},
 		Dialects:       dialectDefaults(),
 	}
 }
@@ -121,7 +133,18 @@ func (c *Config) Validate() error {
 		c.MaxConnections = defaultMaxConnections()
 	}
 	if c.MaxHTTPConns == 0 {
-		c.MaxHTTPConns = 256
+		c.MaxHTTPConns = d.MaxHTTPConns
+	}
+	for _, t := range []struct{ v, def *time.Duration }{
+		{&c.HTTPTimeouts.ReadHeader, &d.HTTPTimeouts.ReadHeader}, {&c.HTTPTimeouts.Read, &d.HTTPTimeouts.Read},
+		{&c.HTTPTimeouts.Write, &d.HTTPTimeouts.Write}, {&c.HTTPTimeouts.Idle, &d.HTTPTimeouts.Idle},
+	} {
+		if *t.v < 0 {
+			return errors.New("HTTP timeouts must not be negative")
+		}
+		if *t.v == 0 {
+			*t.v = *t.def
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -43,7 +43,7 @@ type Server struct {
 	eng      gnet.Engine
 	ready    chan struct{}
 
-	httpLn  net.Listener
+	httpLn  net.Listener // capped: httpConns
 	httpSrv *http.Server
 
 	draining atomic.Bool
@@ -181,16 +181,26 @@ func (s *Server) Run(ctx context.Context) error {
 			s.stopDialects()
 			return fmt.Errorf("http listener: %w", err)
 		}
-		ln = limitListener(ln, s.cfg.MaxHTTPConns)
-		s.httpLn = ln
+		conns := newHTTPConns(ln, s.cfg.MaxHTTPConns)
+		s.httpLn = conns
+		t := s.cfg.HTTPTimeouts
 		s.httpSrv = &http.Server{Handler: httpapi.New(httpapi.Config{
-			APIKey:   s.cfg.APIKey,
-			Metrics:  s.metrics.reg,
-			Dialects: s.dialects,
-			Web:      web.Handler(web.Options{Listeners: s.webListeners, Dialects: s.dialects, Teams: s.cfg.Teams.Teams}),
-		}), ReadHeaderTimeout: 10 * time.Second}
+			APIKey:     s.cfg.APIKey,
+			MetricsKey: s.cfg.MetricsKey,
+			Metrics:    s.metrics.reg,
+			Dialects:   s.dialects,
+			Web:        web.Handler(web.Options{Listeners: s.webListeners, Dialects: s.dialects, Teams: s.cfg.Teams.Teams}),
+		}),
+			ReadHeaderTimeout: t.ReadHeader,
+			ReadTimeout:       t.Read,
+			WriteTimeout:      t.Write,
+			IdleTimeout:       t.Idle,
+			MaxHeaderBytes:    32 << 10,
+			ConnState:         conns.state,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
 		go func() {
-			if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.httpSrv.Serve(conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server", "err", err)
 			}
 		}()

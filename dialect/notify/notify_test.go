@@ -353,6 +353,7 @@ func TestLoopbackOnlyWithoutKey(t *testing.T) {
 		for _, path := range []string{"/api/notify", "/api/broadcast"} {
 			req := httptest.NewRequest("POST", path, strings.NewReader(`{"userId":"u","notification":{}}`))
 			req.RemoteAddr = tc.remote
+			req.Host = "localhost" // keyless: a non-loopback Host is refused (DNS rebinding)
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, req)
 			if rec.Code != tc.status {

@@ -63,14 +63,25 @@ type Config struct {
 	AbruptFrac  float64       // fraction of churners that disconnect without leave
 
 	// hostile
-	SlowFrac     float64       // fraction of members that stop reading
-	SlowRcvBuf   int           // SO_RCVBUF of the slow readers
-	Dribblers    int           // connections that send their handshake a byte at a time
-	DribbleEvery time.Duration // delay between dribbled bytes
-	Oversize     int           // connections that send frames over the size limit
-	OversizeLen  int           // declared length of the oversized frame
-	Flooders     int           // connections that send as fast as allowed
-	FloodRate    float64       // messages/s per flooder
+	SlowFrac        float64       // fraction of members that stop reading
+	SlowRcvBuf      int           // SO_RCVBUF of the slow readers
+	Dribblers       int           // connections that send their handshake a byte at a time
+	DribbleEvery    time.Duration // delay between dribbled bytes
+	Oversize        int           // connections that send frames over the size limit
+	OversizeLen     int           // declared length of the oversized frame
+	Flooders        int           // connections that send as fast as allowed
+	FloodRate       float64       // messages/s per flooder
+	Scanners        int           // connections joining random room codes
+	ScanCodeLen     int           // length of the codes they try
+	Silent          int           // sockets that never send a byte (reconnect when dropped)
+	Incomplete      int           // connections that leave a 64 KiB frame unfinished
+	IncompleteBytes int           // bytes of it sent at once
+	IncompleteEvery time.Duration // then one byte per
+	BusyReaders     int           // never-reading members of one busy room
+	BusyRate        float64       // messages/s sent into that room
+	HTTPAddr        string        // the server's HTTP listener ("": no HTTP attack or probe)
+	HTTPIdle        int           // kept-alive idle connections to it
+	HTTPProbeEvery  time.Duration // /healthz probe period
 
 	// chat
 	JWTSecret string  // HS256 secret to sign the users' tokens with

@@ -20,7 +20,10 @@ import (
 // the server must buffer or drop them), Dribblers send their handshake one
 // byte at a time, Oversize clients send frames over the size limit in a
 // loop and Flooders send as fast as FloodRate allows (10% invalid JSON) in
-// rooms of their own. The report's latency and counts are those of the
+// rooms of their own; Scanners join random room codes, Silent sockets
+// never start a handshake, Incomplete clients leave a 64 KiB frame
+// unfinished, and with HTTPAddr HTTPIdle connections sit idle on the HTTP
+// listener while a prober times /healthz (hostile_more.go). The report's latency and counts are those of the
 // well-behaved members only; Extra holds what happened to each kind of
 // hostile client.
 func runHostile(ctx context.Context, cfg *Config) (*stats.Report, error) {
@@ -57,13 +60,16 @@ func runHostile(ctx context.Context, cfg *Config) (*stats.Report, error) {
 	h.startDribblers(cfg.Dribblers)
 	h.startOversize(cfg.Oversize)
 	h.startFlooders(cfg.Flooders)
-	cfg.logf("hostile: %d slow readers, %d dribblers, %d oversize, %d flooders; measuring %v at %.3g msg/s",
-		len(slowRooms), cfg.Dribblers, cfg.Oversize, cfg.Flooders, cfg.Duration, cfg.Rate)
+	h.startMore()
+	cfg.logf("hostile: %d slow readers, %d dribblers, %d oversize, %d flooders, %d scanners, %d silent, %d incomplete, %d idle HTTP (http %q); measuring %v at %.3g msg/s",
+		len(slowRooms), cfg.Dribblers, cfg.Oversize, cfg.Flooders, cfg.Scanners, cfg.Silent, cfg.Incomplete, cfg.HTTPIdle, cfg.HTTPAddr, cfg.Duration, cfg.Rate)
 	w := r.measure(cfg.Rate, cfg.Duration)
 	r.applyWindow(w)
 	close(h.stop)
+	ran := time.Since(h.more.started)
 	h.wg.Wait()
 	r.rep.Extra = h.report()
+	h.moreReport(r.rep.Extra, ran)
 	cfg.logf("window done: %s", oneLine(r.rep))
 	return r.finish(), nil
 }
@@ -81,6 +87,8 @@ type hostile struct {
 	mu       sync.Mutex // guards the following
 	outcomes map[string]map[string]int64
 	closeLat []time.Duration // oversize: header sent to close seen
+
+	more moreHostile // hostile_more.go
 }
 
 func (h *hostile) outcome(kind, what string) {

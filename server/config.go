@@ -47,7 +47,9 @@ type Config struct {
 	NodeLease      time.Duration // cluster: a node silent this long is dead and its members removed (0: 15s)
 	MaxMessageSize int           // bytes; larger messages close with 1009
 	MaxHandshake   int           // bytes of handshake request; larger are refused (431)
-	HandshakeWait  time.Duration // a handshake must complete within
+	HandshakeWait  time.Duration // a handshake must complete within (0: 5s)
+	MaxPending     int           // sockets in the handshake at once; over it the oldest is dropped (0: 1024)
+	MessageTimeout time.Duration // a message must complete within this from its first byte, or close 1008 (0: 30s)
 	PingInterval   time.Duration // keepalive ping period; 0 disables
 	OutboundCap    int           // per-connection queued bytes before a slow-consumer close
 	CloseWait      time.Duration // how long to wait for the peer's close frame
@@ -71,7 +73,9 @@ func Defaults() Config {
 		DataDir:        "./data",
 		MaxMessageSize: 64 << 10,
 		MaxHandshake:   8 << 10,
-		HandshakeWait:  10 * time.Second,
+		HandshakeWait:  5 * time.Second,
+		MaxPending:     1024,
+		MessageTimeout: 30 * time.Second,
 		PingInterval:   30 * time.Second,
 		OutboundCap:    1 << 20,
 		CloseWait:      2 * time.Second,
@@ -95,6 +99,18 @@ func (c *Config) Validate() error {
 	}
 	if c.HandshakeWait <= 0 {
 		c.HandshakeWait = d.HandshakeWait
+	}
+	if c.MaxPending < 0 {
+		return errors.New("max-pending-handshakes must not be negative")
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = d.MaxPending
+	}
+	if c.MessageTimeout < 0 {
+		return errors.New("message-timeout must not be negative")
+	}
+	if c.MessageTimeout == 0 {
+		c.MessageTimeout = d.MessageTimeout
 	}
 	if c.PingInterval < 0 {
 		return errors.New("ping-interval must not be negative")

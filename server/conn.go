@@ -9,6 +9,7 @@ import (
 
 	"partyline/codec"
 	"partyline/dialect"
+	"partyline/internal/security"
 	"partyline/routing"
 )
 
@@ -40,9 +41,13 @@ type conn struct {
 	deadline  int64 // unix nanos: handshake or close deadline, 0 = none
 	nextPing  int64 // unix nanos, 0 = none
 	userAt    int64 // unix nanos of the dialect's timer, 0 = none
+	msgAt     int64 // unix nanos by which the message in progress must complete, 0 = none
 	tPrev     *conn // timer wheel links
 	tNext     *conn
 	tAt       int64 // tick the conn is filed under, 0 = not filed
+	hsPrev    *conn // the loop's list of pending handshakes, oldest first
+	hsNext    *conn
+	hsListed  bool // in that list
 
 	outBuffered atomic.Int64 // gnet's outbound bytes after the last flush
 	closeReq    atomic.Bool  // Close was called: stop delivering messages
@@ -152,7 +157,7 @@ func (c *conn) SetTimer(t time.Time) {
 // rearm files the connection under its earliest deadline. Loop only.
 func (c *conn) rearm() {
 	at := c.deadline
-	for _, t := range [...]int64{c.nextPing, c.userAt} {
+	for _, t := range [...]int64{c.nextPing, c.userAt, c.msgAt} {
 		if t != 0 && (at == 0 || t < at) {
 			at = t
 		}
@@ -301,6 +306,7 @@ func (c *conn) onTimer(now int64) {
 		switch c.state {
 		case stateHandshake:
 			c.srv.metrics.closeReason(0, "handshake timeout")
+			security.Record("handshake_refused_timeout", "remote", c.gc.RemoteAddr().String())
 			c.hangUp()
 			return
 		case stateClosing:
@@ -310,6 +316,10 @@ func (c *conn) onTimer(now int64) {
 	}
 	if c.state != stateOpen {
 		c.rearm()
+		return
+	}
+	if c.msgAt != 0 && now >= c.msgAt {
+		c.messageTimeout()
 		return
 	}
 	if c.nextPing != 0 && now >= c.nextPing {
@@ -329,4 +339,39 @@ func (c *conn) onTimer(now int64) {
 		}
 	}
 	c.rearm()
+}
+
+// watchMessage keeps msgAt, the deadline of the message in progress, after
+// a read: a message that completed (boundary) clears it, and a message
+// still incomplete (partial: a frame cut short, or a fragmented message
+// awaiting its next fragment) that has none gets one, counted from now,
+// its first byte. Every byte is activity for the keepalive, so only this
+// deadline stops a peer that dribbles a message forever while the
+// decoder holds its bytes. Loop only.
+func (c *conn) watchMessage(boundary, partial bool) {
+	old := c.msgAt
+	if boundary {
+		c.msgAt = 0
+	}
+	if partial && c.msgAt == 0 {
+		c.msgAt = c.srv.now() + int64(c.srv.cfg.MessageTimeout)
+	}
+	if c.msgAt != old {
+		c.rearm()
+	}
+}
+
+// messageTimeout closes a connection whose message did not complete
+// within --message-timeout with 1008. Its input is dropped from now on
+// (what it buffered is freed at once); the socket is closed when the
+// close wait ends. Loop only.
+func (c *conn) messageTimeout() {
+	c.msgAt = 0
+	c.dec.MaxMessage = -1
+	if c.state == stateClosed {
+		return
+	}
+	_, _ = c.gc.Discard(-1)
+	security.Record("message_timeout", "remote", c.gc.RemoteAddr().String())
+	c.fail(codec.ClosePolicyViolation, "message timeout", false)
 }

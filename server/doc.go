@@ -13,6 +13,9 @@
 //     the owning loop to flush once per loop pass.
 //   - Inbound buffers: a payload handed to a Session is a view of gnet's
 //     inbound buffer and is valid only during the OnMessage call.
+//   - Pending handshakes (pending.go) are in a per-loop list, loop only;
+//     the totals the admission of a new socket reads are atomics, and a
+//     socket of another loop is dropped by a task on that loop.
 //   - Outbound frames are reference counted (routing.Frame); a flush writes
 //     every queued frame of a connection in one writev and releases them.
 package server

@@ -33,9 +33,14 @@ type loop struct {
 	wheel     wheel
 	conns     map[*conn]struct{}
 	fences    int64 // the server's fence count this loop has acted on
+	hsHead    *conn // pending handshakes, oldest first (pending.go)
+	hsTail    *conn
+
+	oldestAt atomic.Int64 // handshake deadline of hsHead, 0 = none; read by other loops
 
 	flushTask gnet.RunnableFunc
 	tickTask  gnet.RunnableFunc
+	evictTask gnet.RunnableFunc
 }
 
 func newLoop(s *Server, el gnet.EventLoop) *loop {
@@ -43,6 +48,7 @@ func newLoop(s *Server, el gnet.EventLoop) *loop {
 	l.wheel.init(s.start)
 	l.flushTask = func(context.Context) error { l.flush(); return nil }
 	l.tickTask = func(context.Context) error { l.tick(); return nil }
+	l.evictTask = func(context.Context) error { l.evictOldest(); s.evicting.Add(-1); return nil }
 	return l
 }
 

@@ -66,6 +66,18 @@ func newMetrics(node string, ds []dialect.Dialect) *metrics {
 	return m
 }
 
+// engineGauges registers the gauges read from the server's atomics.
+func (m *metrics) engineGauges(node string, s *Server) {
+	g := func(name, help string, v func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "partyline", Name: name, Help: help,
+			ConstLabels: prometheus.Labels{"node": node}}, v)
+	}
+	m.reg.MustRegister(
+		g("pending_handshakes", "Connections that have not finished their handshake.",
+			func() float64 { return float64(s.pending.Load()) }),
+	)
+}
+
 // clusterMetrics registers the cluster node's counters, read at scrape
 // time (cluster mode only).
 func (m *metrics) clusterMetrics(node string, n *cluster.Node) {
@@ -106,6 +118,8 @@ func (m *metrics) closeReason(code uint16, reason string) {
 		label = "slow_consumer"
 	case code == 1001 && reason == "ping timeout":
 		label = "ping_timeout"
+	case code == 1008 && reason == "message timeout":
+		label = "message_timeout"
 	case code != 0:
 		label = "code_" + strconv.Itoa(int(code))
 	}

@@ -52,15 +52,19 @@ type Config struct {
 	MessageTimeout time.Duration // a message must complete within this from its first byte, or close 1008 (0: 30s)
 	PingInterval   time.Duration // keepalive ping period; 0 disables
 	OutboundCap    int           // per-connection queued bytes before a slow-consumer close
-	CloseWait      time.Duration // how long to wait for the peer's close frame
-	Drain          time.Duration // graceful-shutdown window
-	AllowedOrigins []string      // Origin allow-list; empty = any
-	DefaultDialect string        // dialect of "/" on a listener without one
-	EventLoops     int           // gnet event loops; 0 = one per CPU
-	MaxConnections int           // WebSocket connections; 0 = the descriptor limit less a reserve
-	MaxHTTPConns   int           // concurrent HTTP connections; 0 = 256
-	Logger         *slog.Logger
-	Extra          []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
+	// MaxOutboundTotal bounds the outbound bytes of all connections
+	// together (queued and buffered by gnet); over it the largest backlogs
+	// are closed as slow consumers (0: a quarter of the machine's memory).
+	MaxOutboundTotal int64
+	CloseWait        time.Duration // how long to wait for the peer's close frame
+	Drain            time.Duration // graceful-shutdown window
+	AllowedOrigins   []string      // Origin allow-list; empty = any
+	DefaultDialect   string        // dialect of "/" on a listener without one
+	EventLoops       int           // gnet event loops; 0 = one per CPU
+	MaxConnections   int           // WebSocket connections; 0 = the descriptor limit less a reserve
+	MaxHTTPConns     int           // concurrent HTTP connections; 0 = 256
+	Logger           *slog.Logger
+	Extra            []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
 
 	Dialects // per-dialect settings: dialects.go
 }
@@ -111,6 +115,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MessageTimeout == 0 {
 		c.MessageTimeout = d.MessageTimeout
+	}
+	if c.MaxOutboundTotal < 0 {
+		return errors.New("max-outbound-total must not be negative")
+	}
+	if c.MaxOutboundTotal == 0 {
+		c.MaxOutboundTotal = defaultOutboundTotal()
 	}
 	if c.PingInterval < 0 {
 		return errors.New("ping-interval must not be negative")
@@ -167,4 +177,16 @@ func defaultMaxConnections() int {
 		return n - fdReserve
 	}
 	return max(n*3/4, 1)
+}
+
+// defaultOutboundTotal is a quarter of the machine's memory (1 GiB when
+// it cannot be read): outbound backlogs may take that much before the
+// largest are closed, leaving the rest to the connections' own state, the
+// dialects and the store.
+func defaultOutboundTotal() int64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil || si.Totalram == 0 {
+		return 1 << 30
+	}
+	return int64(uint64(si.Totalram) * uint64(si.Unit) / 4)
 }

@@ -47,7 +47,10 @@ type conn struct {
 	tAt       int64 // tick the conn is filed under, 0 = not filed
 	hsPrev    *conn // the loop's list of pending handshakes, oldest first
 	hsNext    *conn
-	hsListed  bool // in that list
+	hsListed  bool  // in that list
+	acct      int64 // gnet-buffered bytes counted in Server.outTotal (budget.go)
+	blIdx     int   // 1 + index in loop.backlog, 0 = not there
+	released  bool  // closed for the budget: its backlog no longer counts
 
 	outBuffered atomic.Int64 // gnet's outbound bytes after the last flush
 	closeReq    atomic.Bool  // Close was called: stop delivering messages
@@ -96,6 +99,7 @@ func (c *conn) Send(f *routing.Frame, droppable bool) bool {
 	c.qBytes += n
 	c.markDirtyLocked()
 	c.mu.Unlock()
+	c.srv.outTotal.Add(int64(n))
 	return true
 }
 
@@ -177,6 +181,9 @@ func (c *conn) flush(l *loop) {
 	code, text, slow := c.closeCode, c.closeText, c.slow
 	closed := c.closed
 	c.mu.Unlock()
+	if qBytes > 0 { // the queue's bytes leave the count; what gnet keeps is counted by write
+		c.srv.outTotal.Add(-int64(qBytes))
+	}
 
 	for _, fn := range tasks {
 		if c.state == stateClosed {

@@ -60,10 +60,14 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c.mu.Lock()
 	c.closed = true
 	q := c.q
+	qBytes := c.qBytes
 	c.q, c.tasks, c.qBytes = nil, nil, 0
 	sent := c.closeCode != 0
 	c.mu.Unlock()
 	releaseAll(q)
+	c.srv.outTotal.Add(-int64(qBytes) - c.acct)
+	c.acct = 0
+	c.loop.removeBacklog(c)
 	if prev == stateOpen && !sent {
 		c.srv.metrics.closeReason(0, "peer")
 	}

@@ -75,6 +75,10 @@ func (m *metrics) engineGauges(node string, s *Server) {
 	m.reg.MustRegister(
 		g("pending_handshakes", "Connections that have not finished their handshake.",
 			func() float64 { return float64(s.pending.Load()) }),
+		g("outbound_bytes", "Outbound bytes queued or buffered for all connections (the --max-outbound-total budget's count).",
+			func() float64 { return float64(s.outTotal.Load()) }),
+		g("outbound_budget_bytes", "--max-outbound-total.",
+			func() float64 { return float64(s.cfg.MaxOutboundTotal) }),
 	)
 }
 

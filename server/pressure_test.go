@@ -276,3 +276,111 @@ func repeat(b []byte, n int) [][]byte {
 	}
 	return out
 }
+
+// TestOutboundBudget: members of a room that never read, fed by a sender,
+// with --max-outbound-total small and the per-connection cap out of the
+// way: once the accounted total passes the budget, the largest backlog is
+// closed first (1008 "slow consumer"), the smaller ones stay (closing the
+// largest was enough), and the total is back under the budget.
+func TestOutboundBudget(t *testing.T) {
+	const (
+		// Steps larger than what the kernel's socket buffers may absorb
+		// of a member's backlog (up to 4 MiB on loopback), so that the
+		// backlogs gnet holds keep the order of the joins.
+		budget  = 12 << 20
+		msgSize = 16 << 10
+		step    = 6 << 20 // bytes sent between two joins
+	)
+	s := testutil.Start(t, func(c *server.Config) {
+		c.PingInterval, c.EventLoops = 0, 2
+		c.OutboundCap = 64 << 20
+		c.MaxOutboundTotal = budget
+		c.CloseWait = 10 * time.Second // the closed member may read its backlog and the close frame
+	})
+	addr := s.Addrs()[0].String()
+	msg, _, _ := sendMessage(msgSize, fill)
+	frame := textFrame(msg)
+	a := dialWS(t, addr, "/party")
+	room := a.createRoom("a")
+
+	// Each member joins after the previous one got step more bytes: their
+	// backlogs are in the order of their names, largest first.
+	names := []string{"big", "mid", "small"}
+	members := map[string]*rawClient{}
+	for i, name := range names {
+		m := dialSmallWindow(t, addr)
+		m.joinRoom(room, name)
+		a.expectJSON("peer_joined")
+		members[name] = m
+		if i < len(names)-1 {
+			for range step / msgSize {
+				a.write(frame)
+			}
+		}
+	}
+	before := security.Count("outbound_budget")
+	deadline := time.Now().Add(20 * time.Second)
+	sent := 0
+	for security.Count("outbound_budget") == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no budget close after %d more messages; accounted %v", sent, metric(t, s, "partyline_outbound_bytes"))
+		}
+		a.write(frame)
+		sent++
+		if sent%16 == 0 {
+			time.Sleep(5 * time.Millisecond) // let the loops tick
+		}
+	}
+	t.Logf("budget crossed after %d more messages of %d bytes", sent, msgSize)
+
+	// The sender hears who left: the largest first, and only it (the other
+	// two are far under the budget together).
+	for {
+		f := a.nextData()
+		m := string(f.payload)
+		if strings.Contains(m, `"type":"message"`) {
+			continue // its own messages are not echoed, but be lenient
+		}
+		if !strings.Contains(m, `"type":"peer_left"`) || !strings.Contains(m, `"big"`) {
+			t.Fatalf("sender got %s, want peer_left big", m)
+		}
+		break
+	}
+	testutil.Eventually(t, func() bool { return metric(t, s, "partyline_outbound_bytes") <= budget })
+	if n := security.Count("outbound_budget") - before; n != 1 {
+		t.Fatalf("%d connections closed for the budget, want 1 (the largest)", n)
+	}
+
+	// big, reading again, gets its backlog and then the 1008 close frame.
+	for {
+		f, err := members["big"].readFrame(10 * time.Second)
+		if err != nil {
+			t.Fatalf("big: want a 1008 close frame, got %v", err)
+		}
+		if f.op == opClose {
+			if f.closeCode() != 1008 || !strings.Contains(string(f.payload[2:]), "slow consumer") {
+				t.Fatalf("big closed with %d %q, want 1008 slow consumer", f.closeCode(), f.payload[2:])
+			}
+			break
+		}
+	}
+	// The others are still members: they read their backlog, then a fresh message.
+	_, last, _ := sendMessage(64, "Z")
+	lastMsg, _, _ := sendMessage(64, "Z")
+	a.write(textFrame(lastMsg))
+	for _, name := range names[1:] {
+		c := members[name]
+		for {
+			f, err := c.readFrame(10 * time.Second)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if f.op == opClose {
+				t.Fatalf("%s closed: %v", name, f)
+			}
+			if strings.Contains(string(f.payload), last) {
+				break
+			}
+		}
+	}
+}

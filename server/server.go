@@ -36,6 +36,7 @@ type Server struct {
 	open     atomic.Int64 // connections, handshaking included
 	pending  atomic.Int64 // connections in the handshake (pending.go)
 	upgraded atomic.Int64 // connections past the handshake, closing ones included
+	outTotal atomic.Int64 // outbound bytes queued or buffered by gnet, all connections (budget.go)
 	evicting atomic.Int64 // pending handshakes another loop was asked to drop (pending.go)
 
 	loopsMu sync.Mutex // guards loops

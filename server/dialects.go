@@ -21,7 +21,8 @@ type Dialects struct {
 	Channels channels.Config
 	Notify   notify.Config
 	JWT      auth.Config     // chat and presence tokens
-	Presence presence.Config // chat and presence: auth timeout, grace, store workers
+	Presence presence.Config // chat and presence: auth timeout, grace, store workers, subscriptions
+	Rooms    rooms.Config
 }
 
 func dialectDefaults() Dialects {
@@ -32,11 +33,12 @@ func dialectDefaults() Dialects {
 		Notify:   notify.Defaults(),
 		JWT:      auth.Defaults(),
 		Presence: presence.Defaults(),
+		Rooms:    rooms.Defaults(),
 	}
 }
 
 func (d *Dialects) validate() error {
-	for _, v := range []interface{ Validate() error }{&d.Party, &d.Teams, &d.Channels, &d.Notify, &d.JWT, &d.Presence} {
+	for _, v := range []interface{ Validate() error }{&d.Party, &d.Teams, &d.Channels, &d.Notify, &d.JWT, &d.Presence, &d.Rooms} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -49,7 +51,7 @@ func (d *Dialects) validate() error {
 // which the server starts before them and stops after them.
 func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 	core := presence.NewCore(cfg.Presence, cfg.JWT, cfg.DataDir, cfg.Logger) // shared by chat and presence
-	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(), notify.New(cfg.Notify)
+	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(cfg.Rooms), notify.New(cfg.Notify)
 	ch := chat.New(core)
 	var node *cluster.Node
 	if cfg.NATSURL != "" {

@@ -419,7 +419,7 @@ func TestRoomsPerConnectionCap(t *testing.T) {
 			tooMany := "Too many rooms: a connection may be in at most " + strconv.Itoa(c.want)
 			a.Send(map[string]any{"type": "join", "room": "one-more", "username": "alice"})
 			expectError(t, a, tooMany)
-			join(t, a, "r0", "alice") // already a member: fine
+			join(t, a, "r0", "alice")        // already a member: fine
 			b := e.member("one-more", "bob") // the refused join left nothing behind: bob is alone
 			a.Send(map[string]any{"type": "leave", "room": "r0"})
 			join(t, a, "one-more", "alice")

@@ -110,6 +110,7 @@ func TestPendingHandshakesCannotKeepClientsOut(t *testing.T) {
 		m := scrape(t, s)
 		return m["partyline_connections"]-m["partyline_pending_handshakes"] == held
 	})
+	overCapacity := security.Count("handshake_refused_over_capacity")
 	upgraded := held
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -127,6 +128,9 @@ func TestPendingHandshakesCannotKeepClientsOut(t *testing.T) {
 	}
 	if upgraded != maxConns {
 		t.Fatalf("503 with %d upgraded connections, want %d", upgraded, maxConns)
+	}
+	if security.Count("handshake_refused_over_capacity") <= overCapacity {
+		t.Fatal("503 not recorded as handshake_refused_over_capacity")
 	}
 }
 

@@ -110,7 +110,9 @@ func (l *loop) enforceBudget(limit int64) {
 		if l.srv.outTotal.Load() <= limit || c.acct < others {
 			break
 		}
-		c.budgetClose()
+		if c.state == stateOpen && !c.released { // a session's OnClose may have closed it meanwhile
+			c.budgetClose()
+		}
 	}
 	if i < len(cands) {
 		l.largest.Store(cands[i].acct)

@@ -281,6 +281,7 @@ func (c *conn) fail(code uint16, reason string, now bool) {
 		c.srv.metrics.closeReason(code, reason)
 		c.state = stateClosing
 		c.deadline = time.Now().Add(c.srv.cfg.CloseWait).UnixNano()
+		c.msgAt = 0 // only the close wait is left to time
 		c.rearm()
 		// The session ends now: what is left of the socket is the close
 		// handshake, and the others should not wait for it (peer_left...).

@@ -142,6 +142,6 @@ func (c *conn) budgetClose() {
 	c.srv.outTotal.Add(-c.acct)
 	c.acct, c.released = 0, true
 	c.loop.removeBacklog(c)
-	security.Record("outbound_budget", "remote", c.gc.RemoteAddr().String())
+	security.Record("outbound_budget", "remote", c.gc.RemoteAddr())
 	c.slowClose()
 }

@@ -32,6 +32,8 @@ type conn struct {
 	// loop only
 	state     uint8
 	accepting bool      // a deferred handshake decision is pending
+	hsListed  bool      // in the loop's list of pending handshakes
+	released  bool      // closed for the outbound budget: its backlog no longer counts
 	decided   *decision // the deferred decision, for the handshake's second run
 	pingSent  bool      // a ping is out and nothing has arrived since
 	heard     bool      // something arrived since the last keepalive check
@@ -47,10 +49,8 @@ type conn struct {
 	tAt       int64 // tick the conn is filed under, 0 = not filed
 	hsPrev    *conn // the loop's list of pending handshakes, oldest first
 	hsNext    *conn
-	hsListed  bool  // in that list
 	acct      int64 // gnet-buffered bytes counted in Server.outTotal (budget.go)
 	blIdx     int   // 1 + index in loop.backlog, 0 = not there
-	released  bool  // closed for the budget: its backlog no longer counts
 
 	outBuffered atomic.Int64 // gnet's outbound bytes after the last flush
 	closeReq    atomic.Bool  // Close was called: stop delivering messages
@@ -314,7 +314,7 @@ func (c *conn) onTimer(now int64) {
 		switch c.state {
 		case stateHandshake:
 			c.srv.metrics.closeReason(0, "handshake timeout")
-			security.Record("handshake_refused_timeout", "remote", c.gc.RemoteAddr().String())
+			security.Record("handshake_refused_timeout", "remote", c.gc.RemoteAddr())
 			c.hangUp()
 			return
 		case stateClosing:
@@ -380,6 +380,6 @@ func (c *conn) messageTimeout() {
 		return
 	}
 	_, _ = c.gc.Discard(-1)
-	security.Record("message_timeout", "remote", c.gc.RemoteAddr().String())
+	security.Record("message_timeout", "remote", c.gc.RemoteAddr())
 	c.fail(codec.ClosePolicyViolation, "message timeout", false)
 }

@@ -32,7 +32,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	l := s.loopOf(gc.EventLoop())
 	if !s.admit(l) {
 		s.metrics.closeReason(0, "over_capacity")
-		security.Record("handshake_refused_over_capacity", "remote", gc.RemoteAddr().String())
+		security.Record("handshake_refused_over_capacity", "remote", gc.RemoteAddr())
 		return overCapacity, gnet.Close
 	}
 	c := &conn{gc: gc, loop: l, srv: s, id: s.nextID.Add(1), bind: s.bindingOf(gc.LocalAddr())}

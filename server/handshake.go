@@ -29,7 +29,7 @@ type hsState struct {
 	// of the upgrade; deferred receives a new deferral.
 	decided  *decision
 	deferred *dialect.Deferred
-	// cause names a refusal for the security record (see refusal).
+	// cause names a refusal for the security record (see conn.refused).
 	cause string
 }
 
@@ -44,9 +44,9 @@ func newHS(s *Server) *hsState {
 			h.req.Path, h.req.RawQuery = path, rawQuery
 			d, param, err := s.registry.route(h.bind, path)
 			if err != nil {
-				h.cause = "not_found"
+				h.cause = "handshake_refused_not_found"
 				if err != errNotFound {
-					h.cause = "bad_request"
+					h.cause = "handshake_refused_bad_request"
 				}
 				return err
 			}
@@ -58,7 +58,7 @@ func newHS(s *Server) *hsState {
 			case bytes.EqualFold(key, []byte("Origin")):
 				h.req.Origin = string(value)
 				if !s.originAllowed(h.req.Origin) {
-					h.cause = "origin"
+					h.cause = "handshake_refused_origin"
 					return ws.RejectConnectionError(ws.RejectionStatus(403), ws.RejectionReason("origin not allowed"))
 				}
 			case bytes.EqualFold(key, []byte("Authorization")):
@@ -79,11 +79,11 @@ func newHS(s *Server) *hsState {
 				return nil, errDeferred
 			}
 			if err != nil {
-				h.cause = "dialect"
+				h.cause = "handshake_refused_dialect"
 				var r *dialect.Refusal
 				if errors.As(err, &r) {
 					if r.Status == 503 {
-						h.cause = "busy"
+						h.cause = "handshake_refused_busy"
 					}
 					return nil, ws.RejectConnectionError(ws.RejectionStatus(r.Status), ws.RejectionReason(r.Reason))
 				}
@@ -124,7 +124,7 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	h.in.Reset(buf[:n])
 	h.out.Reset()
 	h.bind, h.d, h.req = c.bind, nil, dialect.Request{}
-	h.decided, h.deferred, h.cause = c.decided, nil, "bad_request"
+	h.decided, h.deferred, h.cause = c.decided, nil, "handshake_refused_bad_request"
 	_, err := h.up.Upgrade(h)
 	c.decided = nil
 	if err == errDeferred {
@@ -172,16 +172,16 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 func (c *conn) tooLarge() hsResult {
 	c.writeNow(httpResponse(431, "request header too large"))
 	c.srv.metrics.closeReason(0, "handshake too large")
-	c.refused("too_large")
+	c.refused("handshake_refused_too_large")
 	return hsRefused
 }
 
 // refused records a refused handshake as a security event. cause is one
-// of a fixed set (a metric label): origin, not_found, bad_request,
-// too_large, dialect, busy; timeout, over_capacity and pending_evicted
-// are recorded where they happen.
+// of a fixed set (a metric label): handshake_refused_ followed by origin,
+// not_found, bad_request, too_large, dialect or busy; timeout,
+// over_capacity and pending_evicted are recorded where they happen.
 func (c *conn) refused(cause string) {
-	security.Record("handshake_refused_"+cause, "remote", c.gc.RemoteAddr().String())
+	security.Record(cause, "remote", c.gc.RemoteAddr())
 }
 
 func httpResponse(status int, body string) []byte {

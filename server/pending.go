@@ -79,7 +79,7 @@ func (l *loop) evictOldest() {
 		return
 	}
 	l.srv.metrics.closeReason(0, "pending evicted")
-	security.Record("handshake_refused_pending_evicted", "remote", c.gc.RemoteAddr().String())
+	security.Record("handshake_refused_pending_evicted", "remote", c.gc.RemoteAddr())
 	c.hangUp()
 }
 

@@ -373,8 +373,7 @@ func TestOutboundBudget(t *testing.T) {
 		}
 	}
 	// The others are still members: they read their backlog, then a fresh message.
-	_, last, _ := sendMessage(64, "Z")
-	lastMsg, _, _ := sendMessage(64, "Z")
+	lastMsg, last, _ := sendMessage(64, "Z")
 	a.write(textFrame(lastMsg))
 	for _, name := range names[1:] {
 		c := members[name]
@@ -391,4 +390,12 @@ func TestOutboundBudget(t *testing.T) {
 			}
 		}
 	}
+
+	// Every byte counted is uncounted again: with the members gone, the
+	// total is back to zero.
+	for _, m := range members {
+		m.conn.Close()
+	}
+	a.conn.Close()
+	testutil.Eventually(t, func() bool { return metric(t, s, "partyline_outbound_bytes") == 0 })
 }

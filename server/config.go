@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,7 +56,8 @@ type Config struct {
 	OutboundCap    int           // per-connection queued bytes before a slow-consumer close
 	// MaxOutboundTotal bounds the outbound bytes of all connections
 	// together (queued and buffered by gnet); over it the largest backlogs
-	// are closed as slow consumers (0: a quarter of the machine's memory).
+	// are closed as slow consumers (0: a quarter of the machine's or the
+	// cgroup's memory).
 	MaxOutboundTotal int64
 	CloseWait        time.Duration // how long to wait for the peer's close frame
 	Drain            time.Duration // graceful-shutdown window
@@ -179,14 +182,36 @@ func defaultMaxConnections() int {
 	return max(n*3/4, 1)
 }
 
-// defaultOutboundTotal is a quarter of the machine's memory (1 GiB when
-// it cannot be read): outbound backlogs may take that much before the
-// largest are closed, leaving the rest to the connections' own state, the
-// dialects and the store.
+// defaultOutboundTotal is a quarter of the memory the process may use:
+// the machine's (sysinfo), or the cgroup's limit when lower (in a
+// container); 1 GiB when neither can be read. Outbound backlogs may take
+// that much before the largest are closed, leaving the rest to the
+// connections' own state, the dialects and the store.
 func defaultOutboundTotal() int64 {
+	var total int64
 	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil || si.Totalram == 0 {
+	if err := syscall.Sysinfo(&si); err == nil {
+		total = int64(uint64(si.Totalram) * uint64(si.Unit))
+	}
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if b, err := os.ReadFile(f); err == nil {
+			if n := parseMemLimit(string(b)); n > 0 && (total == 0 || n < total) {
+				total = n
+			}
+		}
+	}
+	if total <= 0 {
 		return 1 << 30
 	}
-	return int64(uint64(si.Totalram) * uint64(si.Unit) / 4)
+	return total / 4
+}
+
+// parseMemLimit reads a cgroup memory limit: bytes, or 0 for none ("max",
+// or anything unreadable).
+func parseMemLimit(s string) int64 {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
 }

@@ -25,9 +25,9 @@ import (
 // and the one at hand is at least as large as every other loop's
 // largest: across loops, the largest goes first; within a tick the
 // loops close as many as it takes. A closed connection's backlog stops
-// counting at once (it is freed when the socket closes, within
-// --close-wait, like any slow consumer's), so the next one is closed only
-// if the others are still over.
+// counting at once (it is freed when the socket closes, within the close
+// wait, Config.CloseWait, like any slow consumer's), so the next one is
+// closed only if the others are still over.
 //
 // The per-connection cap (--outbound-cap) still applies first: a single
 // connection never holds more than twice it.

@@ -33,4 +33,6 @@ func dialectFlags(fs *flag.FlagSet, d *server.Dialects) {
 	fs.StringVar(&d.JWT.UsernameClaim, "jwt-username-claim", d.JWT.UsernameClaim, "chat/presence: token claim holding the username (sub is the fallback)")
 	fs.DurationVar(&d.Presence.AuthTimeout, "auth-timeout", d.Presence.AuthTimeout, "chat/presence: AUTH must arrive within")
 	fs.DurationVar(&d.Presence.Grace, "presence-grace", d.Presence.Grace, "offline only after this long without a connection")
+	fs.IntVar(&d.Presence.MaxSubscriptions, "presence-max-subscriptions", d.Presence.MaxSubscriptions, "presence: names one connection may subscribe to")
+	fs.IntVar(&d.Rooms.MaxPerConnection, "rooms-max-per-connection", d.Rooms.MaxPerConnection, "rooms: rooms one connection may be in")
 }

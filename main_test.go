@@ -46,6 +46,10 @@ func TestParseConfigDefaults(t *testing.T) {
 	if cfg.Party.CodeLength != 4 || cfg.Party.MaxClients != 1000 || cfg.Party.StrictReconnect || cfg.Party.MaxState != d.Party.MaxState {
 		t.Fatalf("party defaults %+v", cfg.Party)
 	}
+	if cfg.MaxPending != 1024 || cfg.HandshakeWait != 5*time.Second || cfg.MessageTimeout != 30*time.Second ||
+		cfg.MaxOutboundTotal <= 0 || cfg.Presence.MaxSubscriptions != 1000 || cfg.Rooms.MaxPerConnection != 64 {
+		t.Fatalf("connection limit defaults: %+v", cfg)
+	}
 	if !strings.HasSuffix(cfg.NodeID, ":8080") || cfg.Logger == nil {
 		t.Fatalf("node id %q logger %v", cfg.NodeID, cfg.Logger)
 	}
@@ -96,6 +100,13 @@ func TestParseConfigFlags(t *testing.T) {
 		{"HTTP side env", nil, map[string]string{"PARTYLINE_METRICS_KEY": "envmk", "PARTYLINE_HTTP_MAX_CONNECTIONS": "64"}, func(t *testing.T, c server.Config) {
 			if c.MetricsKey != "envmk" || c.MaxHTTPConns != 64 || c.HTTPTimeouts.Idle != 15*time.Second {
 				t.Fatalf("metrics key %q, http max connections %d, timeouts %+v", c.MetricsKey, c.MaxHTTPConns, c.HTTPTimeouts)
+			}
+		}},
+		{"connection limit flags", []string{"--max-pending-handshakes", "16", "--handshake-timeout", "2s", "--message-timeout", "3s",
+			"--max-outbound-total", "1048576", "--presence-max-subscriptions", "7", "--rooms-max-per-connection", "9"}, nil, func(t *testing.T, c server.Config) {
+			if c.MaxPending != 16 || c.HandshakeWait != 2*time.Second || c.MessageTimeout != 3*time.Second ||
+				c.MaxOutboundTotal != 1<<20 || c.Presence.MaxSubscriptions != 7 || c.Rooms.MaxPerConnection != 9 {
+				t.Fatalf("%+v", c)
 			}
 		}},
 		{"party flags", []string{"--room-code-length", "6", "--party-max-clients", "50", "--party-strict-reconnect"}, nil, func(t *testing.T, c server.Config) {
@@ -196,6 +207,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad env duration", nil, map[string]string{"PARTYLINE_DRAIN": "forever"}, "PARTYLINE_DRAIN"},
 		{"bad env bool", nil, map[string]string{"PARTYLINE_PARTY_STRICT_RECONNECT": "maybe"}, "PARTYLINE_PARTY_STRICT_RECONNECT"},
 		{"env value out of range", nil, map[string]string{"PARTYLINE_ROOM_CODE_LENGTH": "1"}, "room-code-length"},
+		{"negative max pending handshakes", []string{"--max-pending-handshakes", "-1"}, nil, "max-pending-handshakes"},
+		{"negative message timeout", []string{"--message-timeout", "-1s"}, nil, "negative"},
+		{"negative max outbound total", []string{"--max-outbound-total", "-1"}, nil, "max-outbound-total"},
+		{"negative presence subscriptions", []string{"--presence-max-subscriptions", "-1"}, nil, "presence-max-subscriptions"},
+		{"negative rooms per connection", []string{"--rooms-max-per-connection", "-1"}, nil, "rooms-max-per-connection"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

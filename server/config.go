@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,19 +50,26 @@ type Config struct {
 	NodeLease      time.Duration // cluster: a node silent this long is dead and its members removed (0: 15s)
 	MaxMessageSize int           // bytes; larger messages close with 1009
 	MaxHandshake   int           // bytes of handshake request; larger are refused (431)
-	HandshakeWait  time.Duration // a handshake must complete within
+	HandshakeWait  time.Duration // a handshake must complete within (0: 5s)
+	MaxPending     int           // sockets in the handshake at once; over it the oldest is dropped (0: 1024)
+	MessageTimeout time.Duration // a message must complete within this from its first byte, or close 1008 (0: 30s)
 	PingInterval   time.Duration // keepalive ping period; 0 disables
 	OutboundCap    int           // per-connection queued bytes before a slow-consumer close
-	CloseWait      time.Duration // how long to wait for the peer's close frame
-	Drain          time.Duration // graceful-shutdown window
-	AllowedOrigins []string      // Origin allow-list; empty = any
-	DefaultDialect string        // dialect of "/" on a listener without one
-	EventLoops     int           // gnet event loops; 0 = one per CPU
-	MaxConnections int           // WebSocket connections; 0 = the descriptor limit less a reserve
-	MaxHTTPConns   int           // concurrent HTTP connections, the oldest idle one closed past it; 0 = 256
-	HTTPTimeouts                 // HTTP server timeouts; zero fields take the defaults
-	Logger         *slog.Logger
-	Extra          []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
+	// MaxOutboundTotal bounds the outbound bytes of all connections
+	// together (queued and buffered by gnet); over it the largest backlogs
+	// are closed as slow consumers (0: a quarter of the machine's or the
+	// cgroup's memory).
+	MaxOutboundTotal int64
+	CloseWait        time.Duration     // how long to wait for the peer's close frame
+	Drain            time.Duration     // graceful-shutdown window
+	AllowedOrigins   []string          // Origin allow-list; empty = any
+	DefaultDialect   string            // dialect of "/" on a listener without one
+	EventLoops       int               // gnet event loops; 0 = one per CPU
+	MaxConnections   int               // WebSocket connections; 0 = the descriptor limit less a reserve
+	MaxHTTPConns     int               // concurrent HTTP connections, the oldest idle one closed past it; 0 = 256
+	HTTPTimeouts                       // HTTP server timeouts; zero fields take the defaults
+	Logger           *slog.Logger
+	Extra            []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
 
 	Dialects // per-dialect settings: dialects.go
 }
@@ -81,7 +90,9 @@ func Defaults() Config {
 		DataDir:        "./data",
 		MaxMessageSize: 64 << 10,
 		MaxHandshake:   8 << 10,
-		HandshakeWait:  10 * time.Second,
+		HandshakeWait:  5 * time.Second,
+		MaxPending:     1024,
+		MessageTimeout: 30 * time.Second,
 		PingInterval:   30 * time.Second,
 		OutboundCap:    1 << 20,
 		CloseWait:      2 * time.Second,
@@ -107,6 +118,24 @@ func (c *Config) Validate() error {
 	}
 	if c.HandshakeWait <= 0 {
 		c.HandshakeWait = d.HandshakeWait
+	}
+	if c.MaxPending < 0 {
+		return errors.New("max-pending-handshakes must not be negative")
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = d.MaxPending
+	}
+	if c.MessageTimeout < 0 {
+		return errors.New("message-timeout must not be negative")
+	}
+	if c.MessageTimeout == 0 {
+		c.MessageTimeout = d.MessageTimeout
+	}
+	if c.MaxOutboundTotal < 0 {
+		return errors.New("max-outbound-total must not be negative")
+	}
+	if c.MaxOutboundTotal == 0 {
+		c.MaxOutboundTotal = defaultOutboundTotal()
 	}
 	if c.PingInterval < 0 {
 		return errors.New("ping-interval must not be negative")
@@ -177,4 +206,38 @@ func defaultMaxConnections() int {
 		return n - fdReserve
 	}
 	return max(n*3/4, 1)
+}
+
+// defaultOutboundTotal is a quarter of the memory the process may use:
+// the machine's (sysinfo), or the cgroup's limit when lower (in a
+// container); 1 GiB when neither can be read. Outbound backlogs may take
+// that much before the largest are closed, leaving the rest to the
+// connections' own state, the dialects and the store.
+func defaultOutboundTotal() int64 {
+	var total int64
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err == nil {
+		total = int64(uint64(si.Totalram) * uint64(si.Unit))
+	}
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if b, err := os.ReadFile(f); err == nil {
+			if n := parseMemLimit(string(b)); n > 0 && (total == 0 || n < total) {
+				total = n
+			}
+		}
+	}
+	if total <= 0 {
+		return 1 << 30
+	}
+	return total / 4
+}
+
+// parseMemLimit reads a cgroup memory limit: bytes, or 0 for none ("max",
+// or anything unreadable).
+func parseMemLimit(s string) int64 {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
 }

@@ -9,6 +9,7 @@ import (
 
 	"partyline/codec"
 	"partyline/dialect"
+	"partyline/internal/security"
 	"partyline/routing"
 )
 
@@ -31,6 +32,8 @@ type conn struct {
 	// loop only
 	state     uint8
 	accepting bool      // a deferred handshake decision is pending
+	hsListed  bool      // in the loop's list of pending handshakes
+	released  bool      // closed for the outbound budget: its backlog no longer counts
 	decided   *decision // the deferred decision, for the handshake's second run
 	pingSent  bool      // a ping is out and nothing has arrived since
 	heard     bool      // something arrived since the last keepalive check
@@ -40,9 +43,14 @@ type conn struct {
 	deadline  int64 // unix nanos: handshake or close deadline, 0 = none
 	nextPing  int64 // unix nanos, 0 = none
 	userAt    int64 // unix nanos of the dialect's timer, 0 = none
+	msgAt     int64 // unix nanos by which the message in progress must complete, 0 = none
 	tPrev     *conn // timer wheel links
 	tNext     *conn
 	tAt       int64 // tick the conn is filed under, 0 = not filed
+	hsPrev    *conn // the loop's list of pending handshakes, oldest first
+	hsNext    *conn
+	acct      int64 // gnet-buffered bytes counted in Server.outTotal (budget.go)
+	blIdx     int   // 1 + index in loop.backlog, 0 = not there
 
 	outBuffered atomic.Int64 // gnet's outbound bytes after the last flush
 	closeReq    atomic.Bool  // Close was called: stop delivering messages
@@ -91,6 +99,7 @@ func (c *conn) Send(f *routing.Frame, droppable bool) bool {
 	c.qBytes += n
 	c.markDirtyLocked()
 	c.mu.Unlock()
+	c.srv.outTotal.Add(int64(n))
 	return true
 }
 
@@ -152,7 +161,7 @@ func (c *conn) SetTimer(t time.Time) {
 // rearm files the connection under its earliest deadline. Loop only.
 func (c *conn) rearm() {
 	at := c.deadline
-	for _, t := range [...]int64{c.nextPing, c.userAt} {
+	for _, t := range [...]int64{c.nextPing, c.userAt, c.msgAt} {
 		if t != 0 && (at == 0 || t < at) {
 			at = t
 		}
@@ -172,6 +181,9 @@ func (c *conn) flush(l *loop) {
 	code, text, slow := c.closeCode, c.closeText, c.slow
 	closed := c.closed
 	c.mu.Unlock()
+	if qBytes > 0 { // the queue's bytes leave the count; what gnet keeps is counted by write
+		c.srv.outTotal.Add(-int64(qBytes))
+	}
 
 	for _, fn := range tasks {
 		if c.state == stateClosed {
@@ -269,6 +281,7 @@ func (c *conn) fail(code uint16, reason string, now bool) {
 		c.srv.metrics.closeReason(code, reason)
 		c.state = stateClosing
 		c.deadline = time.Now().Add(c.srv.cfg.CloseWait).UnixNano()
+		c.msgAt = 0 // only the close wait is left to time
 		c.rearm()
 		// The session ends now: what is left of the socket is the close
 		// handshake, and the others should not wait for it (peer_left...).
@@ -301,6 +314,7 @@ func (c *conn) onTimer(now int64) {
 		switch c.state {
 		case stateHandshake:
 			c.srv.metrics.closeReason(0, "handshake timeout")
+			security.Record("handshake_refused_timeout", "remote", c.gc.RemoteAddr())
 			c.hangUp()
 			return
 		case stateClosing:
@@ -310,6 +324,10 @@ func (c *conn) onTimer(now int64) {
 	}
 	if c.state != stateOpen {
 		c.rearm()
+		return
+	}
+	if c.msgAt != 0 && now >= c.msgAt {
+		c.messageTimeout()
 		return
 	}
 	if c.nextPing != 0 && now >= c.nextPing {
@@ -329,4 +347,39 @@ func (c *conn) onTimer(now int64) {
 		}
 	}
 	c.rearm()
+}
+
+// watchMessage keeps msgAt, the deadline of the message in progress, after
+// a read: a message that completed (boundary) clears it, and a message
+// still incomplete (partial: a frame cut short, or a fragmented message
+// awaiting its next fragment) that has none gets one, counted from now,
+// its first byte. Every byte is activity for the keepalive, so only this
+// deadline stops a peer that dribbles a message forever while the
+// decoder holds its bytes. Loop only.
+func (c *conn) watchMessage(boundary, partial bool) {
+	old := c.msgAt
+	if boundary {
+		c.msgAt = 0
+	}
+	if partial && c.msgAt == 0 {
+		c.msgAt = c.srv.now() + int64(c.srv.cfg.MessageTimeout)
+	}
+	if c.msgAt != old {
+		c.rearm()
+	}
+}
+
+// messageTimeout closes a connection whose message did not complete
+// within --message-timeout with 1008. Its input is dropped from now on
+// (what it buffered is freed at once); the socket is closed when the
+// close wait ends. Loop only.
+func (c *conn) messageTimeout() {
+	c.msgAt = 0
+	c.dec.MaxMessage = -1
+	if c.state == stateClosed {
+		return
+	}
+	_, _ = c.gc.Discard(-1)
+	security.Record("message_timeout", "remote", c.gc.RemoteAddr())
+	c.fail(codec.ClosePolicyViolation, "message timeout", false)
 }

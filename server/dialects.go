@@ -23,7 +23,8 @@ type Dialects struct {
 	Channels channels.Config
 	Notify   notify.Config
 	JWT      auth.Config     // chat and presence tokens
-	Presence presence.Config // chat and presence: auth timeout, grace, store workers
+	Presence presence.Config // chat and presence: auth timeout, grace, store workers, subscriptions
+	Rooms    rooms.Config
 }
 
 func dialectDefaults() Dialects {
@@ -34,11 +35,12 @@ func dialectDefaults() Dialects {
 		Notify:   notify.Defaults(),
 		JWT:      auth.Defaults(),
 		Presence: presence.Defaults(),
+		Rooms:    rooms.Defaults(),
 	}
 }
 
 func (d *Dialects) validate() error {
-	for _, v := range []interface{ Validate() error }{&d.Party, &d.Teams, &d.Channels, &d.Notify, &d.JWT, &d.Presence} {
+	for _, v := range []interface{ Validate() error }{&d.Party, &d.Teams, &d.Channels, &d.Notify, &d.JWT, &d.Presence, &d.Rooms} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -55,7 +57,7 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 	if cfg.Party.Persist && cfg.NATSURL == "" && cfg.DataDir != "" {
 		cfg.Party.PersistDir = filepath.Join(cfg.DataDir, "party")
 	}
-	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(), notify.New(cfg.Notify)
+	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(cfg.Rooms), notify.New(cfg.Notify)
 	ch := chat.New(core)
 	var node *cluster.Node
 	if cfg.NATSURL != "" {

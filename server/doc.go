@@ -13,6 +13,14 @@
 //     the owning loop to flush once per loop pass.
 //   - Inbound buffers: a payload handed to a Session is a view of gnet's
 //     inbound buffer and is valid only during the OnMessage call.
+//   - Pending handshakes (pending.go) are in a per-loop list, loop only;
+//     the totals the admission of a new socket reads are atomics, and a
+//     socket of another loop is dropped by a task on that loop.
+//   - The global outbound count (budget.go) is one atomic: Send adds what
+//     it queues, the owning loop takes it off when it flushes and adds
+//     what gnet keeps; each loop's backlog list and its enforcement of
+//     --max-outbound-total are loop only, and loops see each other's
+//     largest backlog through an atomic.
 //   - Outbound frames are reference counted (routing.Frame); a flush writes
 //     every queued frame of a connection in one writev and releases them.
 package server

@@ -7,6 +7,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"partyline/codec"
+	"partyline/internal/security"
 )
 
 // overCapacity answers a connection over --max-connections.
@@ -28,16 +29,18 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.draining.Load() {
 		return nil, gnet.Close
 	}
-	if s.open.Load() >= int64(s.cfg.MaxConnections) {
+	l := s.loopOf(gc.EventLoop())
+	if !s.admit(l) {
 		s.metrics.closeReason(0, "over_capacity")
+		security.Record("handshake_refused_over_capacity", "remote", gc.RemoteAddr())
 		return overCapacity, gnet.Close
 	}
-	l := s.loopOf(gc.EventLoop())
 	c := &conn{gc: gc, loop: l, srv: s, id: s.nextID.Add(1), bind: s.bindingOf(gc.LocalAddr())}
 	gc.SetContext(c)
 	l.conns[c] = struct{}{}
 	c.deadline = s.now() + int64(s.cfg.HandshakeWait)
 	c.rearm()
+	l.addPending(c)
 	s.metrics.accepted.Inc()
 	s.metrics.conns.Inc()
 	s.open.Add(1)
@@ -52,20 +55,28 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	prev := c.state
 	c.state = stateClosed
 	c.loop.wheel.remove(c)
+	c.loop.removePending(c)
 	delete(c.loop.conns, c)
 	c.mu.Lock()
 	c.closed = true
 	q := c.q
+	qBytes := c.qBytes
 	c.q, c.tasks, c.qBytes = nil, nil, 0
 	sent := c.closeCode != 0
 	c.mu.Unlock()
 	releaseAll(q)
+	c.srv.outTotal.Add(-int64(qBytes) - c.acct)
+	c.acct = 0
+	c.loop.removeBacklog(c)
 	if prev == stateOpen && !sent {
 		c.srv.metrics.closeReason(0, "peer")
 	}
 	c.endSession()
 	c.srv.metrics.conns.Dec()
 	c.srv.open.Add(-1)
+	if prev != stateHandshake {
+		c.srv.upgraded.Add(-1)
+	}
 	return gnet.None
 }
 
@@ -101,6 +112,7 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 // readFrames decodes and handles the frames in buf[done:], discards what it
 // consumed, and reports whether to hang up. Loop only.
 func (c *conn) readFrames(buf []byte, done int) (hangUp bool) {
+	boundary := false // a message (or a control frame outside one) completed
 	for done < len(buf) && c.state != stateClosed {
 		if c.dec.MaxMessage < 0 { // broken stream after a protocol error: drop input
 			done = len(buf)
@@ -119,6 +131,9 @@ func (c *conn) readFrames(buf []byte, done int) (hangUp bool) {
 			break
 		}
 		done += n
+		if !c.dec.InMessage() {
+			boundary = true
+		}
 		if c.event(ev) {
 			hangUp = true
 			break
@@ -126,6 +141,9 @@ func (c *conn) readFrames(buf []byte, done int) (hangUp bool) {
 	}
 	if c.state != stateClosed && done > 0 { // gnet's Discard(0) discards everything
 		_, _ = c.gc.Discard(done)
+	}
+	if c.state == stateOpen && !hangUp && c.dec.MaxMessage >= 0 {
+		c.watchMessage(boundary, done < len(buf) || c.dec.InMessage())
 	}
 	return hangUp
 }

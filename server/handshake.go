@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"partyline/dialect"
+	"partyline/internal/security"
 )
 
 var headerEnd = []byte("\r\n\r\n")
@@ -28,6 +29,8 @@ type hsState struct {
 	// of the upgrade; deferred receives a new deferral.
 	decided  *decision
 	deferred *dialect.Deferred
+	// cause names a refusal for the security record (see conn.refused).
+	cause string
 }
 
 func (h *hsState) Read(p []byte) (int, error)  { return h.in.Read(p) }
@@ -41,6 +44,10 @@ func newHS(s *Server) *hsState {
 			h.req.Path, h.req.RawQuery = path, rawQuery
 			d, param, err := s.registry.route(h.bind, path)
 			if err != nil {
+				h.cause = "handshake_refused_not_found"
+				if err != errNotFound {
+					h.cause = "handshake_refused_bad_request"
+				}
 				return err
 			}
 			h.d, h.req.Param = d, param
@@ -51,6 +58,7 @@ func newHS(s *Server) *hsState {
 			case bytes.EqualFold(key, []byte("Origin")):
 				h.req.Origin = string(value)
 				if !s.originAllowed(h.req.Origin) {
+					h.cause = "handshake_refused_origin"
 					return ws.RejectConnectionError(ws.RejectionStatus(403), ws.RejectionReason("origin not allowed"))
 				}
 			case bytes.EqualFold(key, []byte("Authorization")):
@@ -71,8 +79,12 @@ func newHS(s *Server) *hsState {
 				return nil, errDeferred
 			}
 			if err != nil {
+				h.cause = "handshake_refused_dialect"
 				var r *dialect.Refusal
 				if errors.As(err, &r) {
+					if r.Status == 503 {
+						h.cause = "handshake_refused_busy"
+					}
 					return nil, ws.RejectConnectionError(ws.RejectionStatus(r.Status), ws.RejectionReason(r.Reason))
 				}
 				return nil, ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason(err.Error()))
@@ -100,23 +112,19 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	end := bytes.Index(buf, headerEnd)
 	if end < 0 {
 		if len(buf) > c.srv.cfg.MaxHandshake {
-			c.writeNow(httpResponse(431, "request header too large"))
-			c.srv.metrics.closeReason(0, "handshake too large")
-			return hsRefused, 0
+			return c.tooLarge(), 0
 		}
 		return hsWait, 0
 	}
 	n = end + len(headerEnd)
 	if n > c.srv.cfg.MaxHandshake {
-		c.writeNow(httpResponse(431, "request header too large"))
-		c.srv.metrics.closeReason(0, "handshake too large")
-		return hsRefused, 0
+		return c.tooLarge(), 0
 	}
 	h := c.loop.hs
 	h.in.Reset(buf[:n])
 	h.out.Reset()
 	h.bind, h.d, h.req = c.bind, nil, dialect.Request{}
-	h.decided, h.deferred = c.decided, nil
+	h.decided, h.deferred, h.cause = c.decided, nil, "handshake_refused_bad_request"
 	_, err := h.up.Upgrade(h)
 	c.decided = nil
 	if err == errDeferred {
@@ -134,12 +142,15 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 		}
 		c.srv.metrics.handshakeFail.Inc()
 		c.srv.metrics.closeReason(0, "handshake refused")
+		c.refused(h.cause)
 		return hsRefused, 0
 	}
 	req := h.req
 	req.RemoteAddr = c.gc.RemoteAddr().String()
 	c.req = &req
 	c.state = stateOpen
+	c.loop.removePending(c)
+	c.srv.upgraded.Add(1)
 	c.deadline = 0
 	c.dec.MaxMessage = c.srv.cfg.MaxMessageSize
 	if p := c.srv.cfg.PingInterval; p > 0 {
@@ -155,6 +166,22 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	c.writeNow(h.out.Bytes())
 	c.srv.metrics.handshakes.Inc()
 	return hsUpgraded, n
+}
+
+// tooLarge refuses a request over --max-handshake-size. Loop only.
+func (c *conn) tooLarge() hsResult {
+	c.writeNow(httpResponse(431, "request header too large"))
+	c.srv.metrics.closeReason(0, "handshake too large")
+	c.refused("handshake_refused_too_large")
+	return hsRefused
+}
+
+// refused records a refused handshake as a security event. cause is one
+// of a fixed set (a metric label): handshake_refused_ followed by origin,
+// not_found, bad_request, too_large, dialect or busy; timeout,
+// over_capacity and pending_evicted are recorded where they happen.
+func (c *conn) refused(cause string) {
+	security.Record(cause, "remote", c.gc.RemoteAddr())
 }
 
 func httpResponse(status int, body string) []byte {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"partyline/internal/security"
 	"partyline/internal/testutil"
 	"partyline/server"
 )
@@ -261,6 +262,40 @@ func TestHandshakeOrigin(t *testing.T) {
 			}
 			req, _ := upgradeRequest(addr, "/party", extra...)
 			refused(t, addr, req, c.status)
+		})
+	}
+}
+
+// TestHandshakeSecurityEvents: every refused handshake is recorded as a
+// security event named by its cause. The counts are process-wide and other
+// tests run in parallel, so each case checks that its own cause grew.
+func TestHandshakeSecurityEvents(t *testing.T) {
+	const wait = 200 * time.Millisecond
+	s := testutil.Start(t, func(c *server.Config) {
+		c.PingInterval, c.HandshakeWait = 0, wait
+		c.AllowedOrigins = []string{"https://good.example"}
+	})
+	addr := s.Addrs()[0].String()
+	for _, c := range []struct {
+		cause  string
+		req    []byte // nil: send nothing
+		status int    // 0: no answer, just closed
+	}{
+		{"origin", request(append([]string{"GET /party HTTP/1.1", "Origin: https://evil.example"}, wsHeaders(addr)...)...), 403},
+		{"not_found", request(append([]string{"GET /nope HTTP/1.1"}, wsHeaders(addr)...)...), 404},
+		{"bad_request", request("GET /party HTTP/1.1", "Host: "+addr), 426},
+		{"too_large", request(append([]string{"GET /party HTTP/1.1", "X-Pad: " + strings.Repeat("x", 9000)}, wsHeaders(addr)...)...), 431},
+		{"timeout", nil, 0},
+	} {
+		t.Run(c.cause, func(t *testing.T) {
+			name := "handshake_refused_" + c.cause
+			before := security.Count(name)
+			if c.status != 0 {
+				refused(t, addr, c.req, c.status)
+			} else {
+				dialTCP(t, addr).expectEOF()
+			}
+			testutil.Eventually(t, func() bool { return security.Count(name) > before })
 		})
 	}
 }

@@ -33,9 +33,18 @@ type loop struct {
 	wheel     wheel
 	conns     map[*conn]struct{}
 	fences    int64 // the server's fence count this loop has acted on
+	hsHead    *conn // pending handshakes, oldest first (pending.go)
+	hsTail    *conn
+	backlog   []*conn // connections with bytes in gnet's outbound buffer (budget.go)
+	cands     []*conn // scratch of enforceBudget
+	ticks     int
+
+	oldestAt atomic.Int64 // handshake deadline of hsHead, 0 = none; read by other loops
+	largest  atomic.Int64 // largest backlog of this loop at its last refresh; read by other loops
 
 	flushTask gnet.RunnableFunc
 	tickTask  gnet.RunnableFunc
+	evictTask gnet.RunnableFunc
 }
 
 func newLoop(s *Server, el gnet.EventLoop) *loop {
@@ -43,6 +52,7 @@ func newLoop(s *Server, el gnet.EventLoop) *loop {
 	l.wheel.init(s.start)
 	l.flushTask = func(context.Context) error { l.flush(); return nil }
 	l.tickTask = func(context.Context) error { l.tick(); return nil }
+	l.evictTask = func(context.Context) error { l.evictOldest(); s.evicting.Add(-1); return nil }
 	return l
 }
 
@@ -98,13 +108,15 @@ func (l *loop) write(c *conn, q []*routing.Frame, n int) {
 			return
 		}
 	}
-	c.outBuffered.Store(int64(c.gc.OutboundBuffered()))
+	c.account()
 }
 
 // tick advances the timer wheel and the drain. Loop only.
 func (l *loop) tick() {
 	now := time.Now().UnixNano()
 	l.wheel.advance(now, func(c *conn) { c.onTimer(now) })
+	l.ticks++
+	l.budget()
 	if l.srv.draining.Load() {
 		l.drainStep(now)
 	}

@@ -71,6 +71,22 @@ func newMetrics(node string, ds []dialect.Dialect) *metrics {
 	return m
 }
 
+// engineGauges registers the gauges read from the server's atomics.
+func (m *metrics) engineGauges(node string, s *Server) {
+	g := func(name, help string, v func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "partyline", Name: name, Help: help,
+			ConstLabels: prometheus.Labels{"node": node}}, v)
+	}
+	m.reg.MustRegister(
+		g("pending_handshakes", "Connections that have not finished their handshake.",
+			func() float64 { return float64(s.pending.Load()) }),
+		g("outbound_bytes", "Outbound bytes queued or buffered for all connections (the --max-outbound-total budget's count).",
+			func() float64 { return float64(s.outTotal.Load()) }),
+		g("outbound_budget_bytes", "--max-outbound-total.",
+			func() float64 { return float64(s.cfg.MaxOutboundTotal) }),
+	)
+}
+
 // clusterMetrics registers the cluster node's counters, read at scrape
 // time (cluster mode only).
 func (m *metrics) clusterMetrics(node string, n *cluster.Node) {
@@ -111,6 +127,8 @@ func (m *metrics) closeReason(code uint16, reason string) {
 		label = "slow_consumer"
 	case code == 1001 && reason == "ping timeout":
 		label = "ping_timeout"
+	case code == 1008 && reason == "message timeout":
+		label = "message_timeout"
 	case code != 0:
 		label = "code_" + strconv.Itoa(int(code))
 	}

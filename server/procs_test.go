@@ -32,3 +32,24 @@ func TestSpareProc(t *testing.T) {
 		})
 	}
 }
+
+func TestParseMemLimit(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+	}{
+		{"max\n", 0},
+		{"2147483648\n", 2 << 30},
+		{"9223372036854771712\n", 9223372036854771712}, // cgroup v1 "unlimited": larger than the machine, so ignored
+		{"", 0},
+		{"-1", 0},
+		{"lots", 0},
+	} {
+		if got := parseMemLimit(c.in); got != c.want {
+			t.Errorf("parseMemLimit(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+	if d := defaultOutboundTotal(); d <= 0 {
+		t.Fatalf("defaultOutboundTotal() = %d", d)
+	}
+}

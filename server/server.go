@@ -34,6 +34,10 @@ type Server struct {
 	start    time.Time
 	nextID   atomic.Uint64
 	open     atomic.Int64 // connections, handshaking included
+	pending  atomic.Int64 // connections in the handshake (pending.go)
+	upgraded atomic.Int64 // connections past the handshake, closing ones included
+	outTotal atomic.Int64 // outbound bytes queued or buffered by gnet, all connections (budget.go)
+	evicting atomic.Int64 // pending handshakes another loop was asked to drop (pending.go)
 
 	loopsMu sync.Mutex // guards loops
 	loops   map[gnet.EventLoop]*loop
@@ -82,6 +86,7 @@ func New(cfg Config) (*Server, error) {
 		node = "local"
 	}
 	s.metrics = newMetrics(node, s.dialects)
+	s.metrics.engineGauges(node, s)
 	security.SetLogger(cfg.Logger)
 	if s.node != nil {
 		s.metrics.clusterMetrics(node, s.node)

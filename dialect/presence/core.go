@@ -21,11 +21,17 @@ type Config struct {
 	Grace       time.Duration // offline only after this long without a connection (--presence-grace); 0: at once
 	Workers     int           // goroutines running store operations (0: 128)
 	Queue       int           // store operations waiting for a worker before "Server busy" (0: 8192)
+	// MaxSubscriptions bounds the names one /presence connection may
+	// subscribe to (--presence-max-subscriptions; 0: 1000). Each costs a
+	// map entry and a status frame per change, so it is kept low enough
+	// that a server full of watchers stays within memory.
+	MaxSubscriptions int
 }
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
-	return Config{AuthTimeout: 10 * time.Second, Grace: 3 * time.Second, Workers: 128, Queue: 8192}
+	return Config{AuthTimeout: 10 * time.Second, Grace: 3 * time.Second, Workers: 128, Queue: 8192,
+		MaxSubscriptions: DefaultMaxSubscriptions}
 }
 
 // Validate checks c and fills zero values with defaults.
@@ -45,6 +51,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue <= 0 {
 		c.Queue = d.Queue
+	}
+	if c.MaxSubscriptions < 0 {
+		return errors.New("presence-max-subscriptions must not be negative")
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = d.MaxSubscriptions
 	}
 	return nil
 }
@@ -92,6 +104,7 @@ func NewCore(cfg Config, jwt auth.Config, dataDir string, log *slog.Logger) *Cor
 	}
 	c := &Core{cfg: cfg, jwt: jwt, dataDir: dataDir, log: log}
 	c.Registry = NewRegistry(cfg.Grace, c.contacts, log)
+	c.Registry.MaxSubscriptions = cfg.MaxSubscriptions
 	c.openStore = func() (store.Store, error) {
 		return store.OpenPebble(c.dataDir, store.PebbleOptions{Logger: c.log})
 	}

@@ -87,10 +87,16 @@ func (s *session) Dispatch(payload []byte) {
 			Error(s.c, bad)
 		case s.w == nil:
 			Error(s.c, "Server busy: presence updates unavailable, reconnect later")
-		case !s.core.Registry.Subscribe(s.w, names, func() {
-			Success(s.c, "Subscribed to "+itoa(len(names))+" users")
-		}):
-			Error(s.c, "Too many subscriptions (at most 10000 per connection) or server busy")
+		default:
+			err := s.core.Registry.Subscribe(s.w, names, func() {
+				Success(s.c, "Subscribed to "+itoa(len(names))+" users")
+			})
+			switch err {
+			case ErrTooManySubscriptions:
+				Error(s.c, "Too many subscriptions: at most "+itoa(s.core.Registry.maxSubs())+" names per connection")
+			case ErrBusy:
+				Error(s.c, "Server busy: try again later")
+			}
 		}
 	case "DISCONNECT":
 		s.g.Disconnect()

@@ -1,10 +1,12 @@
 package presence_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"partyline/dialect/chat/chattest"
+	"partyline/dialect/presence"
 	"partyline/internal/testutil"
 	"partyline/server"
 )
@@ -152,4 +154,68 @@ func TestPresenceNeedsAuth(t *testing.T) {
 	c.Send(`{"type":"AUTH","token":"x.y.z"}`)
 	chattest.ExpectError(t, c, "Authentication failed")
 	c.ExpectClose(4401)
+}
+
+// TestSubscriptionCap: a /presence connection may subscribe to at most
+// --presence-max-subscriptions distinct names; a request that would pass
+// it gets an ERROR and changes nothing, names already subscribed do not
+// count again.
+func TestSubscriptionCap(t *testing.T) {
+	t.Parallel()
+	names := func(prefix string, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("%s%d", prefix, i))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		cfg  int // 0: the default
+		want int
+	}{
+		{"default", 0, presence.DefaultMaxSubscriptions},
+		{"--presence-max-subscriptions 5", 5, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := chattest.Start(t, func(s *server.Config) { s.Presence.MaxSubscriptions = c.cfg })
+			w, p := watch(t, e, "carol")
+			subscribe := func(names []string) {
+				t.Helper()
+				w.Send(map[string]any{"type": "SUBSCRIBE_PRESENCE", "usernames": names})
+			}
+			tooMany := fmt.Sprintf("Too many subscriptions: at most %d names per connection", c.want)
+			expectRefused := func() {
+				t.Helper()
+				if m := p.Next(); m.Str("type") != "ERROR" || m.Str("msg") != tooMany {
+					t.Fatalf("got %v, want ERROR %q", m, tooMany)
+				}
+			}
+			expectAccepted := func(names []string) {
+				t.Helper()
+				expectSuccess(t, p, fmt.Sprintf("Subscribed to %d users", len(names)))
+				for _, n := range names {
+					expectUpdate(t, p, n, "offline")
+				}
+			}
+
+			first := names("a", c.want-1)
+			subscribe(first)
+			expectAccepted(first)
+			subscribe(names("b", 2)) // one too many
+			expectRefused()
+			subscribe(first[:1]) // already subscribed: no new name
+			expectAccepted(first[:1])
+			last := names("c", 1)
+			subscribe(last) // exactly at the cap
+			expectAccepted(last)
+			subscribe(names("d", 1))
+			expectRefused()
+			// The refused names were not subscribed: they come online unseen.
+			e.Login(t, "/presence", "b0")
+			e.Login(t, "/presence", "c0")
+			expectUpdate(t, p, "c0", "online")
+		})
+	}
 }

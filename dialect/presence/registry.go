@@ -2,6 +2,7 @@ package presence
 
 import (
 	"container/heap"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -32,6 +33,10 @@ type Registry struct {
 	log      *slog.Logger
 	watchers *routing.Hub // username -> that user's presence connections
 	now      func() time.Time
+
+	// MaxSubscriptions bounds the names one watcher may subscribe to
+	// (0: DefaultMaxSubscriptions). Set before use.
+	MaxSubscriptions int
 
 	// OnLocal, if set, runs after the number of this process's
 	// connections of a user changed (outside the lock; it must not
@@ -75,8 +80,15 @@ type Watcher struct {
 	subs []string // guarded by Registry.mu
 }
 
-// MaxSubscriptions bounds the names one presence connection may subscribe to.
-const MaxSubscriptions = 10000
+// DefaultMaxSubscriptions is the default bound of the names one presence
+// connection may subscribe to.
+const DefaultMaxSubscriptions = 1000
+
+// Subscribe's refusals.
+var (
+	ErrTooManySubscriptions = errors.New("too many subscriptions")
+	ErrBusy                 = errors.New("server busy")
+)
 
 const maxJobs = 1 << 16
 
@@ -272,14 +284,19 @@ func (r *Registry) Unwatch(w *Watcher) {
 }
 
 // Subscribe adds names to w's subscriptions and queues their current
-// status for w. It reports false (changing nothing) when w would exceed
-// MaxSubscriptions or the registry is overloaded. ok, if not nil, runs
-// before anything about names can reach w (it must only queue frames).
-func (r *Registry) Subscribe(w *Watcher, names []string, ok func()) bool {
+// status for w. It changes nothing and returns ErrTooManySubscriptions
+// when w would pass MaxSubscriptions distinct names, ErrBusy when the
+// registry is overloaded. ok, if not nil, runs before anything about
+// names can reach w (it must only queue frames).
+func (r *Registry) Subscribe(w *Watcher, names []string, ok func()) error {
 	r.mu.Lock()
-	if len(w.subs)+len(names) > MaxSubscriptions || len(r.jobs) >= maxJobs {
+	if len(r.jobs) >= maxJobs {
 		r.mu.Unlock()
-		return false
+		return ErrBusy
+	}
+	if len(w.subs)+len(names) > r.maxSubs() && len(w.subs)+r.newNames(w, names) > r.maxSubs() {
+		r.mu.Unlock()
+		return ErrTooManySubscriptions
 	}
 	if ok != nil {
 		ok()
@@ -299,7 +316,26 @@ func (r *Registry) Subscribe(w *Watcher, names []string, ok func()) bool {
 	r.jobs = append(r.jobs, func() { r.sendStatuses(w.conn, names) })
 	r.mu.Unlock()
 	r.signal()
-	return true
+	return nil
+}
+
+func (r *Registry) maxSubs() int {
+	if r.MaxSubscriptions > 0 {
+		return r.MaxSubscriptions
+	}
+	return DefaultMaxSubscriptions
+}
+
+// newNames counts the distinct names w has not subscribed to yet.
+// Guarded by r.mu.
+func (r *Registry) newNames(w *Watcher, names []string) int {
+	seen := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		if _, dup := r.subs[n][w]; !dup {
+			seen[n] = struct{}{}
+		}
+	}
+	return len(seen)
 }
 
 func (r *Registry) queue(job func()) bool {

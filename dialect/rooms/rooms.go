@@ -11,6 +11,7 @@ package rooms
 
 import (
 	"crypto/rand"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -23,22 +24,49 @@ import (
 	"partyline/routing"
 )
 
-// Limits, in bytes (room and user names) and rooms per connection.
+// Limits, in bytes: room and user names.
 const (
 	MaxRoomName = 256
 	MaxUserName = 128
-	MaxRooms    = 1024
 )
+
+// Config is the rooms dialect's configuration.
+type Config struct {
+	// MaxPerConnection bounds the rooms one connection may be in
+	// (--rooms-max-per-connection). Each membership costs a member in a
+	// room snapshot and, when the connection creates the room, the room
+	// itself (about 1.2 KB), so a connection joining many rooms is the
+	// cheapest way to make the server hold memory.
+	MaxPerConnection int
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config { return Config{MaxPerConnection: 64} }
+
+// Validate checks c and fills zero values with defaults.
+func (c *Config) Validate() error {
+	if c.MaxPerConnection < 0 {
+		return errors.New("rooms-max-per-connection must not be negative")
+	}
+	if c.MaxPerConnection == 0 {
+		c.MaxPerConnection = Defaults().MaxPerConnection
+	}
+	return nil
+}
 
 // Dialect is the rooms dialect; one per server.
 type Dialect struct {
+	cfg    Config
 	hub    *routing.Hub
 	broker routing.Broker
 	cl     *clustered // nil: single node (cluster.go)
 }
 
-// New returns the dialect with the in-process broker.
-func New() *Dialect { return &Dialect{hub: routing.NewHub(), broker: routing.LocalBroker{}} }
+// New returns the dialect with the in-process broker; cfg must be
+// validated.
+func New(cfg Config) *Dialect {
+	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}}
+}
 
 func (d *Dialect) Name() string                  { return "rooms" }
 func (d *Dialect) Accept(*dialect.Request) error { return nil }
@@ -176,8 +204,8 @@ func (s *session) join(req *request) {
 		s.sendJoined(name)
 		return
 	}
-	if len(s.rooms) >= MaxRooms {
-		s.fail("Too many rooms: a connection may be in at most " + strconv.Itoa(MaxRooms))
+	if limit := s.d.cfg.MaxPerConnection; len(s.rooms) >= limit {
+		s.fail("Too many rooms: a connection may be in at most " + strconv.Itoa(limit))
 		return
 	}
 	m := &routing.Member{ID: s.id, Conn: s.c, Data: &member{user: codec.AppendString(nil, user)}}

@@ -172,7 +172,7 @@ func TestTyping(t *testing.T) {
 // (shed first under backpressure) and room messages do not.
 func TestTypingIsDroppable(t *testing.T) {
 	t.Parallel()
-	d := rooms.New()
+	d := rooms.New(rooms.Defaults())
 	a, b := dialecttest.New(dialect.Request{}), dialecttest.New(dialect.Request{})
 	sa, sb := d.Open(a), d.Open(b)
 	sa.OnMessage(codec.KindText, []byte(`{"type":"join","room":"r","username":"alice"}`))
@@ -346,7 +346,7 @@ func FuzzRooms(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d := rooms.New()
+		d := rooms.New(rooms.Defaults())
 		a, b := dialecttest.New(dialect.Request{}), dialecttest.New(dialect.Request{})
 		sa, sb := d.Open(a), d.Open(b)
 		for _, chunk := range dialecttest.Split(data, 32) {
@@ -392,5 +392,40 @@ func checkReply(t *testing.T, p []byte) {
 	}
 	if !ok {
 		t.Fatalf("unexpected reply %s", p)
+	}
+}
+
+// TestRoomsPerConnectionCap: a connection may be in at most
+// --rooms-max-per-connection rooms; one more gets the dialect's error and
+// changes nothing, joining one it is in still works, and leaving one
+// makes room again.
+func TestRoomsPerConnectionCap(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		cfg  int // 0: the default
+		want int
+	}{
+		{"default", 0, rooms.Defaults().MaxPerConnection},
+		{"--rooms-max-per-connection 3", 3, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := start(t, func(s *server.Config) { s.Rooms.MaxPerConnection = c.cfg })
+			a, _ := e.dial()
+			for i := range c.want {
+				join(t, a, "r"+strconv.Itoa(i), "alice")
+			}
+			tooMany := "Too many rooms: a connection may be in at most " + strconv.Itoa(c.want)
+			a.Send(map[string]any{"type": "join", "room": "one-more", "username": "alice"})
+			expectError(t, a, tooMany)
+			join(t, a, "r0", "alice")        // already a member: fine
+			b := e.member("one-more", "bob") // the refused join left nothing behind: bob is alone
+			a.Send(map[string]any{"type": "leave", "room": "r0"})
+			join(t, a, "one-more", "alice")
+			expectMsg(t, b, userMsg("userJoined", "one-more", "alice", 2))
+			a.Send(map[string]any{"type": "join", "room": "r0", "username": "alice"})
+			expectError(t, a, tooMany)
+		})
 	}
 }

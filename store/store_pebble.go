@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // PebbleOptions configures OpenPebble.
@@ -19,19 +23,47 @@ type PebbleOptions struct {
 	Queue    int              // pending writes before Append blocks (default 4096)
 	MaxBatch int              // writes per group commit at most (default 1024)
 	Now      func() time.Time // clock for message IDs (default time.Now)
+
+	// Space is the free-space guard's settings (SpaceOptions.MinFree is
+	// --store-min-free); a zero value has no floor but still turns ENOSPC
+	// into ErrStorageFull.
+	Space SpaceOptions
+	// CloseTimeout bounds Close (default 5s): past it Close gives up,
+	// logs and returns an error. Acknowledged writes are in the fsync'd
+	// WAL, so giving up loses none.
+	CloseTimeout time.Duration
 }
+
+// DefaultCloseTimeout is PebbleOptions.CloseTimeout's default.
+const DefaultCloseTimeout = 5 * time.Second
 
 // Pebble is the embedded durable Store on github.com/cockroachdb/pebble.
 // Reads go straight to the database; writes go through one writer
 // goroutine that takes every write pending at once, applies them as one
 // batch and commits it with a single fsync (pebble.Sync), then wakes the
 // waiting callers.
+//
+// A full disk never crashes or wedges it: before each batch the writer
+// asks its SpaceGuard (a free-space floor, re-read at most every 200ms)
+// and refuses the whole batch with ErrStorageFull below the floor; an
+// ENOSPC that still reaches Pebble releases the guard's ballast so that
+// Pebble's retry succeeds (Pebble treats a failed WAL or MANIFEST write as
+// fatal). Should Pebble still fail fatally (its Logger.Fatalf, or a panic
+// out of Batch.Commit), the store becomes broken: writes are refused with
+// that error, reads go on, and Health reports it until a restart.
 type Pebble struct {
-	db    *pebble.DB
-	now   func() time.Time
-	ops   chan *op
-	max   int
-	wdone chan struct{} // closed when the writer has exited
+	db           *pebble.DB
+	dir          string
+	now          func() time.Time
+	ops          chan *op
+	max          int
+	wdone        chan struct{} // closed when the writer has exited
+	quit         chan struct{} // closed when Close starts: submit stops waiting for queue room
+	gone         chan struct{} // closed when Close gave up: waiters stop waiting
+	guard        *SpaceGuard
+	plog         *pebbleLogger
+	log          *slog.Logger
+	closeTimeout time.Duration
 
 	mu     sync.RWMutex // guards closed; held for reading by every call
 	closed bool
@@ -76,11 +108,29 @@ func OpenPebble(dir string, o PebbleOptions) (*Pebble, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{o.Logger}})
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = DefaultCloseTimeout
+	}
+	if o.Space.Logger == nil {
+		o.Space.Logger = o.Logger
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return openFS(dir, vfs.Default, NewSpaceGuard(dir, o.Space), o)
+}
+
+// openFS opens the store in dir on fs (tests inject faults there) behind
+// guard; o has its defaults.
+func openFS(dir string, fs vfs.FS, guard *SpaceGuard, o PebbleOptions) (*Pebble, error) {
+	plog := &pebbleLogger{l: o.Logger}
+	db, err := openPebble(dir, &pebble.Options{Logger: plog, FS: guard.FS(fs)})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	p := &Pebble{db: db, now: o.Now, ops: make(chan *op, o.Queue), max: o.MaxBatch, wdone: make(chan struct{})}
+	p := &Pebble{db: db, dir: dir, now: o.Now, ops: make(chan *op, o.Queue), max: o.MaxBatch,
+		wdone: make(chan struct{}), quit: make(chan struct{}), gone: make(chan struct{}),
+		guard: guard, plog: plog, log: o.Logger, closeTimeout: o.CloseTimeout}
 	v, closer, err := db.Get(keyLastID)
 	switch {
 	case err == nil:
@@ -96,6 +146,37 @@ func OpenPebble(dir string, o PebbleOptions) (*Pebble, error) {
 	return p, nil
 }
 
+// openPebble is pebble.Open with its fatal errors (Logger.Fatalf, which
+// pebbleLogger turns into an error, or a panic) returned as errors.
+func openPebble(dir string, o *pebble.Options) (db *pebble.DB, err error) {
+	plog := o.Logger.(*pebbleLogger)
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("pebble: %v", r)
+		}
+		if f := plog.fatal.Load(); f != nil && err == nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, *f
+		}
+	}()
+	return pebble.Open(dir, o)
+}
+
+// Guard is the store's free-space guard.
+func (p *Pebble) Guard() *SpaceGuard { return p.guard }
+
+// Health is nil while the store takes writes, else why it refuses them
+// (free space below the floor, a full disk, a fatal Pebble error). Never
+// blocks.
+func (p *Pebble) Health() error {
+	if f := p.plog.fatal.Load(); f != nil {
+		return *f
+	}
+	return p.guard.Err()
+}
+
 // Stats reports how many group commits ran and how many writes they held.
 func (p *Pebble) Stats() (batches, writes int64) { return p.batches.Load(), p.writes.Load() }
 
@@ -107,10 +188,19 @@ func (p *Pebble) submit(o *op) error {
 		p.mu.RUnlock()
 		return ErrClosed
 	}
-	p.ops <- o // the writer keeps draining, so Close waits at most one batch
+	select {
+	case p.ops <- o: // the writer keeps draining, so Close waits at most one batch
+	case <-p.quit: // unless it is stuck: Close must not wait for the queue
+		p.mu.RUnlock()
+		return ErrClosed
+	}
 	p.mu.RUnlock()
-	<-o.done
-	return o.err
+	select {
+	case <-o.done:
+		return o.err
+	case <-p.gone:
+		return ErrClosed
+	}
 }
 
 func (p *Pebble) Append(conv Conv, m Message) (Message, error) {
@@ -192,7 +282,10 @@ func (p *Pebble) commit(ops []*op) {
 		putID(v[:], ^p.lastID)
 		_ = b.Set(keyLastID, v[:], nil)
 	}
-	err := b.Commit(pebble.Sync)
+	err := p.writable(int64(b.Len()))
+	if err == nil && !b.Empty() {
+		err = p.apply(b, pebble.Sync)
+	}
 	_ = b.Close()
 	p.batches.Add(1)
 	p.writes.Add(int64(len(ops)))
@@ -202,6 +295,35 @@ func (p *Pebble) commit(ops []*op) {
 		}
 		close(o.done)
 	}
+}
+
+// writable checks that a batch of n bytes may be committed: the store is
+// not broken and the guard lets 2n through (the WAL now, an sstable at the
+// next flush).
+func (p *Pebble) writable(n int64) error {
+	if f := p.plog.fatal.Load(); f != nil {
+		return *f
+	}
+	return p.guard.Reserve(2*n + 4096)
+}
+
+// apply commits b. Pebble reports a failed WAL write by Logger.Fatalf
+// (after which Commit returns nil), or by a panic: both come back as the
+// error, and the store is broken from then on (Pebble's commit pipeline
+// may be left locked: it must not be used again).
+func (p *Pebble) apply(b *pebble.Batch, opts *pebble.WriteOptions) (err error) {
+	if f := p.plog.fatal.Load(); f != nil {
+		return *f
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = p.plog.broke(fmt.Errorf("pebble: %v", r))
+		}
+		if f := p.plog.fatal.Load(); f != nil && err == nil {
+			err = *f
+		}
+	}()
+	return b.Commit(opts)
 }
 
 func (p *Pebble) applyMembership(b *pebble.Batch, o *op) error {
@@ -349,28 +471,108 @@ func (p *Pebble) Contacts(user string) ([]string, error) {
 // flushes the memtable and closes the database.
 func (p *Pebble) Close() error {
 	p.closeOnce.Do(func() {
+		close(p.quit)
 		p.mu.Lock()
 		p.closed = true
 		close(p.ops)
 		p.mu.Unlock()
-		<-p.wdone
-		if err := p.db.Flush(); err != nil {
-			p.closeErr = err
-		}
-		if err := p.db.Close(); err != nil && p.closeErr == nil {
-			p.closeErr = err
+		done := make(chan error, 1)
+		go func() { done <- p.finish() }()
+		select {
+		case p.closeErr = <-done:
+		case <-time.After(p.closeTimeout):
+			close(p.gone)
+			p.closeErr = fmt.Errorf("store %s: close gave up after %v (acknowledged writes are in the WAL)", p.dir, p.closeTimeout)
+			p.log.Error("store: close gave up", "dir", p.dir, "after", p.closeTimeout, "health", p.Health())
 		}
 	})
 	return p.closeErr
 }
 
-// pebbleLogger sends Pebble's log lines to slog at debug level (errors at
-// error level).
-type pebbleLogger struct{ l *slog.Logger }
+// finish waits for the writer, then flushes (unless writes are refused:
+// a flush would fail or stall on a full disk; the WAL has everything) and
+// closes the database. It may never return on a wedged database: Close
+// bounds it.
+func (p *Pebble) finish() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store close: %v", r)
+		}
+	}()
+	<-p.wdone
+	if p.Health() == nil {
+		err = p.db.Flush()
+	}
+	if cerr := p.db.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
 
-func (g pebbleLogger) Infof(f string, a ...any)  { g.l.Debug("pebble: " + fmt.Sprintf(f, a...)) }
-func (g pebbleLogger) Errorf(f string, a ...any) { g.l.Error("pebble: " + fmt.Sprintf(f, a...)) }
-func (g pebbleLogger) Fatalf(f string, a ...any) {
-	g.l.Error("pebble: " + fmt.Sprintf(f, a...))
-	panic(fmt.Sprintf(f, a...))
+// pebbleLogger sends Pebble's log lines to slog: info at debug level,
+// errors at error level but each format at most once per LogInterval
+// (with the number of lines left out), since Pebble retries a failing
+// flush or compaction at once and logs every failure. Fatalf does not
+// exit or panic: it records the store as broken (see Pebble).
+type pebbleLogger struct {
+	l *slog.Logger
+
+	mu    sync.Mutex // guards lines
+	lines map[string]*logLine
+
+	fatal atomic.Pointer[error] // set once by Fatalf or a recovered panic
+}
+
+type logLine struct {
+	next    time.Time
+	dropped int
+}
+
+func (g *pebbleLogger) Infof(f string, a ...any) { g.l.Debug("pebble: " + fmt.Sprintf(f, a...)) }
+
+func (g *pebbleLogger) Errorf(f string, a ...any) {
+	now := time.Now()
+	g.mu.Lock()
+	if g.lines == nil {
+		g.lines = map[string]*logLine{}
+	}
+	ln := g.lines[f]
+	if ln == nil {
+		if len(g.lines) > 1000 {
+			clear(g.lines)
+		}
+		ln = &logLine{}
+		g.lines[f] = ln
+	}
+	if now.Before(ln.next) {
+		ln.dropped++
+		g.mu.Unlock()
+		return
+	}
+	dropped := ln.dropped
+	ln.next, ln.dropped = now.Add(LogInterval), 0
+	g.mu.Unlock()
+	g.l.Error("pebble: "+fmt.Sprintf(f, a...), "similar_lines_dropped", dropped)
+}
+
+func (g *pebbleLogger) Fatalf(f string, a ...any) {
+	if !strings.HasPrefix(f, "pebble:") {
+		f = "pebble: " + f
+	}
+	err := g.broke(fmt.Errorf(f, a...))
+	g.l.Error("store broken: writes refused until restart", "err", err)
+}
+
+// broke records err as the store's fatal error (the first one wins; one
+// caused by ENOSPC wraps ErrStorageFull) and returns the recorded one.
+func (g *pebbleLogger) broke(err error) error {
+	if isENOSPC(err) {
+		err = fmt.Errorf("%w: %w", ErrStorageFull, err)
+	}
+	g.fatal.CompareAndSwap(nil, &err)
+	return *g.fatal.Load()
+}
+
+func isENOSPC(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device")
 }

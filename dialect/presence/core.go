@@ -7,11 +7,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"partyline/auth"
 	"partyline/cluster"
 	"partyline/dialect"
+	"partyline/internal/security"
 	"partyline/store"
 )
 
@@ -21,11 +23,19 @@ type Config struct {
 	Grace       time.Duration // offline only after this long without a connection (--presence-grace); 0: at once
 	Workers     int           // goroutines running store operations (0: 128)
 	Queue       int           // store operations waiting for a worker before "Server busy" (0: 8192)
+
+	StoreMinFree      int64         // writes refused below this many free bytes on the store's disk (--store-min-free); 0: no floor
+	StoreCloseTimeout time.Duration // shutdown gives up waiting for the store after this (0: 5s)
+
+	// Per-user chat quotas, off at 0.
+	ChatMaxMessagesPerSecond float64 // messages a user may send per second, with a burst of as many (--chat-max-messages-per-second)
+	ChatMaxBytesPerDay       int64   // message content bytes a user may store per UTC day, per node (--chat-max-bytes-per-day)
 }
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
-	return Config{AuthTimeout: 10 * time.Second, Grace: 3 * time.Second, Workers: 128, Queue: 8192}
+	return Config{AuthTimeout: 10 * time.Second, Grace: 3 * time.Second, Workers: 128, Queue: 8192,
+		StoreMinFree: 64 << 20, StoreCloseTimeout: store.DefaultCloseTimeout}
 }
 
 // Validate checks c and fills zero values with defaults.
@@ -45,6 +55,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue <= 0 {
 		c.Queue = d.Queue
+	}
+	if c.StoreCloseTimeout <= 0 {
+		c.StoreCloseTimeout = d.StoreCloseTimeout
+	}
+	switch {
+	case c.StoreMinFree < 0:
+		return errors.New("store-min-free must not be negative")
+	case c.ChatMaxMessagesPerSecond < 0:
+		return errors.New("chat-max-messages-per-second must not be negative")
+	case c.ChatMaxBytesPerDay < 0:
+		return errors.New("chat-max-bytes-per-day must not be negative")
 	}
 	return nil
 }
@@ -82,7 +103,11 @@ type Core struct {
 	stMu     sync.Mutex  // guards the following; held while opening the store
 	st       store.Store // nil until first opened
 	stClosed bool
-	stFailed bool // an open failed (logged once)
+	stFailed bool      // an open failed (logged once)
+	stErr    error     // the last failed open
+	stRetry  time.Time // no new open attempt before
+
+	opened atomic.Pointer[store.Store] // st once open, for Health (never blocks)
 }
 
 // NewCore returns an unstarted core.
@@ -93,9 +118,14 @@ func NewCore(cfg Config, jwt auth.Config, dataDir string, log *slog.Logger) *Cor
 	c := &Core{cfg: cfg, jwt: jwt, dataDir: dataDir, log: log}
 	c.Registry = NewRegistry(cfg.Grace, c.contacts, log)
 	c.openStore = func() (store.Store, error) {
-		return store.OpenPebble(c.dataDir, store.PebbleOptions{Logger: c.log})
+		return store.OpenPebble(c.dataDir, c.pebbleOptions())
 	}
 	return c
+}
+
+func (c *Core) pebbleOptions() store.PebbleOptions {
+	return store.PebbleOptions{Logger: c.log, CloseTimeout: c.cfg.StoreCloseTimeout,
+		Space: store.SpaceOptions{MinFree: c.cfg.StoreMinFree}}
 }
 
 // UseCluster puts chat and presence in cluster mode on node n (call before
@@ -112,7 +142,7 @@ func (c *Core) UseCluster(n *cluster.Node) {
 		c.census.Mark(user, func() int { return c.Registry.Local(user) }, nil)
 	}
 	c.openStore = func() (store.Store, error) {
-		cs, err := n.OpenChatStore(c.dataDir, store.PebbleOptions{Logger: c.log})
+		cs, err := n.OpenChatStore(c.dataDir, c.pebbleOptions())
 		if err != nil {
 			return nil, err
 		}
@@ -161,16 +191,35 @@ func (c *Core) Store() (store.Store, error) {
 	if c.st != nil {
 		return c.st, nil
 	}
+	if time.Now().Before(c.stRetry) { // a failing open is retried once a second, not per request
+		return nil, c.stErr
+	}
 	st, err := c.openStore()
 	if err != nil {
 		if !c.stFailed {
 			c.stFailed = true
 			c.log.Error("chat/presence: store unavailable", "err", err)
 		}
+		c.stErr, c.stRetry = err, time.Now().Add(time.Second)
 		return nil, err
 	}
 	c.st = st
+	c.opened.Store(&st)
 	return st, nil
+}
+
+// Health implements dialect.Healther for the dialect that reports the
+// store (chat): an error while the store refuses writes (free space below
+// --store-min-free, a full disk, a fatal store error). Never blocks.
+func (c *Core) Health() (string, error) {
+	p := c.opened.Load()
+	if p == nil {
+		return "store", nil
+	}
+	if h, ok := (*p).(interface{ Health() error }); ok {
+		return "store", h.Health()
+	}
+	return "store", nil
 }
 
 func (c *Core) contacts(user string) ([]string, error) {
@@ -187,7 +236,16 @@ func (c *Core) Shutdown() error {
 	c.stopOnce.Do(func() {
 		if c.Verifier != nil { // started
 			c.authPool.Close()
-			c.work.Close()
+			// Queued work normally finishes at once; on a wedged disk it
+			// waits for a store that will not answer: give up after the
+			// store's close timeout (closing the store then releases it).
+			done := make(chan struct{})
+			go func() { c.work.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(c.cfg.StoreCloseTimeout):
+				c.log.Error("chat/presence: store work still running at shutdown; closing the store anyway", "after", c.cfg.StoreCloseTimeout)
+			}
 		}
 		c.Registry.Close()
 		c.stMu.Lock()
@@ -215,6 +273,7 @@ func (c *Core) Accept(req *dialect.Request) error {
 		}
 		cl, err := c.Verifier.Verify(tok)
 		if err != nil {
+			security.Record("auth_failed", "where", "handshake", "path", req.Path, "remote", req.RemoteAddr, "err", err)
 			return nil, dialect.Refuse(401, "invalid token: "+err.Error())
 		}
 		return cl, nil

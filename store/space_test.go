@@ -242,7 +242,7 @@ func TestPebbleWALFullNoPanic(t *testing.T) {
 	dir := t.TempDir()
 	fs := &enospcFS{FS: vfs.Default}
 	guard := NewSpaceGuard(dir, SpaceOptions{Ballast: -1, Logger: quiet})
-	p, err := openFS(dir, fs, guard, PebbleOptions{Logger: quiet, Queue: 16, MaxBatch: 16, Now: time.Now, CloseTimeout: 2 * time.Second})
+	p, err := openFS(dir, fs, guard, PebbleOptions{Logger: quiet, Queue: 16, MaxBatch: 16, Now: time.Now, CloseTimeout: 2 * time.Second, WriteTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

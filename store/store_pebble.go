@@ -32,6 +32,9 @@ type PebbleOptions struct {
 	// logs and returns an error. Acknowledged writes are in the fsync'd
 	// WAL, so giving up loses none.
 	CloseTimeout time.Duration
+	// WriteTimeout bounds how long a write waits to be durable (default
+	// 10s); past it the caller gets ErrWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 // DefaultCloseTimeout is PebbleOptions.CloseTimeout's default.
@@ -64,6 +67,7 @@ type Pebble struct {
 	plog         *pebbleLogger
 	log          *slog.Logger
 	closeTimeout time.Duration
+	writeTimeout time.Duration
 
 	mu     sync.RWMutex // guards closed; held for reading by every call
 	closed bool
@@ -111,6 +115,9 @@ func OpenPebble(dir string, o PebbleOptions) (*Pebble, error) {
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = DefaultCloseTimeout
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
 	if o.Space.Logger == nil {
 		o.Space.Logger = o.Logger
 	}
@@ -130,7 +137,7 @@ func openFS(dir string, fs vfs.FS, guard *SpaceGuard, o PebbleOptions) (*Pebble,
 	}
 	p := &Pebble{db: db, dir: dir, now: o.Now, ops: make(chan *op, o.Queue), max: o.MaxBatch,
 		wdone: make(chan struct{}), quit: make(chan struct{}), gone: make(chan struct{}),
-		guard: guard, plog: plog, log: o.Logger, closeTimeout: o.CloseTimeout}
+		guard: guard, plog: plog, log: o.Logger, closeTimeout: o.CloseTimeout, writeTimeout: o.WriteTimeout}
 	v, closer, err := db.Get(keyLastID)
 	switch {
 	case err == nil:
@@ -195,13 +202,22 @@ func (p *Pebble) submit(o *op) error {
 		return ErrClosed
 	}
 	p.mu.RUnlock()
+	t := time.NewTimer(p.writeTimeout)
+	defer t.Stop()
 	select {
 	case <-o.done:
 		return o.err
 	case <-p.gone:
 		return ErrClosed
+	case <-t.C:
+		return ErrWriteTimeout
 	}
 }
+
+// ErrWriteTimeout is returned by a write that was not durable within
+// PebbleOptions.WriteTimeout (a stalled disk): it may still be applied
+// later.
+var ErrWriteTimeout = errors.New("store write timed out")
 
 func (p *Pebble) Append(conv Conv, m Message) (Message, error) {
 	if !conv.valid() || !ValidName(m.From) {

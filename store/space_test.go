@@ -304,3 +304,48 @@ func TestPebbleLoggerRateLimit(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestOpenFullDiskRefused: reopening a store whose log must be replayed
+// (Pebble flushes it during Open and retries a failing flush forever) on
+// a disk without room for it fails at once with ErrStorageFull instead of
+// hanging; with room again it opens with every acknowledged write.
+func TestOpenFullDiskRefused(t *testing.T) {
+	dir := t.TempDir()
+	var hide atomic.Int64
+	free := func(d string) (uint64, error) {
+		n, err := StatfsFree(d)
+		return uint64(max(int64(n)-hide.Load(), 0)), err
+	}
+	o := PebbleOptions{Logger: quiet, Space: SpaceOptions{Ballast: -1, Free: free}}
+	p, err := OpenPebble(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Append(Group("g"), Message{From: "a", GroupID: "g", Content: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	// Leave the log unflushed, as a crash would.
+	p.mu.Lock()
+	p.closed = true
+	close(p.ops)
+	p.mu.Unlock()
+	<-p.wdone
+	_ = p.db.Close()
+	if logBytes(dir) == 0 {
+		t.Fatal("no log to replay")
+	}
+	hide.Store(1 << 62)
+	start := time.Now()
+	if _, err := OpenPebble(dir, o); !errors.Is(err, ErrStorageFull) || time.Since(start) > 2*time.Second {
+		t.Fatalf("open on a full disk: %v after %v", err, time.Since(start))
+	}
+	hide.Store(0)
+	p, err = OpenPebble(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if pg, err := p.History(Group("g"), 0, 10, 0); err != nil || len(pg.Messages) != 1 {
+		t.Fatalf("after reopening: %+v %v", pg, err)
+	}
+}

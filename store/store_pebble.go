@@ -130,9 +130,19 @@ func OpenPebble(dir string, o PebbleOptions) (*Pebble, error) {
 // openFS opens the store in dir on fs (tests inject faults there) behind
 // guard; o has its defaults.
 func openFS(dir string, fs vfs.FS, guard *SpaceGuard, o PebbleOptions) (*Pebble, error) {
+	// Opening flushes the log left by the last run and Pebble retries a
+	// failing flush forever: on a disk without room for it, refuse now
+	// (the caller retries later) rather than hang.
+	if lb := logBytes(dir); lb > 0 && guard.Free() < lb+1<<20 {
+		need := lb + 1<<20
+		return nil, fmt.Errorf("open store %s: %w: %s free, replaying the log needs %s", dir, ErrStorageFull, mib(guard.Free()), mib(need))
+	}
 	plog := &pebbleLogger{l: o.Logger}
-	db, err := openPebble(dir, &pebble.Options{Logger: plog, FS: guard.FS(fs)})
+	db, err := openBounded(dir, &pebble.Options{Logger: plog, FS: guard.FS(fs)}, o.CloseTimeout*2)
 	if err != nil {
+		if isENOSPC(err) && !errors.Is(err, ErrStorageFull) {
+			err = fmt.Errorf("%w: %w", ErrStorageFull, err)
+		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	p := &Pebble{db: db, dir: dir, now: o.Now, ops: make(chan *op, o.Queue), max: o.MaxBatch,
@@ -151,6 +161,45 @@ func openFS(dir string, fs vfs.FS, guard *SpaceGuard, o PebbleOptions) (*Pebble,
 	}
 	go p.writer()
 	return p, nil
+}
+
+// logBytes is the size of the WAL files in dir.
+func logBytes(dir string) int64 {
+	var n int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".log") {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
+}
+
+// openBounded is openPebble giving up after d (a disk that filled during
+// the open); a database that opens later is closed.
+func openBounded(dir string, o *pebble.Options, d time.Duration) (*pebble.DB, error) {
+	type result struct {
+		db  *pebble.DB
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		db, err := openPebble(dir, o)
+		ch <- result{db, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.db, r.err
+	case <-time.After(d):
+		go func() {
+			if r := <-ch; r.db != nil {
+				_ = r.db.Close()
+			}
+		}()
+		return nil, fmt.Errorf("%w: opening did not finish within %v", ErrStorageFull, d)
+	}
 }
 
 // openPebble is pebble.Open with its fatal errors (Logger.Fatalf, which
@@ -521,6 +570,9 @@ func (p *Pebble) finish() (err error) {
 	}
 	if cerr := p.db.Close(); cerr != nil && err == nil {
 		err = cerr
+	}
+	if err != nil {
+		err = fmt.Errorf("store %s close: %v", p.dir, err) // %v: without Pebble's stack trace
 	}
 	return err
 }

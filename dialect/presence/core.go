@@ -107,7 +107,8 @@ type Core struct {
 	stErr    error     // the last failed open
 	stRetry  time.Time // no new open attempt before
 
-	opened atomic.Pointer[store.Store] // st once open, for Health (never blocks)
+	opened  atomic.Pointer[store.Store] // st once open, for Health (never blocks)
+	openErr atomic.Pointer[error]       // the last failed open, until one succeeds
 }
 
 // NewCore returns an unstarted core.
@@ -201,10 +202,12 @@ func (c *Core) Store() (store.Store, error) {
 			c.log.Error("chat/presence: store unavailable", "err", err)
 		}
 		c.stErr, c.stRetry = err, time.Now().Add(time.Second)
+		c.openErr.Store(&err)
 		return nil, err
 	}
 	c.st = st
 	c.opened.Store(&st)
+	c.openErr.Store(nil)
 	return st, nil
 }
 
@@ -214,6 +217,9 @@ func (c *Core) Store() (store.Store, error) {
 func (c *Core) Health() (string, error) {
 	p := c.opened.Load()
 	if p == nil {
+		if e := c.openErr.Load(); e != nil {
+			return "store", *e
+		}
 		return "store", nil
 	}
 	if h, ok := (*p).(interface{ Health() error }); ok {

@@ -237,7 +237,8 @@ func (f *enospcFile) SyncTo(n int64) (bool, error) {
 // write as fatal (Logger.Fatalf "fatal commit error", or a panic out of
 // the commit pipeline); the store must instead refuse the write with
 // ErrStorageFull, stay readable, report itself broken, refuse later
-// writes without touching Pebble again, and close within its timeout.
+// writes without touching Pebble again, reopen by itself once the disk
+// takes writes again, and close within its timeout.
 func TestPebbleWALFullNoPanic(t *testing.T) {
 	dir := t.TempDir()
 	fs := &enospcFS{FS: vfs.Default}
@@ -275,6 +276,25 @@ func TestPebbleWALFullNoPanic(t *testing.T) {
 	// restart, which drops it: it was never durable.)
 	if pg, err := p.History(g, 0, 10, 0); err != nil || len(pg.Messages) == 0 || pg.Messages[0].Content != "before" {
 		t.Fatalf("history after the failure: %+v %v", pg, err)
+	}
+	// Space back: the writer reopens the database by itself and writes
+	// resume, with what was acknowledged before.
+	fs.full.Store(false)
+	eventually(t, "writes resume", func() bool {
+		_, err := p.Append(g, Message{From: "a", GroupID: "g", Content: "after"})
+		return err == nil
+	})
+	if p.Health() != nil {
+		t.Fatalf("health after reopening: %v", p.Health())
+	}
+	pg, err := p.History(g, 0, 10, 0)
+	if err != nil || pg.Messages[0].Content != "before" || pg.Messages[len(pg.Messages)-1].Content != "after" {
+		t.Fatalf("history after reopening: %+v %v", pg, err)
+	}
+	for _, m := range pg.Messages {
+		if m.Content == "lost" || m.Content == "again" {
+			t.Fatalf("a refused message survived the reopen: %+v", pg)
+		}
 	}
 	start := time.Now()
 	_ = p.Close()

@@ -53,18 +53,27 @@ const DefaultCloseTimeout = 5 * time.Second
 // Pebble's retry succeeds (Pebble treats a failed WAL or MANIFEST write as
 // fatal). Should Pebble still fail fatally (its Logger.Fatalf, or a panic
 // out of Batch.Commit), the store becomes broken: writes are refused with
-// that error, reads go on, and Health reports it until a restart.
+// that error, reads go on, and Health reports it. If the cause was a full
+// disk, the writer reopens the database (replaying its log) once the guard
+// sees space again; a database that does not close stays broken until a
+// restart.
 type Pebble struct {
-	db           *pebble.DB
-	dir          string
-	now          func() time.Time
-	ops          chan *op
-	max          int
-	wdone        chan struct{} // closed when the writer has exited
-	quit         chan struct{} // closed when Close starts: submit stops waiting for queue room
-	gone         chan struct{} // closed when Close gave up: waiters stop waiting
-	guard        *SpaceGuard
+	db    *pebble.DB
+	dir   string
+	now   func() time.Time
+	ops   chan *op
+	max   int
+	wdone chan struct{} // closed when the writer has exited
+	quit  chan struct{} // closed when Close starts: submit stops waiting for queue room
+	gone  chan struct{} // closed when Close gave up: waiters stop waiting
+	guard *SpaceGuard
+	fs    vfs.FS // what guard wraps
+
+	// db and plog are replaced by the writer when it reopens a database
+	// broken by a full disk (maybeReopen); readers hold dbMu for reading.
+	dbMu         sync.RWMutex
 	plog         *pebbleLogger
+	nextReopen   time.Time // writer only
 	log          *slog.Logger
 	closeTimeout time.Duration
 	writeTimeout time.Duration
@@ -130,24 +139,14 @@ func OpenPebble(dir string, o PebbleOptions) (*Pebble, error) {
 // openFS opens the store in dir on fs (tests inject faults there) behind
 // guard; o has its defaults.
 func openFS(dir string, fs vfs.FS, guard *SpaceGuard, o PebbleOptions) (*Pebble, error) {
-	// Opening flushes the log left by the last run and Pebble retries a
-	// failing flush forever: on a disk without room for it, refuse now
-	// (the caller retries later) rather than hang.
-	if lb := logBytes(dir); lb > 0 && guard.Free() < lb+1<<20 {
-		need := lb + 1<<20
-		return nil, fmt.Errorf("open store %s: %w: %s free, replaying the log needs %s", dir, ErrStorageFull, mib(guard.Free()), mib(need))
-	}
-	plog := &pebbleLogger{l: o.Logger}
-	db, err := openBounded(dir, &pebble.Options{Logger: plog, FS: guard.FS(fs)}, o.CloseTimeout*2)
-	if err != nil {
-		if isENOSPC(err) && !errors.Is(err, ErrStorageFull) {
-			err = fmt.Errorf("%w: %w", ErrStorageFull, err)
-		}
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	p := &Pebble{db: db, dir: dir, now: o.Now, ops: make(chan *op, o.Queue), max: o.MaxBatch,
+	p := &Pebble{dir: dir, now: o.Now, ops: make(chan *op, o.Queue), max: o.MaxBatch,
 		wdone: make(chan struct{}), quit: make(chan struct{}), gone: make(chan struct{}),
-		guard: guard, plog: plog, log: o.Logger, closeTimeout: o.CloseTimeout, writeTimeout: o.WriteTimeout}
+		guard: guard, fs: fs, log: o.Logger, closeTimeout: o.CloseTimeout, writeTimeout: o.WriteTimeout}
+	db, plog, err := p.openDB()
+	if err != nil {
+		return nil, err
+	}
+	p.db, p.plog = db, plog
 	v, closer, err := db.Get(keyLastID)
 	switch {
 	case err == nil:
@@ -161,6 +160,68 @@ func openFS(dir string, fs vfs.FS, guard *SpaceGuard, o PebbleOptions) (*Pebble,
 	}
 	go p.writer()
 	return p, nil
+}
+
+// openDB opens the database with a new logger.
+func (p *Pebble) openDB() (*pebble.DB, *pebbleLogger, error) {
+	// Opening flushes the log left by the last run and Pebble retries a
+	// failing flush forever: on a disk without room for it, refuse now
+	// (the caller retries later) rather than hang.
+	if lb := logBytes(p.dir); lb > 0 && p.guard.Free() < lb+1<<20 {
+		return nil, nil, fmt.Errorf("open store %s: %w: %s free, replaying the log needs %s", p.dir, ErrStorageFull, mib(p.guard.Free()), mib(lb+1<<20))
+	}
+	plog := &pebbleLogger{l: p.log}
+	db, err := openBounded(p.dir, &pebble.Options{Logger: plog, FS: p.guard.FS(p.fs)}, p.closeTimeout*2)
+	if err != nil {
+		if isENOSPC(err) && !errors.Is(err, ErrStorageFull) {
+			err = fmt.Errorf("%w: %w", ErrStorageFull, err)
+		}
+		return nil, nil, fmt.Errorf("open store %s: %w", p.dir, err)
+	}
+	return db, plog, nil
+}
+
+// maybeReopen replaces a database broken by a full disk once the guard
+// sees space again (at most once a second): the old one is closed (given
+// up after the close timeout, and then writes stay refused until a
+// restart) and the store opened again, which replays its log. Writer
+// only.
+func (p *Pebble) maybeReopen() {
+	f := p.plog.fatal.Load()
+	if f == nil || !errors.Is(*f, ErrStorageFull) || time.Now().Before(p.nextReopen) || p.guard.Err() != nil {
+		return
+	}
+	p.nextReopen = time.Now().Add(time.Second)
+	p.dbMu.Lock()
+	defer p.dbMu.Unlock()
+	if p.db != nil {
+		done := make(chan error, 1)
+		go func(db *pebble.DB) { done <- closeDB(db) }(p.db)
+		select {
+		case <-done:
+		case <-time.After(p.closeTimeout):
+			p.nextReopen = time.Now().Add(100 * 365 * 24 * time.Hour)
+			p.log.Error("store: the database broken by a full disk does not close; writes refused until restart", "dir", p.dir)
+			return
+		}
+		p.db = nil // reads fail with the fatal error until the open succeeds
+	}
+	db, plog, err := p.openDB()
+	if err != nil {
+		p.log.Warn("store: reopening after a full disk failed; retrying", "dir", p.dir, "err", err)
+		return
+	}
+	p.db, p.plog = db, plog
+	p.log.Info("store: reopened after a full disk, writes resumed", "dir", p.dir)
+}
+
+func closeDB(db *pebble.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble close: %v", r)
+		}
+	}()
+	return db.Close()
 }
 
 // logBytes is the size of the WAL files in dir.
@@ -227,7 +288,12 @@ func (p *Pebble) Guard() *SpaceGuard { return p.guard }
 // (free space below the floor, a full disk, a fatal Pebble error). Never
 // blocks.
 func (p *Pebble) Health() error {
-	if f := p.plog.fatal.Load(); f != nil {
+	if !p.dbMu.TryRLock() {
+		return fmt.Errorf("%w: the store is reopening after a full disk", ErrStorageFull)
+	}
+	f := p.plog.fatal.Load()
+	p.dbMu.RUnlock()
+	if f != nil {
 		return *f
 	}
 	return p.guard.Err()
@@ -316,6 +382,14 @@ func (p *Pebble) writer() {
 
 // commit applies ops as one batch with one fsync and releases the callers.
 func (p *Pebble) commit(ops []*op) {
+	p.maybeReopen()
+	if p.db == nil {
+		for _, o := range ops {
+			o.err = *p.plog.fatal.Load()
+			close(o.done)
+		}
+		return
+	}
 	indexed := false
 	for _, o := range ops {
 		indexed = indexed || o.kind != opAppend
@@ -421,6 +495,11 @@ func (p *Pebble) read(fn func() error) error {
 	defer p.mu.RUnlock()
 	if p.closed {
 		return ErrClosed
+	}
+	p.dbMu.RLock()
+	defer p.dbMu.RUnlock()
+	if p.db == nil {
+		return *p.plog.fatal.Load()
 	}
 	return fn()
 }
@@ -565,6 +644,9 @@ func (p *Pebble) finish() (err error) {
 		}
 	}()
 	<-p.wdone
+	if p.db == nil {
+		return nil
+	}
 	if p.Health() == nil {
 		err = p.db.Flush()
 	}
@@ -628,7 +710,7 @@ func (g *pebbleLogger) Fatalf(f string, a ...any) {
 		f = "pebble: " + f
 	}
 	err := g.broke(fmt.Errorf(f, a...))
-	g.l.Error("store broken: writes refused until restart", "err", err)
+	g.l.Error("store broken: writes refused (reopened when space returns if the disk was full)", "err", err)
 }
 
 // broke records err as the store's fatal error (the first one wins; one

@@ -344,7 +344,7 @@ func TestSIGTERMOnFullDisk(t *testing.T) {
 	bin := buildBinary(t)
 	var dataDir string
 	floor := "0"
-	var mnt string
+	var mnt, filler string
 	if os.Geteuid() == 0 {
 		mnt = mountTmpfsOrEmpty(t, 24<<20)
 	}
@@ -362,7 +362,7 @@ func TestSIGTERMOnFullDisk(t *testing.T) {
 		if m := chatSend(t, alice, "before"); m["type"] != "SUCCESS" {
 			t.Fatalf("before the disk fills: %v", m)
 		}
-		fillDisk(t, mnt)
+		filler = fillDisk(t, mnt)
 	}
 	content := strings.Repeat("y", 16<<10)
 	refused := 0
@@ -421,6 +421,29 @@ func TestSIGTERMOnFullDisk(t *testing.T) {
 	}
 	partyOK(t, p2.ws)
 	p2.alive(t)
+	if filler == "" {
+		return
+	}
+	// Space back: the store opens (retried at most once a second) and
+	// chat writes succeed without a restart.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		bob.send(map[string]any{"type": "ONE_TO_ONE_CHAT", "to": "alice", "content": "space is back"})
+		m := bob.read()
+		if m["type"] == "SUCCESS" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after space returned: %v\n%s", m, p2.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := healthStatus(t, p2.http); s != "ok" {
+		t.Fatalf("healthz after space returned: %s", s)
+	}
 }
 
 // mountTmpfsOrEmpty is mountTmpfs returning "" instead of skipping.

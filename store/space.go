@@ -218,10 +218,7 @@ func (g *SpaceGuard) readLocked(now time.Time) {
 	}
 	if g.avail >= need {
 		g.enospc = false
-		g.setLocked(false, "")
-		if g.ballast > 0 && !g.hasBallast {
-			g.makeBallastLocked()
-		}
+		g.setLocked(false, "") // the next Reserve re-creates the ballast
 	}
 }
 

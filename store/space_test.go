@@ -130,17 +130,16 @@ func TestSpaceGuardBallast(t *testing.T) {
 
 // TestPebbleRefusesBelowFloor runs the real store on the real disk with
 // the floor set above what is free: writes are refused with
-// ErrStorageFull, reads go on, Health says why; lowering the readings
-// (an injected free-space function on top of statfs) resumes writes.
+// ErrStorageFull, reads go on, Health says why; more free space (an
+// injected free-space function on top of statfs) resumes writes.
 func TestPebbleRefusesBelowFloor(t *testing.T) {
 	dir := t.TempDir()
-	var hide atomic.Int64 // bytes the guard must not see
-	hide.Store(1 << 62)
+	var extra atomic.Int64 // bytes the guard sees on top of the real free space
 	free := func(d string) (uint64, error) {
 		n, err := StatfsFree(d)
-		return uint64(max(int64(n)-hide.Load(), 0)), err
+		return n + uint64(extra.Load()), err
 	}
-	p, err := OpenPebble(dir, PebbleOptions{Logger: quiet, Space: SpaceOptions{MinFree: 1 << 20, Ballast: -1, Interval: 10 * time.Millisecond, Free: free}})
+	p, err := OpenPebble(dir, PebbleOptions{Logger: quiet, Space: SpaceOptions{MinFree: 1 << 50, Ballast: -1, Interval: 10 * time.Millisecond, Free: free}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +157,7 @@ func TestPebbleRefusesBelowFloor(t *testing.T) {
 	if _, err := p.History(g, 0, 10, 0); err != nil {
 		t.Fatalf("reads must go on: %v", err)
 	}
-	hide.Store(0)
+	extra.Store(1 << 51)
 	eventually(t, "health clears", func() bool { return p.Health() == nil })
 	if _, err := p.Append(g, Message{From: "a", GroupID: "g", Content: "x"}); err != nil {
 		t.Fatalf("append after space came back: %v", err)
@@ -325,7 +324,8 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// TestOpenFullDiskRefused: reopening a store whose log must be replayed
+// TestOpenFullDiskRefused: opening a new store on a full disk, or
+// reopening a store whose log must be replayed
 // (Pebble flushes it during Open and retries a failing flush forever) on
 // a disk without room for it fails at once with ErrStorageFull instead of
 // hanging; with room again it opens with every acknowledged write.
@@ -337,6 +337,11 @@ func TestOpenFullDiskRefused(t *testing.T) {
 		return uint64(max(int64(n)-hide.Load(), 0)), err
 	}
 	o := PebbleOptions{Logger: quiet, Space: SpaceOptions{Ballast: -1, Free: free}}
+	hide.Store(1 << 62)
+	if _, err := OpenPebble(t.TempDir(), o); !errors.Is(err, ErrStorageFull) {
+		t.Fatalf("open of a new store on a full disk: %v", err) // Pebble would fail its MANIFEST write
+	}
+	hide.Store(0)
 	p, err := OpenPebble(dir, o)
 	if err != nil {
 		t.Fatal(err)

@@ -164,11 +164,12 @@ func openFS(dir string, fs vfs.FS, guard *SpaceGuard, o PebbleOptions) (*Pebble,
 
 // openDB opens the database with a new logger.
 func (p *Pebble) openDB() (*pebble.DB, *pebbleLogger, error) {
-	// Opening flushes the log left by the last run and Pebble retries a
-	// failing flush forever: on a disk without room for it, refuse now
-	// (the caller retries later) rather than hang.
-	if lb := logBytes(p.dir); lb > 0 && p.guard.Free() < lb+1<<20 {
-		return nil, nil, fmt.Errorf("open store %s: %w: %s free, replaying the log needs %s", p.dir, ErrStorageFull, mib(p.guard.Free()), mib(lb+1<<20))
+	// Opening writes a new log and MANIFEST (a failed MANIFEST write is
+	// fatal to Pebble) and flushes the log left by the last run (Pebble
+	// retries a failing flush forever): on a disk without room for them,
+	// refuse now (the caller retries later) rather than fail or hang.
+	if need := logBytes(p.dir) + 1<<20; p.guard.Free() < need {
+		return nil, nil, fmt.Errorf("open store %s: %w: %s free, opening needs %s", p.dir, ErrStorageFull, mib(p.guard.Free()), mib(need))
 	}
 	plog := &pebbleLogger{l: p.log}
 	db, err := openBounded(p.dir, &pebble.Options{Logger: plog, FS: p.guard.FS(p.fs)}, p.closeTimeout*2)
@@ -710,8 +711,15 @@ func (g *pebbleLogger) Fatalf(f string, a ...any) {
 		f = "pebble: " + f
 	}
 	err := g.broke(fmt.Errorf(f, a...))
-	g.l.Error("store broken: writes refused (reopened when space returns if the disk was full)", "err", err)
+	now := time.Now().UnixNano()
+	if next := fatalLogNext.Load(); now >= next && fatalLogNext.CompareAndSwap(next, now+int64(LogInterval)) {
+		g.l.Error("store broken: writes refused (reopened when space returns if the disk was full)", "err", err)
+	}
 }
+
+// fatalLogNext is when the next Fatalf line may be logged, process-wide
+// (every open attempt on a full disk has its own logger).
+var fatalLogNext atomic.Int64
 
 // broke records err as the store's fatal error (the first one wins; one
 // caused by ENOSPC wraps ErrStorageFull) and returns the recorded one.

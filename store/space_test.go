@@ -171,7 +171,9 @@ func TestPebbleRefusesBelowFloor(t *testing.T) {
 // full is set, as a disk filled by someone else would.
 type enospcFS struct {
 	vfs.FS
-	full atomic.Bool
+	full    atomic.Bool
+	hang    atomic.Bool   // writes and syncs block until release is closed (a wedged disk)
+	release chan struct{} // set before hang
 }
 
 func (fs *enospcFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
@@ -197,6 +199,9 @@ type enospcFile struct {
 }
 
 func (f *enospcFile) err() error {
+	if f.fs.hang.Load() {
+		<-f.fs.release
+	}
 	if f.fs.full.Load() {
 		return &os.PathError{Op: "write", Path: "wal", Err: syscall.ENOSPC}
 	}
@@ -372,5 +377,39 @@ func TestOpenFullDiskRefused(t *testing.T) {
 	defer p.Close()
 	if pg, err := p.History(Group("g"), 0, 10, 0); err != nil || len(pg.Messages) != 1 {
 		t.Fatalf("after reopening: %+v %v", pg, err)
+	}
+}
+
+// TestPebbleWedgedDiskBounded: a disk whose WAL writes never return (a
+// wedged device) must not hang callers or Close: a write gives up after
+// WriteTimeout with ErrWriteTimeout, and Close returns an error after
+// CloseTimeout.
+func TestPebbleWedgedDiskBounded(t *testing.T) {
+	dir := t.TempDir()
+	fs := &enospcFS{FS: vfs.Default, release: make(chan struct{})}
+	t.Cleanup(func() { close(fs.release) }) // let the stuck goroutines go
+	guard := NewSpaceGuard(dir, SpaceOptions{Ballast: -1, Logger: quiet})
+	p, err := openFS(dir, fs, guard, PebbleOptions{Logger: quiet, Queue: 16, MaxBatch: 16, Now: time.Now,
+		CloseTimeout: 500 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.hang.Store(true)
+	start := time.Now()
+	if _, err := p.Append(Group("g"), Message{From: "a", GroupID: "g", Content: "x"}); !errors.Is(err, ErrWriteTimeout) {
+		t.Fatalf("append on a wedged disk: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("append took %v", d)
+	}
+	start = time.Now()
+	if err := p.Close(); err == nil || !strings.Contains(err.Error(), "gave up") {
+		t.Fatalf("close on a wedged disk: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("close took %v", d)
+	}
+	if _, err := p.Append(Group("g"), Message{From: "a", GroupID: "g", Content: "y"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
 	}
 }

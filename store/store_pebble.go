@@ -340,8 +340,10 @@ func (p *Pebble) Append(conv Conv, m Message) (Message, error) {
 		return m, ErrInvalid
 	}
 	o := &op{kind: opAppend, conv: conv, msg: m}
-	err := p.submit(o)
-	return o.msg, err
+	if err := p.submit(o); err != nil {
+		return m, err // o may still be the writer's (a timeout): do not read it
+	}
+	return o.msg, nil
 }
 
 func (p *Pebble) Join(group, user string) error {
@@ -645,6 +647,14 @@ func (p *Pebble) finish() (err error) {
 		}
 	}()
 	<-p.wdone
+	select {
+	case <-p.gone:
+		// Close gave up: leave the database alone. (A Flush after a
+		// late WAL error would make Pebble's rotateWAL panic with its
+		// mutex unlocked: a fatal runtime error, not a recoverable panic.)
+		return nil
+	default:
+	}
 	if p.db == nil {
 		return nil
 	}

@@ -201,8 +201,9 @@ func (p *Pebble) maybeReopen() {
 		select {
 		case <-done:
 		case <-time.After(p.closeTimeout):
+			p.db = nil // closing: not to be read any more
 			p.nextReopen = time.Now().Add(100 * 365 * 24 * time.Hour)
-			p.log.Error("store: the database broken by a full disk does not close; writes refused until restart", "dir", p.dir)
+			p.log.Error("store: the database broken by a full disk does not close; reads and writes refused until restart", "dir", p.dir)
 			return
 		}
 		p.db = nil // reads fail with the fatal error until the open succeeds

@@ -74,6 +74,7 @@ type Pebble struct {
 	dbMu         sync.RWMutex
 	plog         *pebbleLogger
 	nextReopen   time.Time // writer only
+	reopenFails  int       // writer only: failed reopens in a row (backoff)
 	log          *slog.Logger
 	closeTimeout time.Duration
 	writeTimeout time.Duration
@@ -183,7 +184,8 @@ func (p *Pebble) openDB() (*pebble.DB, *pebbleLogger, error) {
 }
 
 // maybeReopen replaces a database broken by a full disk once the guard
-// sees space again (at most once a second): the old one is closed (given
+// sees space again (at most once a second, backing off to 30s while it
+// fails): the old one is closed (given
 // up after the close timeout, and then writes stay refused until a
 // restart) and the store opened again, which replays its log. Writer
 // only.
@@ -192,7 +194,7 @@ func (p *Pebble) maybeReopen() {
 	if f == nil || !errors.Is(*f, ErrStorageFull) || time.Now().Before(p.nextReopen) || p.guard.Err() != nil {
 		return
 	}
-	p.nextReopen = time.Now().Add(time.Second)
+	p.nextReopen = time.Now().Add(min(time.Second<<min(p.reopenFails, 5), 30*time.Second))
 	p.dbMu.Lock()
 	defer p.dbMu.Unlock()
 	if p.db != nil {
@@ -210,10 +212,11 @@ func (p *Pebble) maybeReopen() {
 	}
 	db, plog, err := p.openDB()
 	if err != nil {
-		p.log.Warn("store: reopening after a full disk failed; retrying", "dir", p.dir, "err", err)
+		p.reopenFails++
+		p.log.Warn("store: reopening after a full disk failed; retrying", "dir", p.dir, "err", err, "next", time.Until(p.nextReopen).Round(time.Second))
 		return
 	}
-	p.db, p.plog = db, plog
+	p.db, p.plog, p.reopenFails = db, plog, 0
 	p.log.Info("store: reopened after a full disk, writes resumed", "dir", p.dir)
 }
 

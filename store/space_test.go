@@ -109,6 +109,7 @@ func TestSpaceGuardBallast(t *testing.T) {
 	if st, err := os.Stat(path); err != nil || st.Size() != 1<<20 {
 		t.Fatalf("ballast: %v %v", st, err)
 	}
+	f.n.Store(512 << 10) // what is left when the filesystem says ENOSPC
 	g.DiskFull()
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("ballast still there after ENOSPC: %v", err)

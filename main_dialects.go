@@ -2,6 +2,9 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"partyline/server"
 )
@@ -35,4 +38,35 @@ func dialectFlags(fs *flag.FlagSet, d *server.Dialects) {
 	fs.DurationVar(&d.Presence.Grace, "presence-grace", d.Presence.Grace, "offline only after this long without a connection")
 	fs.IntVar(&d.Presence.MaxSubscriptions, "presence-max-subscriptions", d.Presence.MaxSubscriptions, "presence: names one connection may subscribe to")
 	fs.IntVar(&d.Rooms.MaxPerConnection, "rooms-max-per-connection", d.Rooms.MaxPerConnection, "rooms: rooms one connection may be in")
+	fs.Var((*byteSize)(&d.Presence.StoreMinFree), "store-min-free", "store writes are refused (chat: \"storage full\") while its disk has less free space than this `SIZE` (bytes, or with KiB/MiB/GiB, KB/MB/GB); 0 disables")
+	fs.DurationVar(&d.Presence.StoreCloseTimeout, "store-close-timeout", d.Presence.StoreCloseTimeout, "shutdown gives up waiting for the store after this (acknowledged writes are in its WAL)")
+	fs.Float64Var(&d.Presence.ChatMaxMessagesPerSecond, "chat-max-messages-per-second", 0, "chat: messages one user may send per second (burst as many); 0: no limit")
+	fs.Var((*byteSize)(&d.Presence.ChatMaxBytesPerDay), "chat-max-bytes-per-day", "chat: message content one user may store per UTC day and node, `SIZE` as for --store-min-free; 0: no limit")
+}
+
+// byteSize is a flag of a number of bytes: 67108864, 64MiB, 64M, 1.5GB.
+// Binary suffixes (KiB, MiB, GiB, K, M, G) are powers of 1024; KB, MB, GB
+// powers of 1000.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	s := strings.TrimSpace(v)
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}} {
+		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f*mult > 1<<62 {
+		return fmt.Errorf("%q is not a size in bytes (e.g. 64MiB)", v)
+	}
+	*b = byteSize(f * mult)
+	return nil
 }

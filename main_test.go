@@ -71,6 +71,18 @@ func TestParseConfigFlags(t *testing.T) {
 				t.Fatalf("node id %q, want hostname:4000", c.NodeID)
 			}
 		}},
+		{"storage flags and quotas", []string{"--store-min-free", "1GiB", "--chat-max-messages-per-second", "2.5", "--chat-max-bytes-per-day", "10MB", "--store-close-timeout", "2s"}, nil, func(t *testing.T, c server.Config) {
+			p := c.Presence
+			if p.StoreMinFree != 1<<30 || p.ChatMaxMessagesPerSecond != 2.5 || p.ChatMaxBytesPerDay != 10e6 || p.StoreCloseTimeout != 2*time.Second {
+				t.Fatalf("%+v", p)
+			}
+		}},
+		{"storage defaults and env", nil, map[string]string{"PARTYLINE_CHAT_MAX_BYTES_PER_DAY": "64M", "PARTYLINE_CHAT_MAX_MESSAGES_PER_SECOND": "5"}, func(t *testing.T, c server.Config) {
+			p := c.Presence
+			if p.StoreMinFree != 64<<20 || p.ChatMaxBytesPerDay != 64<<20 || p.ChatMaxMessagesPerSecond != 5 || p.StoreCloseTimeout != 5*time.Second {
+				t.Fatalf("%+v", p)
+			}
+		}},
 		{"single-dash flags", []string{"-listen", ":4001", "-http", ":4002"}, nil, func(t *testing.T, c server.Config) {
 			if c.Listeners[0].Addr != ":4001" || c.HTTPAddr != ":4002" {
 				t.Fatalf("%v %q", c.Listeners, c.HTTPAddr)
@@ -202,6 +214,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"empty listen address", []string{"--listen", "=party"}, nil, "empty address"},
 		{"positional argument", []string{"extra"}, nil, "extra"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "log-level"},
+		{"bad size", []string{"--store-min-free", "lots"}, nil, "store-min-free"},
+		{"negative size", []string{"--chat-max-bytes-per-day", "-1"}, nil, "chat-max-bytes-per-day"},
+		{"negative rate", []string{"--chat-max-messages-per-second", "-1"}, nil, "chat-max-messages-per-second"},
+		{"bad env size", nil, map[string]string{"PARTYLINE_STORE_MIN_FREE": "64 parsecs"}, "PARTYLINE_STORE_MIN_FREE"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"bad env int", nil, map[string]string{"PARTYLINE_ROOM_CODE_LENGTH": "x"}, "PARTYLINE_ROOM_CODE_LENGTH"},
 		{"bad env duration", nil, map[string]string{"PARTYLINE_DRAIN": "forever"}, "PARTYLINE_DRAIN"},

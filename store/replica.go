@@ -95,7 +95,7 @@ func (r *ReplicaBatch) SetApplied(name string, pos uint64) {
 func (r *ReplicaBatch) Commit() error {
 	defer r.b.Close()
 	return r.p.read(func() error {
-		if err := r.b.Commit(pebble.NoSync); err != nil {
+		if err := r.p.apply(r.b, pebble.NoSync); err != nil {
 			return fmt.Errorf("store commit: %w", err)
 		}
 		return nil
@@ -131,6 +131,9 @@ func (p *Pebble) Applied(name string) (uint64, error) {
 // the index starts again from nothing.
 func (p *Pebble) Wipe() error {
 	return p.read(func() error {
-		return p.db.DeleteRange([]byte{}, []byte{0xff}, pebble.Sync)
+		b := p.db.NewBatch()
+		defer b.Close()
+		_ = b.DeleteRange([]byte{}, []byte{0xff}, nil)
+		return p.apply(b, pebble.Sync)
 	})
 }

@@ -152,6 +152,7 @@ const (
 //     superseded, trimmed or refused: exactly once in every case.
 type RoomLog struct {
 	db       *pebble.DB
+	plog     *pebbleLogger // Pebble's log lines and fatal errors (commitLogged)
 	dir      string
 	log      *slog.Logger
 	interval time.Duration
@@ -225,13 +226,14 @@ func OpenRoomLog(dir string, o RoomLogOptions) (*RoomLog, error) {
 	if o.MaxPending <= 0 {
 		o.MaxPending = defaultMaxPending
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{o.Logger}})
+	plog := &pebbleLogger{l: o.Logger}
+	db, err := openPebble(dir, &pebble.Options{Logger: plog})
 	if err != nil {
 		return nil, fmt.Errorf("open room log %s: %w", dir, err)
 	}
 	l := &RoomLog{
-		db: db, dir: dir, log: o.Logger, interval: o.Interval, maxPend: int64(o.MaxPending), closeTO: CloseTimeout,
-		free: freeBytes, cur: newPendingSet(), spare: newPendingSet(),
+		db: db, plog: plog, dir: dir, log: o.Logger, interval: o.Interval, maxPend: int64(o.MaxPending), closeTO: CloseTimeout,
+		free: StatfsFree, cur: newPendingSet(), spare: newPendingSet(),
 		flushReq: make(chan chan error), stop: make(chan struct{}), wdone: make(chan struct{}),
 		known: make(map[string]struct{}),
 	}
@@ -487,7 +489,7 @@ func (l *RoomLog) commit() error {
 	clear(set.rooms)
 	set.bytes = 0
 	size := len(b.Repr())
-	err = commitBatch(b)
+	err = commitLogged(l.plog, b, pebble.Sync)
 	_ = b.Close()
 	if err != nil {
 		l.failures.Add(1)
@@ -512,18 +514,6 @@ func (l *RoomLog) commit() error {
 		l.maxCommit.Store(d)
 	}
 	return nil
-}
-
-// commitBatch commits b with one fsync. Pebble reports a failed WAL write
-// through Logger.Fatalf (a panic with pebbleLogger): that panic is turned
-// into an error here instead of killing the process.
-func commitBatch(b *pebble.Batch) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("pebble panic: %v", p)
-		}
-	}()
-	return b.Commit(pebble.Sync)
 }
 
 // encodeRoom adds r's changes to b and releases its frames.
@@ -624,15 +614,6 @@ func (l *RoomLog) discardPending() int {
 		}
 	}
 	return len(set.rooms)
-}
-
-func closeDB(db *pebble.DB) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("pebble panic on close: %v", p)
-		}
-	}()
-	return db.Close()
 }
 
 // Stats returns a snapshot of the log's counters.

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -62,12 +61,11 @@ func (r *refs) check(t *testing.T) {
 	}
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func openRooms(t testing.TB, dir string, o RoomLogOptions) *RoomLog {
 	t.Helper()
 	if o.Logger == nil {
-		o.Logger = quiet()
+		o.Logger = quiet
 	}
 	l, err := OpenRoomLog(dir, o)
 	if err != nil {
@@ -374,7 +372,7 @@ func TestRoomLogFreeSpaceFloor(t *testing.T) {
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	free, err := freeBytes(dir)
+	free, err := StatfsFree(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +443,7 @@ func TestRoomLogFreeSpaceError(t *testing.T) {
 	if err := l.Flush(); !errors.Is(err, ErrLowDisk) || !errors.Is(err, fs.ErrPermission) && !strings.Contains(err.Error(), "permission") {
 		t.Fatalf("flush: %v", err)
 	}
-	l.free = freeBytes // the writer is idle (interval of an hour)
+	l.free = StatfsFree // the writer is idle (interval of an hour)
 	if err := l.Flush(); err != nil || l.Stats().Batches != 1 {
 		t.Fatalf("flush: %v %+v", err, l.Stats())
 	}
@@ -507,7 +505,7 @@ func TestRoomLogCorruptRoom(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet()}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: &pebbleLogger{l: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,13 +544,13 @@ func TestRoomLogInPebbleSubdir(t *testing.T) {
 			var rooms *RoomLog
 			openChat := func() {
 				var err error
-				if chat, err = OpenPebble(d, PebbleOptions{Logger: quiet()}); err != nil {
+				if chat, err = OpenPebble(d, PebbleOptions{Logger: quiet}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			openParty := func() {
 				var err error
-				if rooms, err = OpenRoomLog(filepath.Join(d, "party"), RoomLogOptions{Logger: quiet()}); err != nil {
+				if rooms, err = OpenRoomLog(filepath.Join(d, "party"), RoomLogOptions{Logger: quiet}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -697,7 +695,7 @@ func TestRoomLogCrash(t *testing.T) {
 // crashChild writes one entry about every 500µs, reporting each on stdout,
 // until it is killed.
 func crashChild(dir string) {
-	l, err := OpenRoomLog(dir, RoomLogOptions{Interval: crashInterval, Logger: quiet()})
+	l, err := OpenRoomLog(dir, RoomLogOptions{Interval: crashInterval, Logger: quiet})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -890,7 +888,7 @@ func TestRoomLogRealFullDisk(t *testing.T) {
 	go func() { // the lowest free space seen
 		defer close(watched)
 		for {
-			if f, err := freeBytes(mnt); err == nil && f < minFree.Load() {
+			if f, err := StatfsFree(mnt); err == nil && f < minFree.Load() {
 				minFree.Store(f)
 			}
 			select {
@@ -905,7 +903,7 @@ func TestRoomLogRealFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Leave about the floor + 5 MiB free.
-	free, err := freeBytes(mnt)
+	free, err := StatfsFree(mnt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -974,7 +972,7 @@ func TestRoomLogRealFullDisk(t *testing.T) {
 	committed := seq
 	l2.PutMeta(RoomMeta{Code: "r", Epoch: "e", Seq: seq + 1})
 	l2.Append("r", HistoryEntry{Seq: seq + 1, Frame: rf.frame(big)})
-	free, _ = freeBytes(mnt)
+	free, _ = StatfsFree(mnt)
 	f, err := os.Create(filler)
 	if err != nil {
 		t.Fatal(err)
@@ -991,7 +989,7 @@ func TestRoomLogRealFullDisk(t *testing.T) {
 		}
 	}
 	f.Close()
-	if free, _ := freeBytes(mnt); free != 0 {
+	if free, _ := StatfsFree(mnt); free != 0 {
 		t.Logf("%d bytes still free", free)
 	}
 	start := time.Now()
@@ -1002,7 +1000,7 @@ func TestRoomLogRealFullDisk(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	l3 := openRooms(t, dir, RoomLogOptions{Logger: quiet()})
+	l3 := openRooms(t, dir, RoomLogOptions{Logger: quiet})
 	recs, err = l3.Load()
 	if err != nil {
 		t.Fatal(err)

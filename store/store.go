@@ -4,7 +4,10 @@
 //
 // Every Store method may block on disk: call it from a worker goroutine,
 // never from an event loop. Writes return only once they are durable
-// (fsync'd); concurrent writes share one fsync (group commit).
+// (fsync'd); concurrent writes share one fsync (group commit). A write the
+// disk cannot take (free space below SpaceGuard's floor, ENOSPC) fails
+// with an error wrapping ErrStorageFull instead of crashing or blocking;
+// Close returns within PebbleOptions.CloseTimeout whatever the disk does.
 //
 // RoomLog is the opposite: its writes (PutMeta, PutState, Append, Trim,
 // Delete) are made for event loops. They only record the change in memory

@@ -9,6 +9,11 @@
 // (presence.Gate.Go); the worker sends the replies and deliveries itself
 // (Conn.Send is safe from any goroutine) and the connection's next request
 // is served after it, back on the loop.
+//
+// A message the store cannot make durable (free space below
+// --store-min-free, a full disk) is refused to its sender alone with
+// {"type":"ERROR","msg":"storage full: ..."}; Health reports the store as
+// degraded meanwhile. Per-user quotas (quotas) are checked on the loop.
 package chat
 
 import (
@@ -21,6 +26,7 @@ import (
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/presence"
+	"partyline/internal/security"
 	"partyline/routing"
 	"partyline/store"
 )
@@ -30,6 +36,7 @@ type Dialect struct {
 	core  *presence.Core
 	users *routing.Hub    // username -> that user's chat connections
 	b     *cluster.Broker // cluster mode: the users' connections on other nodes
+	q     *quotas
 	// MaxPageBytes caps the stored bytes of one history reply (at least one
 	// message is always sent); hasMore tells the client to page on.
 	MaxPageBytes int
@@ -37,8 +44,14 @@ type Dialect struct {
 
 // New returns the chat dialect on core.
 func New(core *presence.Core) *Dialect {
-	return &Dialect{core: core, users: routing.NewHub(), MaxPageBytes: 256 << 10}
+	cfg := core.Config()
+	return &Dialect{core: core, users: routing.NewHub(), MaxPageBytes: 256 << 10,
+		q: newQuotas(cfg.ChatMaxMessagesPerSecond, cfg.ChatMaxBytesPerDay)}
 }
+
+// Health implements dialect.Healther: the store is degraded while it
+// refuses writes.
+func (d *Dialect) Health() (string, error) { return d.core.Health() }
 
 // UseCluster puts the dialect in cluster mode on node n (call before the
 // server starts): deliveries reach the users' connections on every node
@@ -134,11 +147,15 @@ func (s *session) Dispatch(payload []byte) {
 	switch r.typ {
 	case tDirect:
 		if s.checkSelf(r.from, "from", user) {
-			s.direct(user, &r)
+			if refund, ok := s.d.q.admit(s.c, user, len(r.content), time.Now()); ok {
+				s.direct(user, &r, refund)
+			}
 		}
 	case tGroup:
 		if s.checkSelf(r.from, "from", user) {
-			s.group(user, &r)
+			if refund, ok := s.d.q.admit(s.c, user, len(r.content), time.Now()); ok {
+				s.group(user, &r, refund)
+			}
 		}
 	case tJoin, tLeave:
 		if s.checkSelf(r.username, "username", user) {
@@ -174,7 +191,7 @@ func DeriveChatID(a, b string) string {
 	return a + ":" + b
 }
 
-func (s *session) direct(user string, r *request) {
+func (s *session) direct(user string, r *request, refund func()) {
 	chatID := r.chatID
 	if chatID == "" {
 		chatID = DeriveChatID(user, r.to)
@@ -184,10 +201,12 @@ func (s *session) direct(user string, r *request) {
 	s.g.Go(func() {
 		st := open(core, c)
 		if st == nil {
+			refund()
 			return
 		}
 		m, err := st.Append(store.Direct(m.From, m.To), m)
 		if err != nil {
+			refund()
 			storeError(c, err)
 			return
 		}
@@ -203,27 +222,31 @@ func (s *session) direct(user string, r *request) {
 	})
 }
 
-func (s *session) group(user string, r *request) {
+func (s *session) group(user string, r *request, refund func()) {
 	m := store.Message{From: user, GroupID: r.groupID, Content: r.content}
 	d, core, c := s.d, s.d.core, s.c
 	s.g.Go(func() {
 		st := open(core, c)
 		if st == nil {
+			refund()
 			return
 		}
 		// One read gives both the membership check and the recipients (in
 		// cluster mode each read waits for a JetStream round trip).
 		members, err := st.Members(m.GroupID)
 		if err != nil {
+			refund()
 			storeError(c, err)
 			return
 		}
 		if _, in := slices.BinarySearch(members, m.From); !in {
+			refund()
 			presence.Error(c, "Not a member of group "+m.GroupID)
 			return
 		}
 		m, err = st.Append(store.Group(m.GroupID), m)
 		if err != nil {
+			refund()
 			storeError(c, err)
 			return
 		}
@@ -398,6 +421,11 @@ func historyError(c dialect.Conn, err error, before string) {
 }
 
 func storeError(c dialect.Conn, err error) {
+	if errors.Is(err, store.ErrStorageFull) {
+		security.Record("storage_full", "err", err)
+		presence.Error(c, "storage full: the server cannot store this now, nothing was saved; try again later")
+		return
+	}
 	if errors.Is(err, store.ErrClosed) {
 		presence.Error(c, "Server shutting down: try again later")
 		return

@@ -220,3 +220,20 @@ func (d *Dialect) expired(r *routing.Room, gone uint64) {
 		}
 	})
 }
+
+// Health reports the room store in /healthz: degraded while it cannot
+// commit (free space below its floor, or a failed commit); rooms keep
+// working from memory meanwhile.
+func (d *Dialect) Health() (string, error) {
+	if d.persist == nil {
+		return "party_rooms_store", nil
+	}
+	st := d.persist.log.Stats()
+	switch {
+	case st.Failures > 0 && st.LastError != "":
+		return "party_rooms_store", errors.New("room changes are no longer persisted: " + st.LastError)
+	case st.LowDisk:
+		return "party_rooms_store", errors.New("free space below the floor: room changes are kept in memory until it returns")
+	}
+	return "party_rooms_store", nil
+}

@@ -7,11 +7,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"partyline/auth"
 	"partyline/cluster"
 	"partyline/dialect"
+	"partyline/internal/security"
 	"partyline/store"
 )
 
@@ -26,12 +28,20 @@ type Config struct {
 	// map entry and a status frame per change, so it is kept low enough
 	// that a server full of watchers stays within memory.
 	MaxSubscriptions int
+
+	StoreMinFree      int64         // writes refused below this many free bytes on the store's disk (--store-min-free); 0: no floor
+	StoreCloseTimeout time.Duration // shutdown gives up waiting for the store after this (0: 5s)
+
+	// Per-user chat quotas, off at 0.
+	ChatMaxMessagesPerSecond float64 // messages a user may send per second, with a burst of as many (--chat-max-messages-per-second)
+	ChatMaxBytesPerDay       int64   // message content bytes a user may store per UTC day, per node (--chat-max-bytes-per-day)
 }
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
 	return Config{AuthTimeout: 10 * time.Second, Grace: 3 * time.Second, Workers: 128, Queue: 8192,
-		MaxSubscriptions: DefaultMaxSubscriptions}
+		MaxSubscriptions: DefaultMaxSubscriptions,
+		StoreMinFree:     64 << 20, StoreCloseTimeout: store.DefaultCloseTimeout}
 }
 
 // Validate checks c and fills zero values with defaults.
@@ -57,6 +67,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSubscriptions == 0 {
 		c.MaxSubscriptions = d.MaxSubscriptions
+	}
+	if c.StoreCloseTimeout <= 0 {
+		c.StoreCloseTimeout = d.StoreCloseTimeout
+	}
+	switch {
+	case c.StoreMinFree < 0:
+		return errors.New("store-min-free must not be negative")
+	case c.ChatMaxMessagesPerSecond < 0:
+		return errors.New("chat-max-messages-per-second must not be negative")
+	case c.ChatMaxBytesPerDay < 0:
+		return errors.New("chat-max-bytes-per-day must not be negative")
 	}
 	return nil
 }
@@ -94,7 +115,12 @@ type Core struct {
 	stMu     sync.Mutex  // guards the following; held while opening the store
 	st       store.Store // nil until first opened
 	stClosed bool
-	stFailed bool // an open failed (logged once)
+	stFailed bool      // an open failed (logged once)
+	stErr    error     // the last failed open
+	stRetry  time.Time // no new open attempt before
+
+	opened  atomic.Pointer[store.Store] // st once open, for Health (never blocks)
+	openErr atomic.Pointer[error]       // the last failed open, until one succeeds
 }
 
 // NewCore returns an unstarted core.
@@ -106,9 +132,14 @@ func NewCore(cfg Config, jwt auth.Config, dataDir string, log *slog.Logger) *Cor
 	c.Registry = NewRegistry(cfg.Grace, c.contacts, log)
 	c.Registry.MaxSubscriptions = cfg.MaxSubscriptions
 	c.openStore = func() (store.Store, error) {
-		return store.OpenPebble(c.dataDir, store.PebbleOptions{Logger: c.log})
+		return store.OpenPebble(c.dataDir, c.pebbleOptions())
 	}
 	return c
+}
+
+func (c *Core) pebbleOptions() store.PebbleOptions {
+	return store.PebbleOptions{Logger: c.log, CloseTimeout: c.cfg.StoreCloseTimeout,
+		Space: store.SpaceOptions{MinFree: c.cfg.StoreMinFree}}
 }
 
 // UseCluster puts chat and presence in cluster mode on node n (call before
@@ -125,7 +156,7 @@ func (c *Core) UseCluster(n *cluster.Node) {
 		c.census.Mark(user, func() int { return c.Registry.Local(user) }, nil)
 	}
 	c.openStore = func() (store.Store, error) {
-		cs, err := n.OpenChatStore(c.dataDir, store.PebbleOptions{Logger: c.log})
+		cs, err := n.OpenChatStore(c.dataDir, c.pebbleOptions())
 		if err != nil {
 			return nil, err
 		}
@@ -174,16 +205,40 @@ func (c *Core) Store() (store.Store, error) {
 	if c.st != nil {
 		return c.st, nil
 	}
+	if time.Now().Before(c.stRetry) { // a failing open is retried once a second, not per request
+		return nil, c.stErr
+	}
 	st, err := c.openStore()
 	if err != nil {
 		if !c.stFailed {
 			c.stFailed = true
 			c.log.Error("chat/presence: store unavailable", "err", err)
 		}
+		c.stErr, c.stRetry = err, time.Now().Add(time.Second)
+		c.openErr.Store(&err)
 		return nil, err
 	}
 	c.st = st
+	c.opened.Store(&st)
+	c.openErr.Store(nil)
 	return st, nil
+}
+
+// Health implements dialect.Healther for the dialect that reports the
+// store (chat): an error while the store refuses writes (free space below
+// --store-min-free, a full disk, a fatal store error). Never blocks.
+func (c *Core) Health() (string, error) {
+	p := c.opened.Load()
+	if p == nil {
+		if e := c.openErr.Load(); e != nil {
+			return "store", *e
+		}
+		return "store", nil
+	}
+	if h, ok := (*p).(interface{ Health() error }); ok {
+		return "store", h.Health()
+	}
+	return "store", nil
 }
 
 func (c *Core) contacts(user string) ([]string, error) {
@@ -200,7 +255,16 @@ func (c *Core) Shutdown() error {
 	c.stopOnce.Do(func() {
 		if c.Verifier != nil { // started
 			c.authPool.Close()
-			c.work.Close()
+			// Queued work normally finishes at once; on a wedged disk it
+			// waits for a store that will not answer: give up after the
+			// store's close timeout (closing the store then releases it).
+			done := make(chan struct{})
+			go func() { c.work.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(c.cfg.StoreCloseTimeout):
+				c.log.Error("chat/presence: store work still running at shutdown; closing the store anyway", "after", c.cfg.StoreCloseTimeout)
+			}
 		}
 		c.Registry.Close()
 		c.stMu.Lock()
@@ -228,6 +292,7 @@ func (c *Core) Accept(req *dialect.Request) error {
 		}
 		cl, err := c.Verifier.Verify(tok)
 		if err != nil {
+			security.Record("auth_failed", "where", "handshake", "path", req.Path, "remote", req.RemoteAddr, "err", err)
 			return nil, dialect.Refuse(401, "invalid token: "+err.Error())
 		}
 		return cl, nil

@@ -6,6 +6,7 @@ import (
 	"partyline/auth"
 	"partyline/codec"
 	"partyline/dialect"
+	"partyline/internal/security"
 )
 
 // Close codes of the AUTH flow.
@@ -216,6 +217,8 @@ func (g *Gate) Closed() {
 }
 
 func (g *Gate) fail(msg string) {
+	r := g.c.Request()
+	security.Record("auth_failed", "where", "AUTH", "path", r.Path, "remote", r.RemoteAddr, "err", msg)
 	Error(g.c, msg)
 	g.close(CloseAuthFailed, "authentication failed")
 }

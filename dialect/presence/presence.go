@@ -8,6 +8,9 @@
 // never block. Token verification runs on the auth pool, store reads and
 // writes on Core's workers, presence fan-out on the registry's notifier;
 // results come back through Conn.Do or are sent with Conn.Send.
+// Core.Health may be called from any goroutine and never blocks; Shutdown
+// waits for the store at most Config.StoreCloseTimeout twice (queued
+// work, then closing), whatever the disk does.
 package presence
 
 import (

@@ -54,6 +54,7 @@ func (d *Dialects) validate() error {
 func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 	core := presence.NewCore(cfg.Presence, cfg.JWT, cfg.DataDir, cfg.Logger) // shared by chat and presence
 	cfg.Party.Logger = cfg.Logger
+	cfg.Party.StoreMinFree = cfg.Presence.StoreMinFree
 	if cfg.Party.Persist && cfg.NATSURL == "" && cfg.DataDir != "" {
 		cfg.Party.PersistDir = filepath.Join(cfg.DataDir, "party")
 	}

@@ -226,8 +226,15 @@ func OpenRoomLog(dir string, o RoomLogOptions) (*RoomLog, error) {
 	if o.MaxPending <= 0 {
 		o.MaxPending = defaultMaxPending
 	}
+	// Opening writes a new log and MANIFEST and flushes the log left by
+	// the last run: on a disk without room for them Pebble fails or
+	// retries forever, so refuse at once (as the chat store does) and
+	// bound the open in time.
+	if free, err := StatfsFree(dir); err == nil && int64(free) < logBytes(dir)+1<<20 {
+		return nil, fmt.Errorf("open room log %s: %w: %s free", dir, ErrStorageFull, mib(int64(free)))
+	}
 	plog := &pebbleLogger{l: o.Logger}
-	db, err := openPebble(dir, &pebble.Options{Logger: plog})
+	db, err := openBounded(dir, &pebble.Options{Logger: plog}, 2*CloseTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("open room log %s: %w", dir, err)
 	}

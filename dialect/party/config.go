@@ -28,6 +28,7 @@ type Config struct {
 	PersistDir      string
 	PersistInterval time.Duration // at most this much of the latest changes is lost to a crash (--party-persist-interval)
 	RestoreGrace    time.Duration // restored seats wait this long for their members (--party-restore-grace)
+	StoreMinFree    int64         // commits wait while the store's disk has less free space (--store-min-free; at least 16 MiB)
 
 	// Room-scan defences: failed joins ("room not found") a connection,
 	// and an address, may make per minute; 0 disables each.

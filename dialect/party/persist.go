@@ -52,7 +52,9 @@ func (d *Dialect) Start() error {
 		d.log.Warn("party: rooms will not survive a restart: cannot create the store directory", "dir", dir, "err", err)
 		return nil
 	}
-	rl, err := store.OpenRoomLog(dir, store.RoomLogOptions{Interval: d.cfg.PersistInterval, Logger: d.log})
+	rl, err := store.OpenRoomLog(dir, store.RoomLogOptions{Interval: d.cfg.PersistInterval, Logger: d.log,
+		MinFree: uint64(max(d.cfg.StoreMinFree, 1))}) // the log raises a floor below its lowest
+
 	if err != nil {
 		d.log.Warn("party: rooms will not survive a restart: cannot open the store", "dir", dir, "err", err)
 		return nil

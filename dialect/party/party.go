@@ -500,13 +500,7 @@ func (s *session) send(req *request) {
 		}
 		to = raw
 	}
-	f := routing.NewText()
-	f.AppendStr(`{"type":"message","from":`)
-	f.Append(s.me.Data.(*member).quotedID...)
-	if len(req.Data) > 0 {
-		f.AppendStr(`,"data":`)
-		f.Append(req.Data...)
-	}
+	f := s.messageFrame(req.Data)
 	seq := r.BeginSeq()
 	var target *routing.Member
 	if to != nil {
@@ -531,6 +525,19 @@ func (s *session) send(req *request) {
 	s.d.committed(r, f, seq, s.me.ID, toID, r.CommitSeq(f, s.me.ID, toID))
 	r.EndSeq()
 	f.Release()
+}
+
+// messageFrame starts a "message" frame from this member with data; the
+// caller closes it (seq, '}') and calls End.
+func (s *session) messageFrame(data []byte) *routing.Frame {
+	f := routing.NewText()
+	f.AppendStr(`{"type":"message","from":`)
+	f.Append(s.me.Data.(*member).quotedID...)
+	if len(data) > 0 {
+		f.AppendStr(`,"data":`)
+		f.Append(data...)
+	}
+	return f
 }
 
 // sendUnsequenced is send in a room without offsets (cluster mode).
@@ -560,13 +567,7 @@ func (s *session) sendUnsequenced(r *routing.Room, req *request) {
 			return
 		}
 	}
-	f := routing.NewText()
-	f.AppendStr(`{"type":"message","from":`)
-	f.Append(s.me.Data.(*member).quotedID...)
-	if len(req.Data) > 0 {
-		f.AppendStr(`,"data":`)
-		f.Append(req.Data...)
-	}
+	f := s.messageFrame(req.Data)
 	f.Append('}')
 	f.End()
 	if target != nil {

@@ -3,8 +3,6 @@ package party_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 
 	"net/http"
 	"sync"
@@ -357,12 +355,7 @@ type restartable struct {
 
 func (r *restartable) start() *env {
 	r.t.Helper()
-	cfg := server.Defaults()
-	cfg.Listeners = []server.Listener{{Addr: "127.0.0.1:0"}}
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Drain = 300 * time.Millisecond
-	cfg.CloseWait = 200 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := testutil.Config(r.t)
 	cfg.DataDir = r.dir
 	if r.mutate != nil {
 		r.mutate(&cfg)

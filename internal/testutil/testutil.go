@@ -22,16 +22,7 @@ import (
 // defaults changed by mutate, and stops it when the test ends.
 func Start(t testing.TB, mutate func(*server.Config)) *server.Server {
 	t.Helper()
-	cfg := server.Defaults()
-	cfg.Listeners = []server.Listener{{Addr: "127.0.0.1:0"}}
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Drain = 200 * time.Millisecond
-	cfg.CloseWait = 200 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.DataDir = t.TempDir() // each server its own store (removed after the server stops)
-	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(&tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	cfg := Config(t)
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -63,6 +54,23 @@ func Start(t testing.TB, mutate func(*server.Config)) *server.Server {
 		}
 	})
 	return s
+}
+
+// Config is the configuration Start begins from: loopback listeners on
+// port 0, short drain and close waits, a data directory of the test's own,
+// logs to the test's log with -v.
+func Config(t testing.TB) server.Config {
+	cfg := server.Defaults()
+	cfg.Listeners = []server.Listener{{Addr: "127.0.0.1:0"}}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Drain = 200 * time.Millisecond
+	cfg.CloseWait = 200 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.DataDir = t.TempDir() // each server its own store (removed after the server stops)
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(&tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return cfg
 }
 
 type tlog struct{ t testing.TB }

@@ -46,6 +46,7 @@ type persistResult struct {
 	StorePerRoom     float64 `json:"store_bytes_per_room"`
 	RestartAcceptS   float64 `json:"restart_accepting_s"`
 	RestoreTookS     float64 `json:"restore_took_s"`
+	StoreLoadS       float64 `json:"store_load_s"`
 	RestoredRooms    int     `json:"restored_rooms"`
 	RSSRestoredKiB   int64   `json:"rss_restored_kib"`
 	SampleRoomsFound int     `json:"sample_rooms_found"`
@@ -139,7 +140,7 @@ func persistCmd(ctx context.Context, args []string) error {
 	}
 	defer srv2.kill()
 	res.RestartAcceptS = time.Since(t2).Seconds()
-	res.RestoredRooms, res.RestoreTookS = srv2.restored()
+	res.RestoredRooms, res.RestoreTookS, res.StoreLoadS = srv2.restored()
 	st, _ := procstat.Read(srv2.cmd.Process.Pid)
 	res.RSSRestoredKiB = st.RSS
 	for i := 0; i < len(codes); i += max(1, len(codes)/100) {
@@ -153,8 +154,8 @@ func persistCmd(ctx context.Context, args []string) error {
 	fmt.Printf("RSS %d -> %d KiB: %.0f B per room; history held %.1f MiB (%.0f B per room)\n",
 		res.RSSBaseKiB, res.RSSFullKiB, res.RSSPerRoom, res.HistoryBytes/(1<<20), res.HistoryBytes/float64(res.Rooms))
 	fmt.Printf("SIGTERM -> exit %.2fs; store %.1f MiB = %.0f B per room\n", res.StopSeconds, float64(res.StoreBytes)/(1<<20), res.StorePerRoom)
-	fmt.Printf("restart: accepting after %.2fs, restore took %.2fs for %d rooms; RSS after restore %d KiB; %d of 100 sampled rooms found\n",
-		res.RestartAcceptS, res.RestoreTookS, res.RestoredRooms, res.RSSRestoredKiB, res.SampleRoomsFound)
+	fmt.Printf("restart: accepting after %.2fs, restore took %.2fs (store load %.2fs) for %d rooms; RSS after restore %d KiB; %d of 100 sampled rooms found\n",
+		res.RestartAcceptS, res.RestoreTookS, res.StoreLoadS, res.RestoredRooms, res.RSSRestoredKiB, res.SampleRoomsFound)
 	if *out != "" {
 		return writeJSON(*out, res)
 	}
@@ -234,8 +235,9 @@ func startLogged(bin string, flags []string, addr string) (*loggedServer, error)
 	}
 }
 
-// restored reads the "rooms restored" log line: rooms and how long it took.
-func (s *loggedServer) restored() (int, float64) {
+// restored reads the "rooms restored" log line: rooms, how long restoring
+// took, and how much of it was reading the store.
+func (s *loggedServer) restored() (int, float64, float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.log {
@@ -243,7 +245,7 @@ func (s *loggedServer) restored() (int, float64) {
 			continue
 		}
 		var n int
-		var took time.Duration
+		var took, load time.Duration
 		for _, f := range strings.Fields(l) {
 			if v, ok := strings.CutPrefix(f, "rooms="); ok {
 				n, _ = strconv.Atoi(v)
@@ -251,10 +253,13 @@ func (s *loggedServer) restored() (int, float64) {
 			if v, ok := strings.CutPrefix(f, "took="); ok {
 				took, _ = time.ParseDuration(v)
 			}
+			if v, ok := strings.CutPrefix(f, "load="); ok {
+				load, _ = time.ParseDuration(v)
+			}
 		}
-		return n, took.Seconds()
+		return n, took.Seconds(), load.Seconds()
 	}
-	return 0, 0
+	return 0, 0, 0
 }
 
 func (s *loggedServer) term() error {

@@ -39,6 +39,31 @@ func NewTextFrom(payload []byte) *Frame {
 	return f.End()
 }
 
+// NewTextExact returns a finished text frame of payload in a buffer of
+// exactly its size, not a pooled one: for frames kept long (a room's
+// history), where a pooled buffer's spare capacity would be held too.
+func NewTextExact(payload []byte) *Frame {
+	hs := codec.HeaderSize(len(payload))
+	f := &Frame{buf: make([]byte, hs+len(payload))}
+	codec.PutTextHeader(f.buf, len(payload))
+	copy(f.buf[hs:], payload)
+	f.refs.Store(1)
+	return f
+}
+
+// compact returns f, or (for a frame whose pooled buffer is far larger
+// than the frame) an exact-size copy, releasing f's reference: what history
+// keeps costs about what it counts.
+func (f *Frame) compact() *Frame {
+	if cap(f.buf) <= 2*f.Len()+512 {
+		return f
+	}
+	c := &Frame{buf: append(make([]byte, 0, f.Len()), f.Bytes()...)}
+	c.refs.Store(1)
+	f.Release()
+	return c
+}
+
 // NewRaw returns a frame holding a copy of an already encoded frame b.
 func NewRaw(b []byte) *Frame {
 	f := framePool.Get().(*Frame)

@@ -176,20 +176,21 @@ func (r *Room) History(fn func(*Entry)) {
 	}
 }
 
-// Restore puts back an entry of a history loaded from a durable copy; seq
-// order, before the room has members. It takes a reference to e.F.
-func (r *Room) Restore(e Entry) {
+// Restore puts back the entries of a history loaded from a durable copy,
+// in seq order, before the room has members. It takes over the callers'
+// references to the frames (and releases those it does not keep).
+func (r *Room) Restore(es []Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	o := r.off
-	if o == nil || o.ring == nil {
-		return
-	}
-	if e.Seq > o.seq {
-		o.seq = e.Seq
-	}
-	if o.n == 0 || e.Seq > o.gone {
-		e.F.Retain()
+	for _, e := range es {
+		if o == nil || o.ring == nil || (o.n > 0 && e.Seq <= o.gone) {
+			e.F.Release()
+			continue
+		}
+		if e.Seq > o.seq {
+			o.seq = e.Seq
+		}
 		o.push(e)
 		if o.n == 1 {
 			o.gone = e.Seq - 1
@@ -242,6 +243,7 @@ func (o *offsets) at(i int) *Entry {
 }
 
 func (o *offsets) push(e Entry) {
+	e.F = e.F.compact()
 	if o.n == cap(o.ring) {
 		if o.n >= o.lim.Size {
 			o.pop()

@@ -116,11 +116,11 @@ func TestHistoryLimits(t *testing.T) {
 func TestHistoryRestoreAndSkipLost(t *testing.T) {
 	lim := HistoryLimits{Size: 100, Bytes: 1 << 20, TTL: time.Hour}
 	r := NewHub().CreateSequenced("R", 0, time.Time{}, "E", 3, lim, nil)
+	var es []Entry
 	for s := uint64(4); s <= 6; s++ {
-		f := text(fmt.Sprintf(`{"n":%d}`, s))
-		r.Restore(Entry{Seq: s, At: time.Now().UnixNano(), F: f})
-		f.Release()
+		es = append(es, Entry{Seq: s, At: time.Now().UnixNano(), F: NewTextExact([]byte(fmt.Sprintf(`{"n":%d}`, s)))})
 	}
+	r.Restore(es)
 	r.SkipLost(100) // a crash: up to 100 frames after 6 may be lost
 	a, _ := member("a")
 	mustJoin(t, r, a)
@@ -170,5 +170,42 @@ func TestSwapKeepsPlace(t *testing.T) {
 	}
 	if n := r.Broadcast(text("x"), nil, false); n != 1 {
 		t.Fatalf("broadcast reached %d, want 1 (away takes nothing)", n)
+	}
+}
+
+// History keeps what it counts: a frame in an oversized pooled buffer is
+// kept as an exact-size copy.
+func TestHistoryCompactsOversizedFrames(t *testing.T) {
+	var held Gauge
+	r := NewHub().CreateSequenced("R", 0, time.Time{}, "E", 0, HistoryLimits{Size: 8, Bytes: 1 << 20, TTL: time.Hour}, &held)
+	a, _ := member("a")
+	mustJoin(t, r, a)
+	big := NewText()
+	big.SetBuf(append(big.Buf(), make([]byte, 60<<10)...)) // grow the buffer to 60 KiB...
+	big.SetBuf(big.Buf()[:10])                             // ...then write a small frame in it
+	big.AppendStr(`{"n":1}`)
+	big.End()
+	r.BeginSeq()
+	r.CommitSeq(big, "", "")
+	r.EndSeq()
+	big.Release()
+	r.History(func(e *Entry) {
+		if c := cap(e.F.buf); c > 1024 {
+			t.Fatalf("history keeps a %d-byte buffer for a %d-byte frame", c, e.F.Len())
+		}
+		if string(payload(e.F)) != `{"n":1}` {
+			t.Fatalf("payload %q", payload(e.F))
+		}
+	})
+}
+
+func TestNewTextExact(t *testing.T) {
+	for _, n := range []int{0, 125, 126, 65535, 65536} {
+		p := make([]byte, n)
+		f := NewTextExact(p)
+		if len(payload(f)) != n || cap(f.buf) != f.Len() || string(f.Payload()) != string(p) {
+			t.Fatalf("n=%d: payload %d, cap %d, len %d", n, len(payload(f)), cap(f.buf), f.Len())
+		}
+		f.Release()
 	}
 }

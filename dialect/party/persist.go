@@ -97,14 +97,14 @@ func (d *Dialect) restore(rec *store.RoomRecord, clean bool) int {
 	}
 	st := &roomState{}
 	if rec.State != nil {
-		st.state = routing.NewTextFrom(rec.State)
+		st.state = routing.NewTextExact(rec.State)
 	}
 	r.SetExt(st)
-	for _, e := range rec.History {
-		f := routing.NewTextFrom(e.Payload)
-		r.Restore(routing.Entry{Seq: e.Seq, From: e.From, To: e.To, At: e.At.UnixNano(), F: f})
-		f.Release()
+	es := make([]routing.Entry, len(rec.History))
+	for i, e := range rec.History {
+		es[i] = routing.Entry{Seq: e.Seq, From: e.From, To: e.To, At: e.At.UnixNano(), F: routing.NewTextExact(e.Payload)}
 	}
+	r.Restore(es)
 	if !clean {
 		r.SkipLost(lostSeqs)
 	}

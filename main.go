@@ -85,7 +85,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 	fs.DurationVar(&cfg.HandshakeWait, "handshake-timeout", cfg.HandshakeWait, "a WebSocket handshake must complete within")
 	fs.IntVar(&cfg.MaxPending, "max-pending-handshakes", cfg.MaxPending, "sockets in the handshake at once; a new one beyond drops the oldest")
 	fs.DurationVar(&cfg.MessageTimeout, "message-timeout", cfg.MessageTimeout, "a message must complete within this from its first byte (close 1008 otherwise)")
-	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "protocol keepalive ping period; a peer silent for two periods is closed (0 disables)")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "protocol keepalive ping period; a peer silent for a whole period after a ping is closed (0 disables)")
 	fs.IntVar(&cfg.OutboundCap, "outbound-cap", cfg.OutboundCap, "per-connection outbound bytes before a slow-consumer close (1008)")
 	fs.Int64Var(&cfg.MaxOutboundTotal, "max-outbound-total", 0, "outbound bytes of all connections together; beyond, the largest backlogs are closed (1008) (0: a quarter of the machine's or the container's memory)")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "graceful-shutdown window over which connections are closed")

@@ -407,7 +407,7 @@ func TestBinary(t *testing.T) {
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 			p := run(t, bin, cleanEnv(), "--listen", "127.0.0.1:0", "--http", "", "--drain", "300ms")
 			bound := p.ready(t)
-			if len(bound) != 1 || !strings.HasPrefix(bound[0], "@127.0.0.1:") || strings.HasSuffix(bound[0], ":0") {
+			if len(bound) != 1 || !strings.HasPrefix(bound[0], "127.0.0.1:") || strings.HasSuffix(bound[0], ":0") {
 				t.Fatalf("ready line listeners %q: want the bound port", bound)
 			}
 			addr := strings.TrimPrefix(bound[0], "@")
@@ -430,7 +430,7 @@ func TestBinary(t *testing.T) {
 	t.Run("env configures the binary", func(t *testing.T) {
 		p := run(t, bin, cleanEnv("PARTYLINE_LISTEN=127.0.0.1:0=party,127.0.0.1:0", "PARTYLINE_HTTP=127.0.0.1:0", "PARTYLINE_DRAIN=100ms"))
 		bound := p.ready(t)
-		if len(bound) != 2 || !strings.HasPrefix(bound[0], "party@127.0.0.1:") || !strings.HasPrefix(bound[1], "@127.0.0.1:") {
+		if len(bound) != 2 || !strings.HasPrefix(bound[0], "party@127.0.0.1:") || !strings.HasPrefix(bound[1], "127.0.0.1:") {
 			t.Fatalf("listeners %q, want a party-bound one and a plain one", bound)
 		}
 		c := testutil.Dial(t, "ws://"+strings.TrimPrefix(bound[0], "party@")+"/any/path")

@@ -60,14 +60,14 @@ type Config struct {
 	// are closed as slow consumers (0: a quarter of the machine's or the
 	// cgroup's memory).
 	MaxOutboundTotal int64
-	CloseWait        time.Duration     // how long to wait for the peer's close frame
-	Drain            time.Duration     // graceful-shutdown window
-	AllowedOrigins   []string          // Origin allow-list; empty = any
-	DefaultDialect   string            // dialect of "/" on a listener without one
-	EventLoops       int               // gnet event loops; 0 = one per CPU
-	MaxConnections   int               // WebSocket connections; 0 = the descriptor limit less a reserve
-	MaxHTTPConns     int               // concurrent HTTP connections, the oldest idle one closed past it; 0 = 256
-	HTTPTimeouts                       // HTTP server timeouts; zero fields take the defaults
+	CloseWait        time.Duration // how long to wait for the peer's close frame
+	Drain            time.Duration // graceful-shutdown window
+	AllowedOrigins   []string      // Origin allow-list; empty = any
+	DefaultDialect   string        // dialect of "/" on a listener without one
+	EventLoops       int           // gnet event loops; 0 = one per CPU
+	MaxConnections   int           // WebSocket connections; 0 = the descriptor limit less a reserve
+	MaxHTTPConns     int           // concurrent HTTP connections, the oldest idle one closed past it; 0 = 256
+	HTTPTimeouts                   // HTTP server timeouts; zero fields take the defaults
 	Logger           *slog.Logger
 	Extra            []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
 

@@ -92,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.clusterMetrics(node, s.node)
 		s.node.OnFenced(func() { s.fences.Add(1) })
 		if err := s.node.Start(); err != nil {
-			return nil, fmt.Errorf("cluster: %w", err)
+			return nil, err // cluster.Node's errors name the cluster already
 		}
 	}
 	if err := startDialects(s.dialects); err != nil {
@@ -254,7 +254,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	var bound []string
 	for i, a := range s.addrs {
-		bound = append(bound, s.cfg.Listeners[i].Dialect+"@"+a.String())
+		if d := s.cfg.Listeners[i].Dialect; d != "" {
+			bound = append(bound, d+"@"+a.String())
+		} else {
+			bound = append(bound, a.String())
+		}
 	}
 	log.Info("partyline ready", "listen", strings.Join(bound, " "), "http", s.HTTPAddr(), "event_loops", loops)
 

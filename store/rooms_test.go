@@ -61,7 +61,6 @@ func (r *refs) check(t *testing.T) {
 	}
 }
 
-
 func openRooms(t testing.TB, dir string, o RoomLogOptions) *RoomLog {
 	t.Helper()
 	if o.Logger == nil {

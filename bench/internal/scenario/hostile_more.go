@@ -112,16 +112,28 @@ func (h *hostile) startScanners(n int) {
 	}
 }
 
-func (h *hostile) scanOnce(cid string) string {
+// upgraded dials and upgrades an attack connection; on failure it returns
+// nil and the outcome to record.
+func (h *hostile) upgraded() (*rawConn, string) {
 	cfg := h.r.cfg
 	c, err := rawDial(h.ctx(), cfg.Addr, 0)
 	if err != nil {
-		return "dial failed: " + errKind(err)
+		return nil, "dial failed: " + errKind(err)
+	}
+	if err := c.handshake(cfg.Addr, h.r.d.Path("")); err != nil {
+		c.nc.Close()
+		return nil, "handshake failed: " + errKind(err)
+	}
+	return c, ""
+}
+
+func (h *hostile) scanOnce(cid string) string {
+	cfg := h.r.cfg
+	c, why := h.upgraded()
+	if c == nil {
+		return why
 	}
 	defer c.nc.Close()
-	if err := c.handshake(cfg.Addr, h.r.d.Path("")); err != nil {
-		return "handshake failed: " + errKind(err)
-	}
 	h.more.scanConnects.Add(1)
 	code := make([]byte, cfg.ScanCodeLen)
 	var batch []byte
@@ -239,14 +251,11 @@ func (h *hostile) startIncomplete(n int) {
 
 func (h *hostile) incompleteOnce() string {
 	cfg := h.r.cfg
-	c, err := rawDial(h.ctx(), cfg.Addr, 0)
-	if err != nil {
-		return "dial failed: " + errKind(err)
+	c, why := h.upgraded()
+	if c == nil {
+		return why
 	}
 	defer c.nc.Close()
-	if err := c.handshake(cfg.Addr, h.r.d.Path("")); err != nil {
-		return "handshake failed: " + errKind(err)
-	}
 	h.more.incompleteConnects.Add(1)
 	mask := [4]byte{5, 6, 7, 8}
 	frame := binary.BigEndian.AppendUint64([]byte{0x81, 0x80 | 127}, 64<<10)

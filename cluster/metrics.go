@@ -11,6 +11,7 @@ type Metrics struct {
 	Subscriptions int    // room and user subjects this node listens to
 	NodesAlive    int    // nodes with a current lease, this one included
 	WorkQueued    int    // blocking cluster calls waiting for a worker
+	LogDropped    int64  // room log entries that never reached JetStream (RoomLog)
 }
 
 // Metrics returns the current counters. Safe from any goroutine; cheap
@@ -20,6 +21,12 @@ func (n *Node) Metrics() Metrics {
 		return Metrics{}
 	}
 	st := n.nc.Stats()
+	var logDropped int64
+	n.mu.Lock()
+	for _, l := range n.logs {
+		logDropped += l.Dropped()
+	}
+	n.mu.Unlock()
 	subs := 0
 	n.subs.byKey.Range(func(any, any) bool { subs++; return true })
 	return Metrics{
@@ -32,5 +39,6 @@ func (n *Node) Metrics() Metrics {
 		Subscriptions: subs,
 		NodesAlive:    len(n.live.alive()),
 		WorkQueued:    len(n.work),
+		LogDropped:    logDropped,
 	}
 }

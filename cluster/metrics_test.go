@@ -42,14 +42,17 @@ func TestClusterMetrics(t *testing.T) {
 		v, _ := metric(t, ma, "partyline_cluster_nodes_alive")
 		return v == 2
 	})
-	ca, cb, _ := aliceAndBob(t, a, b)
+	ca, cb, _ := aliceAndBob(t, a, b) // bob's peer_joined goes from B to A
 	ca.Send(M{"type": "send", "data": "x"})
 	cb.Expect("message")
-	if v, _ := metric(t, ma, "partyline_cluster_published_total"); v < 1 {
-		t.Fatalf("published_total on A = %v", v)
+	if v, _ := metric(t, mb, "partyline_cluster_published_total"); v < 1 {
+		t.Fatalf("published_total on B = %v", v)
 	}
-	if v, _ := metric(t, mb, "partyline_cluster_received_total"); v < 1 {
-		t.Fatalf("received_total on B = %v", v)
+	if v, _ := metric(t, ma, "partyline_cluster_received_total"); v < 1 {
+		t.Fatalf("received_total on A = %v", v)
+	}
+	if v, ok := metric(t, ma, "partyline_cluster_room_log_dropped_total"); !ok || v != 0 {
+		t.Fatalf("room_log_dropped_total on A = %v %v", v, ok)
 	}
 	if v, _ := metric(t, mb, "partyline_cluster_subscriptions"); v < 1 {
 		t.Fatalf("subscriptions on B = %v", v)

@@ -84,6 +84,7 @@ type Node struct {
 	onFence []func()                     // see OnFenced
 	brokers map[string]*Broker           // by namespace
 	allSubs map[string]func(m *Msg)      // "all" subjects by namespace
+	logs    []*RoomLog                   // room logs (RoomLog), started with the node
 }
 
 // Msg is a message from another node.
@@ -194,6 +195,15 @@ func (n *Node) start() error {
 		}
 		n.buckets[b.Bucket] = kv
 	}
+	for _, l := range n.logs {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		err := l.start(ctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return err
+		}
+	}
 	for i := 0; i < n.cfg.Workers; i++ {
 		n.wg.Add(1)
 		go n.worker()
@@ -233,6 +243,9 @@ func (n *Node) stop() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	n.census.drain(time.Until(deadline))
+	for _, l := range n.logs {
+		l.stop()
+	}
 	n.live.leave()
 	n.pub.stop()
 	n.cancel()

@@ -131,8 +131,47 @@ func (r *Room) CommitSeq(f *Frame, from, to string) (gone uint64) {
 	return o.gone
 }
 
+// BeginAt locks the room for a frame numbered seq by an external
+// sequencer (a cluster's stream, whose seqs have gaps): true when seq is
+// after the room's, and the caller then fans the frame out, calls
+// CommitAt and EndSeq; false (the room unlocked) for a seq already seen.
+func (r *Room) BeginAt(seq uint64) bool {
+	r.mu.Lock()
+	if r.dead || r.off == nil || seq <= r.off.seq {
+		r.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// CommitAt is CommitSeq for BeginAt's seq, published at at (unix nanos).
+// A nil f only moves the room's offset (an entry nobody receives). The
+// first seq a room numbers this way marks everything before it as gone:
+// a follower that starts at the oldest entry its sequencer kept cannot
+// know what came before.
+func (r *Room) CommitAt(f *Frame, seq uint64, from, to string, at int64) (gone uint64) {
+	o := r.off
+	if o.seq == 0 && o.n == 0 {
+		o.gone = seq - 1
+	}
+	o.seq = seq
+	switch {
+	case f == nil:
+	case o.ring != nil:
+		f.Retain()
+		o.push(Entry{Seq: seq, From: from, To: to, At: at, F: f})
+		o.evict(time.Now().UnixNano())
+	default:
+		o.gone = seq
+	}
+	return o.gone
+}
+
 // LookupLocked is Lookup for a caller that holds the room's lock.
 func (r *Room) LookupLocked(id []byte) *Member { return r.byID[string(id)] }
+
+// LookupLockedID is LookupLocked for an ID held in a string.
+func (r *Room) LookupLockedID(id string) *Member { return r.byID[id] }
 
 // Replay reports whether every frame addressed to member id after seq
 // since is still in history, and if so calls fn (unless nil) with each of

@@ -184,6 +184,27 @@ func (r *Room) LeaveThen(m *Member, after func(remaining []*Member)) (removed bo
 	return true, len(next)
 }
 
+// Discard takes a room that has no members out of its hub, as the last
+// leave would (OnGone runs, history is dropped, joins fail from now on),
+// and reports whether it did; a room with members stays.
+func (r *Room) Discard() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.snap.Load().list) > 0 {
+		return false
+	}
+	if r.dead {
+		return true
+	}
+	r.dead = true
+	r.dropHistoryLocked()
+	if r.hub.gone != nil {
+		r.hub.gone(r)
+	}
+	r.hub.remove(r)
+	return true
+}
+
 // Swap puts nw in old's place (same ID, same position) if old is still the
 // member for its ID, and reports whether it did. after, if not nil, runs
 // under the room's lock once the swap is visible to fan-out, like

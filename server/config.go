@@ -184,9 +184,6 @@ func (c *Config) Validate() error {
 	if c.NATSURL != "" && c.NodeID == "" {
 		return errors.New("--nats needs a node id (--node-id)")
 	}
-	if c.NATSURL != "" && c.Party.SeatGrace > 0 {
-		return errors.New("--party-seat-grace is not supported with --nats yet (see docs/recovery.md)")
-	}
 	return c.Dialects.validate()
 }
 

@@ -129,10 +129,14 @@ func (l *loop) tick() {
 // fence closes every connection of this loop with 1012 (service restart):
 // the cluster took this node for dead and removed their shared state
 // (memberships, names, counts), so they must reconnect and join again.
-// Connections opened afterwards are unaffected. Loop only.
+// Connections opened afterwards are unaffected, even those this loop
+// accepted before its tick came round. Loop only.
 func (l *loop) fence() {
+	last := l.srv.fencedID.Load()
 	for c := range l.conns {
-		c.shut(1012, "cluster membership lost: reconnect")
+		if c.id <= last {
+			c.shut(1012, "cluster membership lost: reconnect")
+		}
 	}
 }
 

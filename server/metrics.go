@@ -111,6 +111,7 @@ func (m *metrics) clusterMetrics(node string, n *cluster.Node) {
 		counter("nats_reconnects_total", "Reconnections to NATS.", func(x cluster.Metrics) float64 { return float64(x.Reconnects) }),
 		counter("published_total", "Publications handed to NATS.", func(x cluster.Metrics) float64 { return float64(x.Published) }),
 		counter("publish_dropped_total", "Publications dropped because the queue to NATS was full.", func(x cluster.Metrics) float64 { return float64(x.Dropped) }),
+		counter("room_log_dropped_total", "Room log entries (party messages and states) that never reached JetStream; their senders were told.", func(x cluster.Metrics) float64 { return float64(x.LogDropped) }),
 		gauge("publish_queue", "Publications waiting for the publisher.", func(x cluster.Metrics) float64 { return float64(x.Queued) }),
 		counter("received_total", "Room messages from other nodes delivered here.", func(x cluster.Metrics) float64 { return float64(x.Received) }),
 		gauge("subscriptions", "Room and user subjects this node listens to.", func(x cluster.Metrics) float64 { return float64(x.Subscriptions) }),

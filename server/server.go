@@ -52,7 +52,8 @@ type Server struct {
 
 	draining atomic.Bool
 	drainEnd atomic.Int64
-	fences   atomic.Int64 // times the cluster fenced this node (see loop.tick)
+	fences   atomic.Int64  // times the cluster fenced this node (see loop.tick)
+	fencedID atomic.Uint64 // the newest connection id when it last did: later ones stay
 
 	acceptSem chan struct{} // bounds deferred handshake checks in flight
 
@@ -90,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 	security.SetLogger(cfg.Logger)
 	if s.node != nil {
 		s.metrics.clusterMetrics(node, s.node)
-		s.node.OnFenced(func() { s.fences.Add(1) })
+		s.node.OnFenced(func() { s.fencedID.Store(s.nextID.Load()); s.fences.Add(1) })
 		if err := s.node.Start(); err != nil {
 			return nil, err // cluster.Node's errors name the cluster already
 		}

@@ -9,12 +9,17 @@ package party
 //     create-if-absent of the key; joins, replacements and leaves are
 //     revision-checked updates, retried on conflict, so concurrent joins on
 //     any nodes never overfill a room and a code is never given twice.
-//   - state.<room id> holds the retained state frame; its revision orders
-//     state updates across nodes (latest wins).
-//   - Traffic goes through the party Broker (subject per room). peer_*
-//     and state messages carry headers (Pl-Ev, Pl-Client, Pl-Member,
-//     Pl-Rev) from which every node keeps the room's roster (clientId ->
-//     node) for targeted sends.
+//   - state.<room id> holds the retained state frame with the highest seq
+//     (for joiners after the room's log dropped it).
+//   - "message" and "state" frames go through the room's log, a JetStream
+//     subject that sequences them (cluster_log.go): offsets, history and
+//     recovery work across nodes.
+//   - peer_* announcements go through the party Broker (subject per room)
+//     with headers (Pl-Ev, Pl-Client, Pl-Member) from which every node
+//     keeps the room's roster (clientId -> node, away seats included).
+//   - With --party-seat-grace a dropped member's entry stays, marked away
+//     with a deadline, on the node that keeps its timer; a dead node's
+//     members are marked away by the node that reaps it.
 //   - A replaced clientId whose old connection is on another node gets a
 //     directed "party.replaced" message: that node closes it with 4000.
 //
@@ -28,7 +33,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	mrand "math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,8 +61,11 @@ type clustered struct {
 	n *cluster.Node
 	b *cluster.Broker
 
-	mu      sync.Mutex            // guards batches
+	log *cluster.RoomLog // the rooms' logs (cluster_log.go)
+
+	mu      sync.Mutex            // guards batches and feeds
 	batches map[string]*joinBatch // rooms with joins waiting or in progress here
+	feeds   map[string]*feed      // followed rooms' logs, by code
 }
 
 // kv is the party bucket (after the node started).
@@ -67,9 +74,11 @@ func (cl *clustered) kv() jetstream.KeyValue { return cl.n.KV(cluster.BucketPart
 // UseCluster puts the dialect in cluster mode on node n. Call before the
 // server starts.
 func (d *Dialect) UseCluster(n *cluster.Node) {
-	cl := &clustered{n: n, b: n.Broker("party", d.hub)}
+	cl := &clustered{n: n, b: n.Broker("party", d.hub), feeds: map[string]*feed{}}
+	cl.log = n.RoomLog(cluster.RoomLogConfig{Stream: "PL_PARTY", Prefix: "pl.ph", PerRoom: int64(d.cfg.HistorySize) + 1})
+	cl.log.OnLost = d.onLost
 	cl.b.OnMessage = d.onRemote
-	n.Handle("party.to", d.onDirectTo)
+	d.hub.OnGone(d.feedGone)
 	n.Handle("party.replaced", d.onReplaced)
 	n.OnNodeDead(d.reap)
 	d.cl, d.broker = cl, cl.b
@@ -87,7 +96,8 @@ type recMember struct {
 	Client string `json:"c"`
 	Member string `json:"m"` // cluster.Node.Member of the node holding it
 	Token  string `json:"t"`
-	Inst   string `json:"i"` // the connection instance
+	Inst   string `json:"i"`           // the connection instance
+	Away   int64  `json:"a,omitempty"` // away seat: its deadline (unix ms), kept by Member's node
 }
 
 func roomKey(code string) string { return "room." + code }
@@ -163,8 +173,10 @@ type joinResult struct {
 	me      recMember
 	old     *recMember     // the replaced entry
 	state   *routing.Frame // retained state (a reference), or nil
-	rev     uint64         // its revision
+	rev     uint64         // its seq
 	release func()         // drops the pinned subscription
+	feed    *feed          // the room's feed, pinned (cluster_log.go)
+	since   *sinceReq      // the join's since
 }
 
 func (s *session) createCluster(id string, max int) {
@@ -204,22 +216,48 @@ func (s *session) createCluster(id string, max int) {
 		cl.b.Ensure(res.code, func(release func()) {
 			res.release = release
 			undo := func() { s.d.removeMember(res.code, me, false); release() }
-			if !op.Finish(undo) {
-				cl.n.Go(undo)
-				return
+			// The room's log starts with its "open" entry (created's seq).
+			if !cl.n.Go(func() {
+				_, err := cl.log.AppendSync(res.rec.ID, cluster.LogEntry{Ev: evOpen})
+				if err == nil {
+					res.feed, err = s.d.ensureFeed(res.code, &res.rec)
+				}
+				if err != nil {
+					res.err = "cannot create a room: " + err.Error()
+					s.d.removeMember(res.code, me, false)
+					if op.Finish(nil) {
+						c.Do(func() { s.finishJoin(res, true) })
+					} else {
+						release()
+					}
+					return
+				}
+				if !op.Finish(func() { undo(); s.d.unpin(res.feed) }) {
+					undo()
+					s.d.unpin(res.feed)
+					return
+				}
+				c.Do(func() { s.finishJoin(res, true) })
+			}) {
+				go s.d.removeMember(res.code, me, false) // the pool is full: the removal must still happen
+				res.err = errBusy
+				if op.Finish(nil) {
+					c.Do(func() { s.finishJoin(res, true) })
+				} else {
+					release()
+				}
 			}
-			c.Do(func() { s.finishJoin(res, true) })
 		})
 	}) {
 		s.end()
 	}
 }
 
-func (s *session) joinCluster(id, code, token string, hasToken bool) {
+func (s *session) joinCluster(id, code, token string, hasToken bool, since *sinceReq) {
 	cl := s.d.cl
 	req := &joinReq{s: s, op: s.begin(), token: token, hasToken: hasToken,
 		me:  recMember{Client: id, Member: cl.n.Member(), Inst: randomID()},
-		res: &joinResult{code: code}}
+		res: &joinResult{code: code, since: since}}
 	// Listen to the room first: nothing published after the membership
 	// update can be missed.
 	cl.b.Ensure(code, func(release func()) {
@@ -291,19 +329,30 @@ func (d *Dialect) runJoins(code string) {
 		d.applyJoins(code, reqs)
 		var state *routing.Frame
 		var rev uint64
+		var fd *feed
+		var ferr error
+		loaded := false
 		for _, r := range reqs {
+			if r.res.err == "" && !loaded {
+				loaded = true
+				state, rev = d.loadState(r.res.rec.ID)
+				fd, ferr = d.ensureFeed(code, &r.res.rec)
+			}
+			if r.res.err == "" && ferr != nil {
+				r.res.err = ferr.Error()
+				d.removeMember(code, r.res.me, false)
+			}
 			if r.res.err == "" {
-				if state == nil && rev == 0 {
-					state, rev = d.loadState(r.res.rec.ID)
-					rev = max(rev, 1)
-				}
 				if state != nil {
 					state.Retain()
 					r.res.state, r.res.rev = state, rev
 				}
+				d.pin(fd)
+				r.res.feed = fd
 			}
 			r.complete()
 		}
+		d.unpin(fd)
 		if state != nil {
 			state.Release()
 		}
@@ -398,6 +447,13 @@ func (d *Dialect) applyJoin(rec *roomRec, r *joinReq) bool {
 	return true
 }
 
+// pin takes another reference to fd (see ensureFeed).
+func (d *Dialect) pin(fd *feed) {
+	d.cl.mu.Lock()
+	fd.pins++
+	d.cl.mu.Unlock()
+}
+
 // complete hands the join's result back to its connection's loop, or
 // undoes it when the connection closed meanwhile. Worker.
 func (r *joinReq) complete() {
@@ -410,6 +466,7 @@ func (r *joinReq) complete() {
 				res.state.Release()
 			}
 			s.d.removeMember(res.code, me, false)
+			s.d.unpin(res.feed)
 			res.release()
 		}
 	}
@@ -420,70 +477,88 @@ func (r *joinReq) complete() {
 	s.c.Do(func() { s.finishJoin(res, false) })
 }
 
-// loadState reads the room's retained state. Worker.
-func (d *Dialect) loadState(id string) (*routing.Frame, uint64) {
-	ctx, cancel := d.cl.n.Ctx()
-	defer cancel()
-	e, err := d.cl.kv().Get(ctx, stateKey(id))
-	if err != nil || len(e.Value()) == 0 {
-		return nil, 0
-	}
-	return routing.NewRaw(e.Value()), e.Revision()
-}
-
-// finishJoin completes a create or join on the loop: the local room, the
-// created/joined reply (and state), and the announcements.
+// finishJoin completes a create or join on the loop: the local room (the
+// feed's), the created/joined reply (with the state, or what a since
+// recovers), and the announcements.
 func (s *session) finishJoin(res *joinResult, created bool) {
-	defer s.end()
 	if res.err != "" {
+		defer s.end()
 		if res.release != nil {
 			res.release()
+		}
+		if res.state != nil {
+			res.state.Release()
 		}
 		s.fail(res.err)
 		return
 	}
-	defer res.release()
 	cl := s.d.cl
 	m := newMember(res.me.Client, s.c)
 	pm := m.Data.(*member)
 	pm.token, pm.inst = res.me.Token, res.me.Inst
-	var r *routing.Room
-	var old *routing.Member
-	for {
-		r = s.d.hub.GetOrCreate(res.code)
-		if r.Ext() == nil {
-			r.SetExt(&roomState{})
+	r := res.feed.room
+	st := r.Ext().(*roomState)
+	old, err := r.Join(m, func(*routing.Member) error { return nil }, func(members []*routing.Member) {
+		st.mu.Lock()
+		for _, x := range res.rec.Members {
+			st.roster[x.Client] = x.Member
 		}
-		st := r.Ext().(*roomState)
-		var err error
-		old, err = r.Join(m, func(*routing.Member) error { return nil }, func(members []*routing.Member) {
-			st.mu.Lock()
-			st.id = res.rec.ID
-			if st.roster == nil {
-				st.roster = map[string]string{}
-			}
-			for _, x := range res.rec.Members {
-				st.roster[x.Client] = x.Member
-			}
-			if res.state != nil && res.rev > st.rev {
-				if st.state != nil {
-					st.state.Release()
+		st.mu.Unlock()
+		if res.state != nil {
+			keepState(st, res.state, res.rev)
+		}
+		if created {
+			s.sendCreated(r, m)
+		} else {
+			s.sendJoinedList(r, m, res.rec.Members, res.since)
+		}
+	})
+	if err == routing.ErrRoomGone {
+		// The room's last local member left meanwhile and its feed
+		// stopped: follow the room again and retry.
+		s.d.unpin(res.feed)
+		res.feed = nil
+		op := &pending.Op{}
+		s.cs.op = op
+		if !cl.n.Go(func() {
+			fd, err := s.d.ensureFeed(res.code, &res.rec)
+			res.feed = fd
+			if err != nil {
+				res.err = err.Error()
+				s.d.removeMember(res.code, res.me, false)
+				if op.Finish(nil) {
+					s.c.Do(func() { s.finishJoin(res, created) })
+				} else {
+					res.release()
+					if res.state != nil {
+						res.state.Release()
+					}
 				}
-				st.state, st.rev = res.state, res.rev
-				res.state.Retain()
+				return
 			}
-			st.mu.Unlock()
-			if created {
-				s.sendCreated(r, m)
-			} else {
-				s.sendJoinedList(r, m, res.rec.Members)
+			undo := func() {
+				if res.state != nil {
+					res.state.Release()
+				}
+				s.d.removeMember(res.code, res.me, false)
+				s.d.unpin(fd)
+				res.release()
 			}
-		})
-		if err == routing.ErrRoomGone {
-			continue // raced with the local room's deletion
+			if !op.Finish(undo) {
+				undo()
+				return
+			}
+			s.c.Do(func() { s.finishJoin(res, created) })
+		}) {
+			res.err = errBusy
+			go s.d.removeMember(res.code, res.me, false)
+			s.finishJoin(res, created)
 		}
-		break
+		return
 	}
+	defer s.end()
+	defer res.release()
+	defer s.d.unpin(res.feed)
 	if res.state != nil {
 		res.state.Release()
 	}
@@ -498,24 +573,36 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		return
 	}
 	if res.old != nil {
-		// A replacement: nobody sees peer_left/peer_joined; the node of the
-		// old connection closes it, every node updates its roster.
+		// A replacement: nobody sees peer_left/peer_joined (an away seat's
+		// return is peer_back); the node of the old connection closes it,
+		// every node updates its roster.
 		node, _ := cluster.MemberNode(res.old.Member)
-		if node != cl.n.ID() {
+		if node != cl.n.ID() && res.old.Away == 0 {
 			cl.n.Direct(node, "party.replaced", nats.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
+		}
+		if res.old.Away != 0 {
+			s.d.announceCluster(r, `{"type":"peer_back","clientId":`, "back", res.me, s.c)
+			return
 		}
 		f := routing.NewTextFrom(nil)
 		cl.b.PublishRemote(res.code, f, false, nats.Header{hdrEv: {"replace"}, hdrClient: {res.me.Client}, hdrMember: {res.me.Member}})
 		f.Release()
 		return
 	}
+	s.d.announceCluster(r, `{"type":"peer_joined","clientId":`, "join", res.me, s.c)
+}
+
+// announceCluster sends prefix+x's clientId+"}" to the room's members on
+// this node (except except) and on every other node, with the roster
+// event ev.
+func (d *Dialect) announceCluster(r *routing.Room, prefix, ev string, x recMember, except routing.Sender) {
 	f := routing.NewText()
-	f.AppendStr(`{"type":"peer_joined","clientId":`)
-	f.Append(pm.quotedID...)
+	f.AppendStr(prefix)
+	f.SetBuf(codec.AppendString(f.Buf(), x.Client))
 	f.Append('}')
 	f.End()
-	r.Broadcast(f, s.c, false)
-	cl.b.PublishRemote(res.code, f, false, nats.Header{hdrEv: {"join"}, hdrClient: {res.me.Client}, hdrMember: {res.me.Member}})
+	r.Broadcast(f, except, false)
+	d.cl.b.PublishRemote(r.Name, f, false, nats.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}})
 	f.Release()
 }
 
@@ -525,6 +612,7 @@ func (s *session) sendCreated(r *routing.Room, m *routing.Member) {
 	f.SetBuf(codec.AppendString(f.Buf(), r.Name))
 	f.AppendStr(`,"token":`)
 	f.SetBuf(codec.AppendString(f.Buf(), m.Data.(*member).token))
+	appendOffset(f, r)
 	f.Append('}')
 	s.c.Send(f.End(), false)
 	f.Release()
@@ -532,7 +620,7 @@ func (s *session) sendCreated(r *routing.Room, m *routing.Member) {
 
 // sendJoinedList queues "joined" with the cluster's member list (and the
 // retained state); it runs under the local room's lock.
-func (s *session) sendJoinedList(r *routing.Room, m *routing.Member, members []recMember) {
+func (s *session) sendJoinedList(r *routing.Room, m *routing.Member, members []recMember, since *sinceReq) {
 	s.sendJoinedWith(r, m, func(f *routing.Frame) {
 		for i, x := range members {
 			if i > 0 {
@@ -541,7 +629,22 @@ func (s *session) sendJoinedList(r *routing.Room, m *routing.Member, members []r
 			f.SetBuf(codec.AppendString(f.Buf(), x.Client))
 		}
 		f.Append(']')
-	}, nil)
+		n := 0
+		for _, x := range members {
+			if x.Away != 0 {
+				if n == 0 {
+					f.AppendStr(`,"away":[`)
+				} else {
+					f.Append(',')
+				}
+				f.SetBuf(codec.AppendString(f.Buf(), x.Client))
+				n++
+			}
+		}
+		if n > 0 {
+			f.Append(']')
+		}
+	}, since)
 }
 
 // leaveCluster leaves the room: local fan-out stops at once; the registry
@@ -586,23 +689,92 @@ func (d *Dialect) removeMember(code string, me recMember, announce bool) {
 
 // announceLeft publishes peer_left for x to the room on every node.
 func (d *Dialect) announceLeft(code string, x recMember) {
+	d.announceCode(code, `{"type":"peer_left","clientId":`, "leave", x)
+}
+
+// announceCode publishes prefix+x's clientId+"}" to the room code on
+// every node, with the roster event ev.
+func (d *Dialect) announceCode(code, prefix, ev string, x recMember) {
 	f := routing.NewText()
-	f.AppendStr(`{"type":"peer_left","clientId":`)
+	f.AppendStr(prefix)
 	f.SetBuf(codec.AppendString(f.Buf(), x.Client))
 	f.Append('}')
 	f.End()
 	if r := d.hub.Get(code); r != nil {
 		if st, ok := r.Ext().(*roomState); ok {
 			st.mu.Lock()
-			if st.roster[x.Client] == x.Member {
+			switch {
+			case ev != "leave":
+				st.roster[x.Client] = x.Member
+			case st.roster[x.Client] == x.Member:
 				delete(st.roster, x.Client)
 			}
 			st.mu.Unlock()
 		}
 		r.Broadcast(f, nil, false)
 	}
-	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {"leave"}, hdrClient: {x.Client}, hdrMember: {x.Member}})
+	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}})
 	f.Release()
+}
+
+// awayCluster keeps the session's seat for --party-seat-grace: the local
+// membership ends at once; the registry marks the entry away with its
+// deadline (kept by this node's timer) and the others get peer_away.
+// While the node drains, the registry is left as it is: the node that
+// reaps this one when it has left marks its members away. Loop.
+func (s *session) awayCluster() {
+	r, m := s.room, s.me
+	s.room, s.me = nil, nil
+	r.Leave(m)
+	if s.d.draining.Load() {
+		return
+	}
+	d := s.d
+	me := recMember{Client: m.ID, Member: d.cl.n.Member(), Inst: m.Data.(*member).inst}
+	deadline := time.Now().Add(d.cfg.SeatGrace).UnixMilli()
+	work := func() {
+		marked := d.updateRoom(r.Name, func(rec *roomRec) []recMember {
+			for i, x := range rec.Members {
+				if x.Client == me.Client && x.Inst == me.Inst && x.Away == 0 {
+					rec.Members[i].Away, rec.Members[i].Member = deadline, me.Member
+					return []recMember{rec.Members[i]}
+				}
+			}
+			return nil
+		})
+		for _, x := range marked {
+			d.announceCode(r.Name, `{"type":"peer_away","clientId":`, "away", x)
+			d.expireAway(r.Name, x)
+		}
+	}
+	if !d.cl.n.Go(work) {
+		go work() // the pool is full: the seat must still be marked
+	}
+}
+
+// expireAway removes the away entry x when its deadline passes, unless
+// its member came back (the entry changed), with peer_left.
+func (d *Dialect) expireAway(code string, x recMember) {
+	wait := time.Until(time.UnixMilli(x.Away))
+	time.AfterFunc(max(wait, 0), func() {
+		work := func() {
+			removed := d.updateRoom(code, func(rec *roomRec) []recMember {
+				for i, y := range rec.Members {
+					if y.Client == x.Client && y.Inst == x.Inst && y.Away != 0 {
+						rec.Members = append(rec.Members[:i:i], rec.Members[i+1:]...)
+						return []recMember{y}
+					}
+				}
+				return nil
+			})
+			for _, y := range removed {
+				d.announceLeft(code, y)
+			}
+		}
+		if !d.cl.n.Go(work) {
+			go work()
+		}
+	})
 }
 
 // updateRoom applies fn to the room's record with a revision-checked
@@ -631,6 +803,7 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) []r
 			err = kv.Delete(ctx, roomKey(code), jetstream.LastRevision(e.Revision()))
 			if err == nil {
 				_ = kv.Purge(ctx, stateKey(rec.ID))
+				_ = d.cl.log.Purge(rec.ID)
 			}
 		} else {
 			body, _ := json.Marshal(rec)
@@ -648,57 +821,6 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) []r
 	return nil
 }
 
-// setStateCluster stores the state frame f (the caller's reference passes
-// to this function) in the registry, then publishes it with its revision.
-func (s *session) setStateCluster(r *routing.Room, f *routing.Frame) {
-	st, _ := r.Ext().(*roomState)
-	if st == nil {
-		f.Release()
-		return
-	}
-	st.mu.Lock()
-	id := st.id
-	st.mu.Unlock()
-	d := s.d
-	work := func() {
-		defer f.Release()
-		ctx, cancel := d.cl.n.Ctx()
-		rev, err := d.cl.kv().Put(ctx, stateKey(id), f.Bytes())
-		cancel()
-		if err != nil {
-			return
-		}
-		d.applyState(r, f, rev)
-		d.cl.b.PublishRemote(r.Name, f, false, nats.Header{hdrEv: {"state"}, hdrRev: {strconv.FormatUint(rev, 10)}})
-	}
-	if !d.cl.n.Go(work) {
-		f.Release()
-		s.fail(errBusy)
-	}
-}
-
-// applyState keeps f as the room's state if rev is newer than what the
-// node has, and then sends it to the local members. f stays the caller's.
-func (d *Dialect) applyState(r *routing.Room, f *routing.Frame, rev uint64) {
-	st, _ := r.Ext().(*roomState)
-	if st == nil {
-		return
-	}
-	st.mu.Lock()
-	if rev <= st.rev {
-		st.mu.Unlock()
-		return // an older update: a newer one was already sent here
-	}
-	old := st.state
-	f.Retain()
-	st.state, st.rev = f, rev
-	st.mu.Unlock()
-	if old != nil {
-		old.Release()
-	}
-	r.Broadcast(f, nil, false)
-}
-
 // onRemote sees every party message from another node (dispatcher
 // goroutine): it keeps rosters and state, and lets the broker deliver the
 // rest.
@@ -713,15 +835,12 @@ func (d *Dialect) onRemote(code string, m *cluster.Msg) bool {
 	}
 	st, _ := r.Ext().(*roomState)
 	if st == nil {
-		return ev == "replace" || ev == "state"
+		return ev == "replace"
 	}
 	client, mem := m.Header.Get(hdrClient), m.Header.Get(hdrMember)
 	switch ev {
-	case "join", "replace":
+	case "join", "replace", "back", "away":
 		st.mu.Lock()
-		if st.roster == nil {
-			st.roster = map[string]string{}
-		}
 		st.roster[client] = mem
 		st.mu.Unlock()
 		return ev == "replace"
@@ -732,48 +851,8 @@ func (d *Dialect) onRemote(code string, m *cluster.Msg) bool {
 		}
 		st.mu.Unlock()
 		return false
-	case "state":
-		rev, _ := strconv.ParseUint(m.Header.Get(hdrRev), 10, 64)
-		f := routing.NewRaw(m.Data)
-		d.applyState(r, f, rev)
-		f.Release()
-		return true
 	}
 	return false
-}
-
-// remoteTarget finds a member of the room on another node: its node id.
-func (d *Dialect) remoteTarget(r *routing.Room, to string) (string, bool) {
-	st, _ := r.Ext().(*roomState)
-	if st == nil {
-		return "", false
-	}
-	st.mu.Lock()
-	mem, ok := st.roster[to]
-	st.mu.Unlock()
-	if !ok {
-		return "", false
-	}
-	node, _ := cluster.MemberNode(mem)
-	return node, node != d.cl.n.ID()
-}
-
-// sendRemote sends f to the member to of room code on node.
-func (d *Dialect) sendRemote(node, code, to string, f *routing.Frame) {
-	d.cl.n.Direct(node, "party.to", nats.Header{hdrRoom: {code}, hdrClient: {to}}, f)
-}
-
-// onDirectTo delivers a targeted send from another node.
-func (d *Dialect) onDirectTo(m *cluster.Msg) {
-	r := d.hub.Get(m.Header.Get(hdrRoom))
-	if r == nil {
-		return
-	}
-	if x := r.Lookup(m.Header.Get(hdrClient)); x != nil {
-		f := routing.NewRaw(m.Data)
-		x.Conn.Send(f, false)
-		f.Release()
-	}
 }
 
 // onReplaced closes a local connection whose clientId joined again on
@@ -807,21 +886,44 @@ func (d *Dialect) reap(node, keepInc string) {
 	}
 	cancel()
 	for _, code := range codes {
-		removed := d.updateRoom(code, func(rec *roomRec) []recMember {
-			var gone []recMember
-			kept := rec.Members[:0:0]
+		// With seat grace a dead node's members become away seats kept
+		// by this node (those already away keep their deadline); without
+		// it, or past the deadline, they leave.
+		var gone, away, kept []recMember
+		now := time.Now().UnixMilli()
+		changed := d.updateRoom(code, func(rec *roomRec) []recMember {
+			gone, away, kept = nil, nil, nil
+			next := rec.Members[:0:0]
 			for _, x := range rec.Members {
-				if cluster.Stale(x.Member, node, keepInc) {
+				switch {
+				case !cluster.Stale(x.Member, node, keepInc):
+				case d.cfg.SeatGrace <= 0 || (x.Away != 0 && x.Away <= now):
 					gone = append(gone, x)
-				} else {
+					continue
+				case x.Away == 0:
+					x.Away, x.Member = now+d.cfg.SeatGrace.Milliseconds(), n.Member()
+					away = append(away, x)
+				default:
+					x.Member = n.Member()
 					kept = append(kept, x)
 				}
+				next = append(next, x)
 			}
-			rec.Members = kept
-			return gone
+			rec.Members = next
+			return append(append(append([]recMember(nil), gone...), away...), kept...)
 		})
-		for _, x := range removed {
+		if len(changed) == 0 {
+			continue
+		}
+		for _, x := range gone {
 			d.announceLeft(code, x)
+		}
+		for _, x := range away {
+			d.announceCode(code, `{"type":"peer_away","clientId":`, "away", x)
+			d.expireAway(code, x)
+		}
+		for _, x := range kept {
+			d.expireAway(code, x)
 		}
 	}
 }
@@ -850,24 +952,4 @@ func newToken() string {
 func backoff(try int) {
 	d := time.Duration(1+min(try, 20)) * 200 * time.Microsecond
 	time.Sleep(d + mrand.N(d))
-}
-
-// sendToRemote relays a targeted send to a member on another node, or
-// answers "unknown target".
-func (s *session) sendToRemote(r *routing.Room, to string, data []byte) {
-	node, ok := s.d.remoteTarget(r, to)
-	if !ok {
-		s.fail("unknown target: " + to)
-		return
-	}
-	f := routing.NewText()
-	f.AppendStr(`{"type":"message","from":`)
-	f.Append(s.me.Data.(*member).quotedID...)
-	if len(data) > 0 {
-		f.AppendStr(`,"data":`)
-		f.Append(data...)
-	}
-	f.Append('}')
-	s.d.sendRemote(node, r.Name, to, f.End())
-	f.Release()
 }

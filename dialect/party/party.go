@@ -177,6 +177,10 @@ func (s *session) OnClose() {
 	if s.room == nil {
 		return
 	}
+	if s.d.cl != nil && s.current() != nil && (s.d.cfg.SeatGrace > 0 || s.d.draining.Load()) {
+		s.awayCluster()
+		return
+	}
 	if s.d.cl == nil && s.current() != nil {
 		switch {
 		case s.d.draining.Load() && s.d.persist != nil:
@@ -294,7 +298,7 @@ func (s *session) join(req *request) {
 		return
 	}
 	if s.d.cl != nil {
-		s.joinCluster(id, code, token, hasToken)
+		s.joinCluster(id, code, token, hasToken, since)
 		return
 	}
 	r := s.d.hub.Get(code)
@@ -483,8 +487,8 @@ func (s *session) send(req *request) {
 		s.fail("not in a room")
 		return
 	}
-	if !r.Sequenced() {
-		s.sendUnsequenced(r, req)
+	if s.d.cl != nil {
+		s.sendCluster(r, req)
 		return
 	}
 	var to []byte // the target's clientId, nil: everyone else
@@ -540,44 +544,6 @@ func (s *session) messageFrame(data []byte) *routing.Frame {
 	return f
 }
 
-// sendUnsequenced is send in a room without offsets (cluster mode).
-func (s *session) sendUnsequenced(r *routing.Room, req *request) {
-	var target *routing.Member
-	if len(req.To) > 0 && string(req.To) != "null" {
-		if raw, ok := codec.StrRaw(req.To); ok {
-			target = r.LookupBytes(raw)
-		}
-		to, ok := "", true
-		if target == nil {
-			to, ok = codec.Str(req.To)
-		}
-		if !ok {
-			s.fail("invalid to: a clientId string")
-			return
-		}
-		if target == nil {
-			target = r.Lookup(to)
-		}
-		if target == nil {
-			if s.d.cl != nil {
-				s.sendToRemote(r, to, req.Data)
-				return
-			}
-			s.fail("unknown target: " + to)
-			return
-		}
-	}
-	f := s.messageFrame(req.Data)
-	f.Append('}')
-	f.End()
-	if target != nil {
-		target.Conn.Send(f, false)
-	} else {
-		s.d.broker.Publish(r, f, s.c, false)
-	}
-	f.Release()
-}
-
 func (s *session) setState(req *request) {
 	r := s.current()
 	if r == nil {
@@ -592,20 +558,17 @@ func (s *session) setState(req *request) {
 		s.fail("state too large: " + itoa(len(req.State)) + " bytes encoded, the limit is " + itoa(s.d.cfg.MaxState))
 		return
 	}
+	if s.d.cl != nil {
+		s.setStateCluster(r, req.State)
+		return
+	}
+	st, _ := r.Ext().(*roomState)
+	if !r.Sequenced() || st == nil {
+		return
+	}
 	f := routing.NewText()
 	f.AppendStr(`{"type":"state","state":`)
 	f.Append(req.State...)
-	st, _ := r.Ext().(*roomState)
-	if !r.Sequenced() || st == nil {
-		f.Append('}')
-		f.End()
-		if s.d.cl != nil {
-			s.setStateCluster(r, f)
-			return
-		}
-		f.Release()
-		return
-	}
 	seq := r.BeginSeq()
 	f.AppendStr(`,"seq":`)
 	f.SetBuf(codec.AppendInt(f.Buf(), int64(seq)))

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,15 @@ import (
 // Start runs a server on 127.0.0.1:0 (WebSocket and HTTP) with the
 // defaults changed by mutate, and stops it when the test ends.
 func Start(t testing.TB, mutate func(*server.Config)) *server.Server {
+	t.Helper()
+	s, _ := StartStoppable(t, mutate)
+	return s
+}
+
+// StartStoppable is Start with a function that shuts the server down
+// gracefully (SIGTERM's path: drain, then stop) and waits for it; calling
+// it again, or the test's cleanup after it, does nothing more.
+func StartStoppable(t testing.TB, mutate func(*server.Config)) (*server.Server, func()) {
 	t.Helper()
 	cfg := Config(t)
 	if mutate != nil {
@@ -42,18 +52,22 @@ func Start(t testing.TB, mutate func(*server.Config)) *server.Server {
 		cancel()
 		t.Fatal("server not ready after 10s")
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server.Run returned %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("server.Run returned %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("server did not stop within 15s")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("server did not stop within 15s")
-		}
-	})
-	return s
+		})
+	}
+	t.Cleanup(stop)
+	return s, stop
 }
 
 // Config is the configuration Start begins from: loopback listeners on

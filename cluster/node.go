@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,9 +176,20 @@ func (n *Node) start() error {
 		return fmt.Errorf("cluster: connect to NATS %s: %w", n.cfg.URL, err)
 	}
 	n.nc = nc
+	if err := checkServer(nc); err != nil {
+		nc.Close()
+		return err
+	}
 	if n.js, err = jetstream.New(nc); err != nil {
 		nc.Close()
 		return fmt.Errorf("cluster: JetStream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	_, err = n.js.AccountInfo(ctx)
+	cancel()
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("cluster: JetStream is not available on the NATS server at %s (start nats-server with -js): %w", nc.ConnectedUrlRedacted(), err)
 	}
 	n.buckets = map[string]jetstream.KeyValue{}
 	for _, b := range []jetstream.KeyValueConfig{
@@ -337,3 +350,38 @@ func (n *Node) OnFenced(fn func()) {
 
 // Alive reports the nodes whose lease is current, this one included.
 func (n *Node) Alive() []string { return n.live.alive() }
+
+// MinServerVersion is the oldest nats-server cluster mode works with: it
+// uses consumers with several filter subjects, deliver-last-per-subject
+// watches without a filter and other JetStream features of 2.10.
+const MinServerVersion = "2.10.0"
+
+// checkServer refuses a NATS server older than MinServerVersion: with one
+// a cluster would start, say "ready", and run half broken.
+func checkServer(nc *nats.Conn) error {
+	v := nc.ConnectedServerVersion()
+	if !versionAtLeast(v, MinServerVersion) {
+		return fmt.Errorf("cluster: the NATS server at %s is version %s; partyline needs nats-server %s or later with JetStream (-js)", nc.ConnectedUrlRedacted(), v, MinServerVersion)
+	}
+	return nil
+}
+
+// versionAtLeast compares dotted versions ("2.9.10" < "2.10.0"); a
+// pre-release or build suffix of the patch number is ignored.
+func versionAtLeast(v, min string) bool {
+	a, b := strings.Split(v, "."), strings.Split(min, ".")
+	for i := range b {
+		if i >= len(a) {
+			return false
+		}
+		x, err := strconv.Atoi(strings.TrimLeftFunc(strings.SplitN(strings.SplitN(a[i], "-", 2)[0], "+", 2)[0], func(r rune) bool { return r == 'v' }))
+		if err != nil {
+			return false
+		}
+		y, _ := strconv.Atoi(b[i])
+		if x != y {
+			return x > y
+		}
+	}
+	return true
+}

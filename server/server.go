@@ -42,7 +42,7 @@ type Server struct {
 	loopsMu sync.Mutex // guards loops
 	loops   map[gnet.EventLoop]*loop
 
-	bindings map[string]*binding // by local port; written in OnBoot, then read-only
+	bindings map[string]*binding // by local port; written in resolveListeners (before the engine starts), then read-only
 	addrs    []net.Addr
 	eng      gnet.Engine
 	ready    chan struct{}

@@ -140,26 +140,21 @@ type request struct {
 	Text sonic.NoCopyRawMessage `json:"text"`
 }
 
-var reqPool = sync.Pool{New: func() any { return new(request) }}
+var reqs = msg.Reader[request]{
+	Binary:    "binary frames are not supported: send JSON text",
+	NotObject: "message must be a JSON object",
+	Invalid:   "invalid JSON",
+}
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.hold(kind, payload) {
+	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a name claim is in progress") {
 		return
 	}
-	if kind != codec.KindText {
-		s.fail("binary frames are not supported: send JSON text")
+	req := reqs.Read(kind, payload, s.fail)
+	if req == nil {
 		return
 	}
-	req := reqPool.Get().(*request)
-	defer func() { *req = request{}; reqPool.Put(req) }()
-	switch msg.Decode(payload, req) {
-	case msg.NotObject:
-		s.fail("message must be a JSON object")
-		return
-	case msg.Invalid:
-		s.fail("invalid JSON")
-		return
-	}
+	defer reqs.Done(req)
 	typ, ok := codec.Str(req.Type)
 	if !ok {
 		s.fail("missing or invalid type: heartbeat, identity or message")
@@ -316,13 +311,6 @@ func (s *session) message(raw []byte, now time.Time) {
 	f.Release()
 }
 
-func (s *session) fail(msg string) {
-	f := routing.NewText()
-	f.AppendStr(`{"type":"error","message":`)
-	f.SetBuf(codec.AppendString(f.Buf(), msg))
-	f.Append('}')
-	s.c.Send(f.End(), false)
-	f.Release()
-}
+func (s *session) fail(text string) { msg.SendError(s.c, text) }
 
 func itoa(n uint64) string { return string(codec.AppendInt(nil, int64(n))) }

@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 
-	"partyline/dialect"
 	sdkjs "partyline/sdk/js"
 )
 
@@ -36,9 +35,9 @@ type Options struct {
 	// Listeners returns the bound WebSocket listeners, or nil while they
 	// are not bound yet (/config.json then answers 503).
 	Listeners func() []Listener
-	// Dialects are the dialects the server speaks; the index links only the
-	// pages whose dialect is among them.
-	Dialects []dialect.Dialect
+	// Dialects are the names of the dialects the server speaks; the index
+	// links only the pages whose dialect is among them.
+	Dialects []string
 	// Teams is the number of teams (--teams); 0 means the default, 2.
 	Teams int
 }
@@ -54,14 +53,10 @@ var pages = map[string]struct{ file, dialect string }{
 func Handler(o Options) http.Handler {
 	static, _ := fs.Sub(assets, "assets")
 	sdk, _ := fs.Sub(sdkjs.Dist, "dist")
-	names := make([]string, 0, len(o.Dialects))
-	for _, d := range o.Dialects {
-		names = append(names, d.Name())
-	}
 	if o.Teams <= 0 {
 		o.Teams = 2
 	}
-	return &handler{static: static, sdk: sdk, opts: o, dialects: names}
+	return &handler{static: static, sdk: sdk, opts: o, dialects: o.Dialects}
 }
 
 type handler struct {

@@ -7,23 +7,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"partyline/dialect"
 )
 
-// named is a dialect that only has a name.
-type named string
-
-func (n named) Name() string                    { return string(n) }
-func (named) Accept(*dialect.Request) error     { return nil }
-func (named) Open(dialect.Conn) dialect.Session { return nil }
-
 func testHandler(ls []Listener, names ...string) http.Handler {
-	var ds []dialect.Dialect
-	for _, n := range names {
-		ds = append(ds, named(n))
-	}
-	return Handler(Options{Listeners: func() []Listener { return ls }, Dialects: ds})
+	return Handler(Options{Listeners: func() []Listener { return ls }, Dialects: names})
 }
 
 func get(h http.Handler, method, path string) *httptest.ResponseRecorder {
@@ -83,7 +70,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestTeamCount(t *testing.T) {
-	h := Handler(Options{Dialects: []dialect.Dialect{named("teams")}, Teams: 5})
+	h := Handler(Options{Dialects: []string{"teams"}, Teams: 5})
 	for path, want := range map[string]int{"/teams/5": 200, "/teams/6": 404, "/teams/05": 404} {
 		if w := get(h, "GET", path); w.Code != want {
 			t.Errorf("GET %s: %d, want %d", path, w.Code, want)

@@ -203,7 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 			MetricsKey: s.cfg.MetricsKey,
 			Metrics:    s.metrics.reg,
 			Dialects:   s.dialects,
-			Web:        web.Handler(web.Options{Listeners: s.webListeners, Dialects: dialectNames(s.dialects), Teams: s.cfg.Teams.Teams}),
+			Web:        web.Handler(web.Options{Listeners: s.webListeners, Dialects: dialectNames(s.dialects), Teams: s.cfg.Teams.Teams, PartyMaxClients: s.cfg.Party.MaxClients}),
 		}),
 			ReadHeaderTimeout: t.ReadHeader,
 			ReadTimeout:       t.Read,

@@ -40,6 +40,9 @@ type Options struct {
 	Dialects []string
 	// Teams is the number of teams (--teams); 0 means the default, 2.
 	Teams int
+	// PartyMaxClients is the party dialect's cap on maxClients
+	// (--party-max-clients); 0: not shown.
+	PartyMaxClients int
 }
 
 // pages maps a URL path to its HTML file and the dialect it needs.
@@ -153,6 +156,9 @@ type configDoc struct {
 	Listeners []listenerDoc `json:"listeners"`
 	Dialects  []string      `json:"dialects"`
 	Teams     int           `json:"teams"` // team ids are 1..Teams
+	// PartyMaxClients caps a party room's maxClients (and is its value
+	// when a create omits it); absent when unknown.
+	PartyMaxClients int `json:"partyMaxClients,omitempty"`
 }
 
 type listenerDoc struct {
@@ -172,7 +178,7 @@ func (h *handler) config(w http.ResponseWriter) {
 		http.Error(w, "WebSocket listeners are not bound yet", http.StatusServiceUnavailable)
 		return
 	}
-	doc := configDoc{Listeners: make([]listenerDoc, 0, len(ls)), Dialects: h.dialects, Teams: h.opts.Teams}
+	doc := configDoc{Listeners: make([]listenerDoc, 0, len(ls)), Dialects: h.dialects, Teams: h.opts.Teams, PartyMaxClients: h.opts.PartyMaxClients}
 	for _, l := range ls {
 		host, port := "", 0
 		if ta, ok := l.Addr.(*net.TCPAddr); ok {

@@ -116,7 +116,7 @@ func TestConfig(t *testing.T) {
 		{Addr: &net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}},
 		{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}, Dialect: "chat"},
 	}
-	w := get(testHandler(ls, "party", "chat"), "GET", "/config.json")
+	w := get(Handler(Options{Listeners: func() []Listener { return ls }, Dialects: []string{"party", "chat"}, PartyMaxClients: 12}), "GET", "/config.json")
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" || w.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("config: %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Header().Get("Cache-Control"))
 	}
@@ -125,9 +125,10 @@ func TestConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := configDoc{
-		Listeners: []listenerDoc{{Port: 8080, Host: "", Dialect: ""}, {Port: 4000, Host: "127.0.0.1", Dialect: "chat"}},
-		Dialects:  []string{"party", "chat"},
-		Teams:     2,
+		Listeners:       []listenerDoc{{Port: 8080, Host: "", Dialect: ""}, {Port: 4000, Host: "127.0.0.1", Dialect: "chat"}},
+		Dialects:        []string{"party", "chat"},
+		Teams:           2,
+		PartyMaxClients: 12,
 	}
 	got, _ := json.Marshal(doc)
 	exp, _ := json.Marshal(want)

@@ -41,6 +41,9 @@ type Dialect struct {
 
 // New returns the dialect with the in-process broker. cfg must be valid.
 func New(cfg Config) *Dialect {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}}
 }
 
@@ -127,7 +130,7 @@ func (d *Dialect) Open(c dialect.Conn) dialect.Session {
 		s.room, s.ch = r, r.Ext().(*channel)
 		break
 	}
-	now := time.Now()
+	now := d.cfg.Now()
 	s.lastBeat, s.nextBeat = now, now.Add(d.cfg.Heartbeat)
 	s.arm()
 	return s
@@ -160,7 +163,7 @@ func (s *session) OnMessage(kind codec.Kind, payload []byte) {
 		s.fail("missing or invalid type: heartbeat, identity or message")
 		return
 	}
-	now := time.Now()
+	now := s.d.cfg.Now()
 	s.check(now) // the timer may be up to a tick late: apply due rules first
 	switch typ {
 	case "heartbeat":

@@ -65,7 +65,7 @@ func (s *session) claimCluster(name string, now time.Time) {
 		}
 		c.Do(func() {
 			s.cs.op = nil
-			s.claimed(name, ok, rev, time.Now())
+			s.claimed(name, ok, rev, s.d.cfg.Now())
 			s.cs.gate.Open(s.OnMessage)
 		})
 	}

@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: help run build test race fuzz bench compare lint clean e2e sdk
+.PHONY: help run build test quick race fuzz bench compare lint clean e2e sdk
 
 help: ## show this help
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,15 @@ test: ## the test suite CI runs: vet, every package with the race detector, then
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	$(GO) test -count=1 -run '$(ALLOC_RUN)' $(ALLOC_PKGS)
+
+# The packages with uncommitted changes to .go files (the working tree against
+# HEAD, untracked files included); every package when there are none.
+QUICK_PKGS ?= $(shell git status --porcelain --untracked-files=all -- '*.go' | awk '{print $$NF}' | \
+	while read f; do d=$$(dirname "$$f"); [ -d "$$d" ] && { [ "$$d" = . ] && echo ./ || echo "./$$d/"; }; done | sort -u)
+
+quick: ## edit-test loop: vet and `go test -short` without -race for the packages you changed (QUICK_PKGS=./server/ to choose)
+	$(GO) vet $(or $(QUICK_PKGS),./...)
+	$(GO) test -short -count=1 $(or $(QUICK_PKGS),./...)
 
 E2E_BIN ?= $(CURDIR)/tmp/partyline-e2e
 

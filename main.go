@@ -67,7 +67,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 	cfg := server.Defaults()
 	fs := flag.NewFlagSet("partyline", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: partyline [flags]\n\nEvery flag can also be set as PARTYLINE_<FLAG> (upper case, - as _).\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: partyline [flags]\n       partyline token --user NAME [--ttl 1h]   print an HS256 token for /chat and /presence (partyline token --help)\n\nEvery flag can also be set as PARTYLINE_<FLAG> (upper case, - as _).\n\n")
 		fs.PrintDefaults()
 	}
 	listen := &listFlag{vals: []string{":8080"}}

@@ -508,7 +508,7 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("exit %d", code)
 		}
 		out := p.output()
-		for _, want := range []string{"Usage: partyline", "-listen", "-room-code-length", "PARTYLINE_"} {
+		for _, want := range []string{"Usage: partyline", "partyline token --user NAME", "-listen", "-room-code-length", "PARTYLINE_"} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("help does not mention %q:\n%s", want, out)
 			}

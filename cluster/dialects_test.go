@@ -90,15 +90,28 @@ func TestChannelsAcrossNodes(t *testing.T) {
 	claim(other, "fish", "true")
 	claim(u2, "cat", "true")
 
-	time.Sleep(100 * time.Millisecond) // the auth delay (50 ms) must pass: a timing rule, not a condition
-	u1.Send(M{"type": "message", "text": "hello"})
-	for _, c := range []*testutil.Client{u1, u2} {
-		if m := c.Expect("message"); m.Str("text") != "hello" || m.Str("user") != "fish" {
-			t.Fatalf("got %v", m)
-		}
+	// Each name is authenticated once the auth delay (50 ms) has passed:
+	// until then a message is refused ("not authenticated") and goes nowhere.
+	post := func(c *testutil.Client, text string) {
+		t.Helper()
+		await(t, 5*time.Second, "authenticated", func() bool {
+			c.Send(M{"type": "message", "text": text})
+			m := c.Read()
+			if m.Str("type") == "error" && m.Str("message") == "not authenticated" {
+				return false
+			}
+			if m.Str("type") != "message" || m.Str("text") != text {
+				t.Fatalf("got %v", m)
+			}
+			return true
+		})
 	}
-	u2.Send(M{"type": "message", "text": "meow"})
-	if m := u1.Expect("message"); m.Str("user") != "cat" {
+	post(u1, "hello")
+	if m := u2.Expect("message"); m.Str("text") != "hello" || m.Str("user") != "fish" {
+		t.Fatalf("got %v", m)
+	}
+	post(u2, "meow")
+	if m := u1.Expect("message"); m.Str("text") != "meow" || m.Str("user") != "cat" {
 		t.Fatalf("got %v", m)
 	}
 

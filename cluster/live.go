@@ -82,14 +82,19 @@ func (l *liveness) start() error {
 	if err != nil {
 		return err
 	}
-	n.wg.Add(4)
+	// Start returns before Stop can run, so these Adds precede its Wait.
+	n.wg.Add(5)
 	go l.heartbeat()
 	go l.watch(w)
 	go l.check()
 	go l.fenced(fw)
 	// Entries an earlier run of this node id left behind (a crash and a
-	// quick restart): nobody else will remove them.
-	go l.reap(n.id, l.inc)
+	// quick restart): nobody else will remove them. Counted, so that Stop
+	// does not close the connection under it.
+	go func() {
+		defer n.wg.Done()
+		l.reap(n.id, l.inc)
+	}()
 	return nil
 }
 
@@ -171,6 +176,8 @@ func (l *liveness) check() {
 }
 
 // dead forgets node id and, if this node is the lowest live one, reaps it.
+// It runs only on watch and check, goroutines counted in n.wg: its wg.Add
+// happens while the count is above zero, so it never races Stop's Wait.
 func (l *liveness) dead(id string) {
 	l.mu.Lock()
 	if _, ok := l.seen[id]; !ok {

@@ -89,6 +89,15 @@ type HTTPRoutes interface {
 	Routes(mux *http.ServeMux, api func(http.Handler) http.Handler)
 }
 
+// HTTPError answers an HTTP request with status and {"error": msg}, as
+// every endpoint of the HTTP listener does.
+func HTTPError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b := codec.AppendString([]byte(`{"error":`), msg)
+	_, _ = w.Write(append(b, "}\n"...))
+}
+
 // Stats is implemented by dialects that report gauges for /metrics.
 type Stats interface {
 	Rooms() int64

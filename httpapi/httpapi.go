@@ -128,12 +128,12 @@ func (g *Guard) API(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.apiKey == "" {
 			if !isLoopback(r.RemoteAddr) {
-				Error(w, http.StatusForbidden, "the API answers loopback clients only when no --api-key is set")
+				dialect.HTTPError(w, http.StatusForbidden, "the API answers loopback clients only when no --api-key is set")
 				return
 			}
 			if msg := crossSite(r); msg != "" {
 				security.Record("api_cross_site", "addr", r.RemoteAddr, "origin", r.Header.Get("Origin"), "host", r.Host)
-				Error(w, http.StatusForbidden, msg)
+				dialect.HTTPError(w, http.StatusForbidden, msg)
 				return
 			}
 			h.ServeHTTP(w, r)
@@ -171,7 +171,7 @@ func (g *Guard) checkKey(w http.ResponseWriter, r *http.Request, key, what strin
 			security.Record("api_key_missing", "addr", r.RemoteAddr, "path", r.URL.Path)
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="partyline"`)
-		Error(w, http.StatusUnauthorized, "missing bearer "+keyName(what))
+		dialect.HTTPError(w, http.StatusUnauthorized, "missing bearer "+keyName(what))
 		return false
 	}
 	addr := hostOf(r.RemoteAddr)
@@ -180,13 +180,13 @@ func (g *Guard) checkKey(w http.ResponseWriter, r *http.Request, key, what strin
 		security.Record(what+"_throttled", "addr", addr)
 		secs := int(math.Ceil(g.wrong.RetryAfter(addr, now).Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		Error(w, http.StatusTooManyRequests, "too many wrong keys from this address; retry later")
+		dialect.HTTPError(w, http.StatusTooManyRequests, "too many wrong keys from this address; retry later")
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
 		g.wrong.AllowN(addr, 1, now)
 		security.Record(what+"_wrong", "addr", addr, "path", r.URL.Path)
-		Error(w, http.StatusForbidden, "wrong "+keyName(what))
+		dialect.HTTPError(w, http.StatusForbidden, "wrong "+keyName(what))
 		return false
 	}
 	return true
@@ -238,12 +238,4 @@ func hostOf(hostport string) string {
 func isLoopback(remote string) bool {
 	ip := net.ParseIP(hostOf(remote))
 	return ip != nil && ip.IsLoopback()
-}
-
-// Error writes {"error": msg} with status.
-func Error(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	b := codec.AppendString([]byte(`{"error":`), msg)
-	_, _ = w.Write(append(b, "}\n"...))
 }

@@ -155,9 +155,9 @@ func TestDialectRoutesAreBehindTheKey(t *testing.T) {
 	}
 }
 
-func TestError(t *testing.T) {
+func TestHTTPError(t *testing.T) {
 	rec := httptest.NewRecorder()
-	httpapi.Error(rec, http.StatusTeapot, "quote \" and\nnewline")
+	dialect.HTTPError(rec, http.StatusTeapot, "quote \" and\nnewline")
 	var body map[string]string
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("body %q: %v", rec.Body, err)

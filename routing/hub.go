@@ -10,8 +10,7 @@ import (
 const shardCount = 64
 
 type shard struct {
-	rooms   sync.Map // name -> *Room
-	mu      sync.Mutex
+	rooms   sync.Map     // name -> *Room
 	count   atomic.Int64 // rooms
 	members atomic.Int64 // members across this shard's rooms
 }

@@ -42,7 +42,7 @@ type Server struct {
 	loopsMu sync.Mutex // guards loops
 	loops   map[gnet.EventLoop]*loop
 
-	bindings map[string]*binding // by local port; written in OnBoot, then read-only
+	bindings map[string]*binding // by local port; written in resolveListeners (before the engine starts), then read-only
 	addrs    []net.Addr
 	eng      gnet.Engine
 	ready    chan struct{}
@@ -124,6 +124,15 @@ func (s *Server) stopNode() {
 	}
 }
 
+// dialectNames lists the names of ds, for the web pages.
+func dialectNames(ds []dialect.Dialect) []string {
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.Name()
+	}
+	return names
+}
+
 // startDialects calls Start() on every dialect that has one (opening a
 // store, loading keys); if one fails, those already started are shut down.
 func startDialects(ds []dialect.Dialect) error {
@@ -195,7 +204,7 @@ func (s *Server) Run(ctx context.Context) error {
 			MetricsKey: s.cfg.MetricsKey,
 			Metrics:    s.metrics.reg,
 			Dialects:   s.dialects,
-			Web:        web.Handler(web.Options{Listeners: s.webListeners, Dialects: s.dialects, Teams: s.cfg.Teams.Teams}),
+			Web:        web.Handler(web.Options{Listeners: s.webListeners, Dialects: dialectNames(s.dialects), Teams: s.cfg.Teams.Teams, PartyMaxClients: s.cfg.Party.MaxClients}),
 		}),
 			ReadHeaderTimeout: t.ReadHeader,
 			ReadTimeout:       t.Read,

@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 
-	"partyline/dialect"
 	sdkjs "partyline/sdk/js"
 )
 
@@ -36,11 +35,14 @@ type Options struct {
 	// Listeners returns the bound WebSocket listeners, or nil while they
 	// are not bound yet (/config.json then answers 503).
 	Listeners func() []Listener
-	// Dialects are the dialects the server speaks; the index links only the
-	// pages whose dialect is among them.
-	Dialects []dialect.Dialect
+	// Dialects are the names of the dialects the server speaks; the index
+	// links only the pages whose dialect is among them.
+	Dialects []string
 	// Teams is the number of teams (--teams); 0 means the default, 2.
 	Teams int
+	// PartyMaxClients is the party dialect's cap on maxClients
+	// (--party-max-clients); 0: not shown.
+	PartyMaxClients int
 }
 
 // pages maps a URL path to its HTML file and the dialect it needs.
@@ -54,14 +56,10 @@ var pages = map[string]struct{ file, dialect string }{
 func Handler(o Options) http.Handler {
 	static, _ := fs.Sub(assets, "assets")
 	sdk, _ := fs.Sub(sdkjs.Dist, "dist")
-	names := make([]string, 0, len(o.Dialects))
-	for _, d := range o.Dialects {
-		names = append(names, d.Name())
-	}
 	if o.Teams <= 0 {
 		o.Teams = 2
 	}
-	return &handler{static: static, sdk: sdk, opts: o, dialects: names}
+	return &handler{static: static, sdk: sdk, opts: o, dialects: o.Dialects}
 }
 
 type handler struct {
@@ -158,6 +156,9 @@ type configDoc struct {
 	Listeners []listenerDoc `json:"listeners"`
 	Dialects  []string      `json:"dialects"`
 	Teams     int           `json:"teams"` // team ids are 1..Teams
+	// PartyMaxClients caps a party room's maxClients (and is its value
+	// when a create omits it); absent when unknown.
+	PartyMaxClients int `json:"partyMaxClients,omitempty"`
 }
 
 type listenerDoc struct {
@@ -177,7 +178,7 @@ func (h *handler) config(w http.ResponseWriter) {
 		http.Error(w, "WebSocket listeners are not bound yet", http.StatusServiceUnavailable)
 		return
 	}
-	doc := configDoc{Listeners: make([]listenerDoc, 0, len(ls)), Dialects: h.dialects, Teams: h.opts.Teams}
+	doc := configDoc{Listeners: make([]listenerDoc, 0, len(ls)), Dialects: h.dialects, Teams: h.opts.Teams, PartyMaxClients: h.opts.PartyMaxClients}
 	for _, l := range ls {
 		host, port := "", 0
 		if ta, ok := l.Addr.(*net.TCPAddr); ok {

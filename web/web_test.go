@@ -7,23 +7,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"partyline/dialect"
 )
 
-// named is a dialect that only has a name.
-type named string
-
-func (n named) Name() string                    { return string(n) }
-func (named) Accept(*dialect.Request) error     { return nil }
-func (named) Open(dialect.Conn) dialect.Session { return nil }
-
 func testHandler(ls []Listener, names ...string) http.Handler {
-	var ds []dialect.Dialect
-	for _, n := range names {
-		ds = append(ds, named(n))
-	}
-	return Handler(Options{Listeners: func() []Listener { return ls }, Dialects: ds})
+	return Handler(Options{Listeners: func() []Listener { return ls }, Dialects: names})
 }
 
 func get(h http.Handler, method, path string) *httptest.ResponseRecorder {
@@ -83,7 +70,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestTeamCount(t *testing.T) {
-	h := Handler(Options{Dialects: []dialect.Dialect{named("teams")}, Teams: 5})
+	h := Handler(Options{Dialects: []string{"teams"}, Teams: 5})
 	for path, want := range map[string]int{"/teams/5": 200, "/teams/6": 404, "/teams/05": 404} {
 		if w := get(h, "GET", path); w.Code != want {
 			t.Errorf("GET %s: %d, want %d", path, w.Code, want)
@@ -129,7 +116,7 @@ func TestConfig(t *testing.T) {
 		{Addr: &net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}},
 		{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}, Dialect: "chat"},
 	}
-	w := get(testHandler(ls, "party", "chat"), "GET", "/config.json")
+	w := get(Handler(Options{Listeners: func() []Listener { return ls }, Dialects: []string{"party", "chat"}, PartyMaxClients: 12}), "GET", "/config.json")
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" || w.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("config: %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Header().Get("Cache-Control"))
 	}
@@ -138,9 +125,10 @@ func TestConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := configDoc{
-		Listeners: []listenerDoc{{Port: 8080, Host: "", Dialect: ""}, {Port: 4000, Host: "127.0.0.1", Dialect: "chat"}},
-		Dialects:  []string{"party", "chat"},
-		Teams:     2,
+		Listeners:       []listenerDoc{{Port: 8080, Host: "", Dialect: ""}, {Port: 4000, Host: "127.0.0.1", Dialect: "chat"}},
+		Dialects:        []string{"party", "chat"},
+		Teams:           2,
+		PartyMaxClients: 12,
 	}
 	got, _ := json.Marshal(doc)
 	exp, _ := json.Marshal(want)

@@ -41,6 +41,9 @@ type Dialect struct {
 
 // New returns the dialect with the in-process broker. cfg must be valid.
 func New(cfg Config) *Dialect {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}}
 }
 
@@ -127,7 +130,7 @@ func (d *Dialect) Open(c dialect.Conn) dialect.Session {
 		s.room, s.ch = r, r.Ext().(*channel)
 		break
 	}
-	now := time.Now()
+	now := d.cfg.Now()
 	s.lastBeat, s.nextBeat = now, now.Add(d.cfg.Heartbeat)
 	s.arm()
 	return s
@@ -140,32 +143,27 @@ type request struct {
 	Text sonic.NoCopyRawMessage `json:"text"`
 }
 
-var reqPool = sync.Pool{New: func() any { return new(request) }}
+var reqs = msg.Reader[request]{
+	Binary:    "binary frames are not supported: send JSON text",
+	NotObject: "message must be a JSON object",
+	Invalid:   "invalid JSON",
+}
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.hold(kind, payload) {
+	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a name claim is in progress") {
 		return
 	}
-	if kind != codec.KindText {
-		s.fail("binary frames are not supported: send JSON text")
+	req := reqs.Read(kind, payload, s.fail)
+	if req == nil {
 		return
 	}
-	req := reqPool.Get().(*request)
-	defer func() { *req = request{}; reqPool.Put(req) }()
-	switch msg.Decode(payload, req) {
-	case msg.NotObject:
-		s.fail("message must be a JSON object")
-		return
-	case msg.Invalid:
-		s.fail("invalid JSON")
-		return
-	}
+	defer reqs.Done(req)
 	typ, ok := codec.Str(req.Type)
 	if !ok {
 		s.fail("missing or invalid type: heartbeat, identity or message")
 		return
 	}
-	now := time.Now()
+	now := s.d.cfg.Now()
 	s.check(now) // the timer may be up to a tick late: apply due rules first
 	switch typ {
 	case "heartbeat":
@@ -316,13 +314,6 @@ func (s *session) message(raw []byte, now time.Time) {
 	f.Release()
 }
 
-func (s *session) fail(msg string) {
-	f := routing.NewText()
-	f.AppendStr(`{"type":"error","message":`)
-	f.SetBuf(codec.AppendString(f.Buf(), msg))
-	f.Append('}')
-	s.c.Send(f.End(), false)
-	f.Release()
-}
+func (s *session) fail(text string) { msg.SendError(s.c, text) }
 
 func itoa(n uint64) string { return string(codec.AppendInt(nil, int64(n))) }

@@ -472,7 +472,19 @@ func TestAnsweringKeepsIdentity(t *testing.T) {
 	a.next()
 	b.next()
 	a.authenticate("bob")
-	time.Sleep(2 * timeout) // two timeouts, heartbeats answered all along
+	a.drainBeats()
+	// Two timeouts' worth of heartbeats, every one answered: each must
+	// still say authenticated.
+	for i := range int(2 * timeout / beat) {
+		select {
+		case v := <-a.beats:
+			if v != "true" {
+				t.Fatalf("heartbeat %d says authenticated %q: an answering client lost its name", i, v)
+			}
+		case <-time.After(wait):
+			t.Fatalf("no heartbeat %d", i)
+		}
+	}
 	if got := b.identity("bob"); got != "false" {
 		t.Fatalf("an answering client lost its name: %q", got)
 	}
@@ -632,7 +644,8 @@ func awaitGauge(t *testing.T, s *server.Server, want int) {
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	c := channels.Config{}
-	if err := c.Validate(); err != nil || c != channels.Defaults() {
+	d := channels.Defaults()
+	if err := c.Validate(); err != nil || c.Heartbeat != d.Heartbeat || c.HeartbeatTimeout != d.HeartbeatTimeout || c.AuthDelay != d.AuthDelay {
 		t.Fatalf("zero config: %+v, %v", c, err)
 	}
 	if d := channels.Defaults(); d.Heartbeat != time.Second || d.HeartbeatTimeout != 5*time.Second || d.AuthDelay != 5*time.Second {

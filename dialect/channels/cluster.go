@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"partyline/cluster"
-	"partyline/codec"
 	"partyline/dialect/internal/pending"
 )
 
@@ -39,16 +38,6 @@ type clusterSession struct {
 	op   *pending.Op
 	rev  uint64 // the bucket revision of the held name's claim
 	want string // the name of the claim in flight (reserved locally)
-}
-
-func (s *session) hold(kind codec.Kind, payload []byte) bool {
-	if !s.cs.gate.Busy() {
-		return false
-	}
-	if !s.cs.gate.Hold(kind, payload) {
-		s.c.Close(1008, "too many messages while a name claim is in progress")
-	}
-	return true
 }
 
 // claimCluster claims name in the bucket (the local reservation is made);
@@ -76,7 +65,7 @@ func (s *session) claimCluster(name string, now time.Time) {
 		}
 		c.Do(func() {
 			s.cs.op = nil
-			s.claimed(name, ok, rev, time.Now())
+			s.claimed(name, ok, rev, s.d.cfg.Now())
 			s.cs.gate.Open(s.OnMessage)
 		})
 	}

@@ -11,6 +11,8 @@ type Config struct {
 	Heartbeat        time.Duration // heartbeat period (--channels-heartbeat)
 	HeartbeatTimeout time.Duration // identity lost after no reply for (--channels-heartbeat-timeout)
 	AuthDelay        time.Duration // identity authenticated after (--channels-auth-delay)
+	// Now is the clock the timing rules read (tests set it); nil: time.Now.
+	Now func() time.Time
 }
 
 // Defaults returns the documented defaults.

@@ -163,10 +163,15 @@ func TestAuthFlow(t *testing.T) {
 	})
 	t.Run("refresh keeps the connection", func(t *testing.T) {
 		t.Parallel()
-		c := e.LoginWith(t, "/chat", "bob", chattest.Token(t, "bob", time.Second))
+		short := chattest.Token(t, "bob", time.Second)
+		c := e.LoginWith(t, "/chat", "bob", short)
+		witness := e.LoginWith(t, "/chat", "bob", short) // the same expiry, not refreshed
 		c.Send(map[string]any{"type": "AUTH", "token": chattest.Token(t, "bob", time.Hour)})
 		chattest.ExpectSuccess(t, c, "Authenticated as bob")
-		time.Sleep(2100 * time.Millisecond) // past the first token's exp
+		// The witness's close shows the first token's expiry has passed on
+		// the server; had the refresh not taken, c's would come with it.
+		chattest.ExpectError(t, witness, "Token expired")
+		witness.ExpectClose(4401)
 		c.Send(`{"type":"NOPE"}`)
 		chattest.ExpectError(t, c, "Unknown message type")
 	})

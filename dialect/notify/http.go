@@ -13,7 +13,7 @@ import (
 	"github.com/bytedance/sonic"
 
 	"partyline/codec"
-	"partyline/httpapi"
+	"partyline/dialect"
 	"partyline/routing"
 )
 
@@ -77,17 +77,17 @@ func (d *Dialect) postNotify(w http.ResponseWriter, r *http.Request) {
 	}
 	var req notifyBody
 	if err := codec.JSONNoCopy.Unmarshal(body, &req); err != nil {
-		httpapi.Error(w, http.StatusBadRequest, `invalid body: want {"userId":...,"notification":{...}}: `+firstLine(err))
+		dialect.HTTPError(w, http.StatusBadRequest, `invalid body: want {"userId":...,"notification":{...}}: `+firstLine(err))
 		return
 	}
 	key, ok := userKey(req.UserID)
 	if !ok {
-		httpapi.Error(w, http.StatusBadRequest, "invalid userId: a non-empty string of at most "+strconv.Itoa(MaxUserID)+" bytes, or a number")
+		dialect.HTTPError(w, http.StatusBadRequest, "invalid userId: a non-empty string of at most "+strconv.Itoa(MaxUserID)+" bytes, or a number")
 		return
 	}
 	fields, ok := object(req.Notification)
 	if !ok {
-		httpapi.Error(w, http.StatusBadRequest, "invalid notification: a JSON object is required")
+		dialect.HTTPError(w, http.StatusBadRequest, "invalid notification: a JSON object is required")
 		return
 	}
 	n := d.Notify(key, fields)
@@ -104,7 +104,7 @@ func (d *Dialect) postBroadcast(w http.ResponseWriter, r *http.Request) {
 	}
 	fields, ok := object(body)
 	if !ok {
-		httpapi.Error(w, http.StatusBadRequest, "invalid body: a JSON object is required")
+		dialect.HTTPError(w, http.StatusBadRequest, "invalid body: a JSON object is required")
 		return
 	}
 	n := d.Broadcast(fields)
@@ -118,9 +118,9 @@ func (d *Dialect) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(d.cfg.MaxBody)))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			httpapi.Error(w, http.StatusRequestEntityTooLarge, "body too large: at most "+strconv.Itoa(d.cfg.MaxBody)+" bytes")
+			dialect.HTTPError(w, http.StatusRequestEntityTooLarge, "body too large: at most "+strconv.Itoa(d.cfg.MaxBody)+" bytes")
 		} else {
-			httpapi.Error(w, http.StatusBadRequest, "cannot read body: "+err.Error())
+			dialect.HTTPError(w, http.StatusBadRequest, "cannot read body: "+err.Error())
 		}
 		return nil, false
 	}

@@ -15,7 +15,6 @@ package notify
 
 import (
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/bytedance/sonic"
@@ -89,23 +88,18 @@ type request struct {
 	UserID sonic.NoCopyRawMessage `json:"userId"`
 }
 
-var reqPool = sync.Pool{New: func() any { return new(request) }}
+var reqs = msg.Reader[request]{
+	Binary:    "Invalid message: binary frames are not supported, send JSON text",
+	NotObject: "Invalid message: expected a JSON object",
+	Invalid:   "Invalid JSON",
+}
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if kind != codec.KindText {
-		s.fail("Invalid message: binary frames are not supported, send JSON text")
+	req := reqs.Read(kind, payload, s.fail)
+	if req == nil {
 		return
 	}
-	req := reqPool.Get().(*request)
-	defer func() { *req = request{}; reqPool.Put(req) }()
-	switch msg.Decode(payload, req) {
-	case msg.NotObject:
-		s.fail("Invalid message: expected a JSON object")
-		return
-	case msg.Invalid:
-		s.fail("Invalid JSON")
-		return
-	}
+	defer reqs.Done(req)
 	typ, ok := codec.Str(req.Type)
 	switch {
 	case !ok:
@@ -163,14 +157,7 @@ func (s *session) unregister() {
 	}
 }
 
-func (s *session) fail(msg string) {
-	f := routing.NewText()
-	f.AppendStr(`{"type":"error","message":`)
-	f.SetBuf(codec.AppendString(f.Buf(), msg))
-	f.Append('}')
-	s.c.Send(f.End(), false)
-	f.Release()
-}
+func (s *session) fail(text string) { msg.SendError(s.c, text) }
 
 // userKey maps a userId (a JSON string, or a JSON number for servers with
 // numeric ids) to its key in the users Hub: 42 and "42" are one user.

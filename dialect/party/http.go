@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"partyline/codec"
-	"partyline/httpapi"
+	"partyline/dialect"
 )
 
 // Routes mounts GET /api/rooms/{code}.
@@ -21,14 +21,14 @@ func (d *Dialect) getRoom(w http.ResponseWriter, r *http.Request) {
 	if d.cl != nil { // cluster mode: the registry answers for every node
 		rec, ok := d.roomInfo(code)
 		if !ok {
-			httpapi.Error(w, http.StatusNotFound, "room not found: "+code)
+			dialect.HTTPError(w, http.StatusNotFound, "room not found: "+code)
 			return
 		}
 		members, max, created = len(rec.Members), rec.Max, rec.Created
 	} else {
 		room := d.hub.Get(code)
 		if room == nil {
-			httpapi.Error(w, http.StatusNotFound, "room not found: "+code)
+			dialect.HTTPError(w, http.StatusNotFound, "room not found: "+code)
 			return
 		}
 		members, max, created = room.Len(), room.Max, room.Created

@@ -106,25 +106,19 @@ type request struct {
 	State      sonic.NoCopyRawMessage `json:"state"`
 }
 
-var reqPool = sync.Pool{New: func() any { return new(request) }}
+var reqs = msg.Reader[request]{
+	Binary:    "binary frames are not supported: send JSON text",
+	NotObject: "message must be a JSON object",
+	Invalid:   "invalid JSON",
+}
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
 	if s.d.cl != nil && s.hold(kind, payload) {
 		return
 	}
-	if kind != codec.KindText {
-		s.fail("binary frames are not supported: send JSON text")
-		return
-	}
-	req := reqPool.Get().(*request)
-	defer func() { *req = request{}; reqPool.Put(req) }()
-	switch msg.Decode(payload, req) {
-	case msg.NotObject:
-		s.fail("message must be a JSON object")
-	case msg.Invalid:
-		s.fail("invalid JSON")
-	default:
+	if req := reqs.Read(kind, payload, s.fail); req != nil {
 		s.dispatch(req)
+		reqs.Done(req)
 	}
 }
 
@@ -203,14 +197,7 @@ func (s *session) current() *routing.Room {
 	return s.room
 }
 
-func (s *session) fail(msg string) {
-	f := routing.NewText()
-	f.AppendStr(`{"type":"error","message":`)
-	f.SetBuf(codec.AppendString(f.Buf(), msg))
-	f.Append('}')
-	s.c.Send(f.End(), false)
-	f.Release()
-}
+func (s *session) fail(text string) { msg.SendError(s.c, text) }
 
 func clientID(raw []byte) (string, bool) {
 	id, ok := codec.Str(raw)

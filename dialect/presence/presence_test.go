@@ -95,8 +95,13 @@ func TestSnapshotAfterAuth(t *testing.T) {
 	chattest.ExpectSuccess(t, dave, "Message sent")
 	gina := e.Login(t, "/chat", "gina")
 	chattest.Join(t, gina, "gina", "h")
+	// An observer subscribed to gina sees her go offline: her grace period is over.
+	obs, po := watch(t, e, "obs")
+	obs.Send(map[string]any{"type": "SUBSCRIBE_PRESENCE", "usernames": []string{"gina"}})
+	expectSuccess(t, po, "Subscribed to 1 users")
+	expectUpdate(t, po, "gina", "online")
 	gina.Conn.Close()
-	time.Sleep(500 * time.Millisecond) // gina's grace period (200ms) ends
+	expectUpdate(t, po, "gina", "offline")
 
 	_, p := watch(t, e, "erin")
 	expectUpdate(t, p, "dave", "online")

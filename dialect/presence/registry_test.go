@@ -60,6 +60,46 @@ func waitFor(t *testing.T, what string, cond func() bool, info ...func() string)
 	}
 }
 
+// clock is the registry's time in a test: it moves only when told. It
+// starts an hour ahead of the real clock, so that the notifier's real
+// timer (set to the next deadline) never fires during a test: the test
+// drives the notifier with settle.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func fakeClock(r *Registry) *clock {
+	c := &clock{t: time.Now().Add(time.Hour)}
+	r.now = c.now // before the first event: the notifier is not running yet
+	return c
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// settle moves the clock by d and returns once the notifier has applied
+// every grace deadline due by then and published the updates: a job
+// queued now runs after them.
+func (c *clock) settle(t *testing.T, r *Registry, d time.Duration) {
+	t.Helper()
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+	done := make(chan struct{})
+	if !r.queue(func() { close(done) }) {
+		t.Fatal("registry job queue full")
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the notifier did not run")
+	}
+}
+
 // TestRegistryGrace: many users flapping at once; only those that stay
 // away past the grace period go offline, once each.
 func TestRegistryGrace(t *testing.T) {
@@ -72,6 +112,7 @@ func TestRegistryGrace(t *testing.T) {
 	},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer r.Close()
+	clk := fakeClock(r)
 	s := &sink{}
 	if _, ok := r.Watch("watcher", s, "1"); !ok {
 		t.Fatal("watch refused")
@@ -90,12 +131,15 @@ func TestRegistryGrace(t *testing.T) {
 	for i := 0; i < n; i += 2 { // the even ones come back within the grace period
 		r.Connect(user(i))
 	}
-	waitFor(t, "offline updates", func() bool { return s.count("offline") == n/2 }, func() string {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return fmt.Sprint(s.count("offline"), " offline updates; pending ", len(r.pending), " users ", len(r.users), " online ", s.count("online"))
-	})
-	time.Sleep(2 * grace)
+	clk.settle(t, r, grace-time.Millisecond)
+	if got := s.count("offline"); got != 0 {
+		t.Fatalf("%d offline updates before the grace period ended", got)
+	}
+	clk.settle(t, r, time.Millisecond)
+	if got := s.count("offline"); got != n/2 {
+		t.Fatalf("%d offline updates once the grace period ended, want %d", got, n/2)
+	}
+	clk.settle(t, r, 2*grace)
 	if got := s.count("offline"); got != n/2 {
 		t.Fatalf("%d offline updates, want %d", got, n/2)
 	}
@@ -129,6 +173,7 @@ func TestRegistryRemote(t *testing.T) {
 		return []string{"watcher"}, nil
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer r.Close()
+	clk := fakeClock(r)
 	var locals []string
 	var mu sync.Mutex
 	r.OnLocal = func(u string) { mu.Lock(); locals = append(locals, u); mu.Unlock() }
@@ -146,12 +191,15 @@ func TestRegistryRemote(t *testing.T) {
 	r.SetRemote("ann", 0) // the other node's connections are gone
 	r.Disconnect("ann")   // the last one anywhere: grace starts
 	r.SetRemote("ann", 1) // back elsewhere within the grace period
-	time.Sleep(2 * grace)
+	clk.settle(t, r, 2*grace)
 	if s.count("offline") != 0 || s.count("online") != 1 {
 		t.Fatalf("flapped: %v", s.msgs)
 	}
 	r.SetRemote("ann", 0) // e.g. its node died and was reaped
-	waitFor(t, "ann offline", func() bool { return s.count("offline") == 1 })
+	clk.settle(t, r, grace)
+	if s.count("offline") != 1 {
+		t.Fatalf("not offline once the grace period ended: %v", s.msgs)
+	}
 	if got := r.Online(); got != 0 {
 		t.Fatalf("%d online, want 0", got)
 	}

@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"partyline/cluster"
-	"partyline/codec"
 	"partyline/dialect/internal/pending"
 	"partyline/routing"
 )
@@ -38,16 +37,6 @@ func (d *Dialect) UseCluster(n *cluster.Node) {
 type clusterSession struct {
 	gate    pending.Gate
 	joining string // the room of a join in flight ("" none)
-}
-
-func (s *session) hold(kind codec.Kind, payload []byte) bool {
-	if !s.cs.gate.Busy() {
-		return false
-	}
-	if !s.cs.gate.Hold(kind, payload) {
-		s.c.Close(1008, "too many messages while a join is in progress")
-	}
-	return true
 }
 
 // joinCluster joins room name in cluster mode: it makes sure this node

@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/bytedance/sonic"
@@ -77,11 +76,8 @@ func (d *Dialect) Rooms() int64 { return d.hub.Rooms() }
 // Hub exposes the rooms to tests and a cluster backplane.
 func (d *Dialect) Hub() *routing.Hub { return d.hub }
 
-// The seed's own error replies, encoded once.
-var (
-	unknownType = routing.NewTextFrom([]byte(`{"type":"error","message":"Unknown message type"}`))
-	badFormat   = routing.NewTextFrom([]byte(`{"type":"error","message":"Invalid message format"}`))
-)
+// The seed's reply to an unknown type, encoded once.
+var unknownType = routing.NewTextFrom([]byte(`{"type":"error","message":"Unknown message type"}`))
 
 // member is the rooms data of a routing.Member.
 type member struct {
@@ -122,22 +118,22 @@ type request struct {
 	Content  sonic.NoCopyRawMessage `json:"content"`
 }
 
-var reqPool = sync.Pool{New: func() any { return new(request) }}
+// The seed answers every message it cannot parse alike.
+var reqs = msg.Reader[request]{
+	Binary:    "Invalid message format",
+	NotObject: "Invalid message format",
+	Invalid:   "Invalid message format",
+}
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.hold(kind, payload) {
+	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
 		return
 	}
-	if kind != codec.KindText {
-		s.c.Send(badFormat, false)
+	req := reqs.Read(kind, payload, s.fail)
+	if req == nil {
 		return
 	}
-	req := reqPool.Get().(*request)
-	defer func() { *req = request{}; reqPool.Put(req) }()
-	if msg.Decode(payload, req) != msg.OK { // invalid JSON or not an object
-		s.c.Send(badFormat, false)
-		return
-	}
+	defer reqs.Done(req)
 	typ, _ := codec.Str(req.Type)
 	switch typ {
 	case "join":
@@ -320,14 +316,7 @@ func (s *session) typing(req *request) {
 	f.Release()
 }
 
-func (s *session) fail(msg string) {
-	f := routing.NewText()
-	f.AppendStr(`{"type":"error","message":`)
-	f.SetBuf(codec.AppendString(f.Buf(), msg))
-	f.Append('}')
-	s.c.Send(f.End(), false)
-	f.Release()
-}
+func (s *session) fail(text string) { msg.SendError(s.c, text) }
 
 const base36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 

@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"partyline/cluster"
-	"partyline/codec"
 	"partyline/dialect/internal/pending"
 	"partyline/routing"
 )
@@ -86,16 +85,6 @@ func (d *Dialect) markTeam(team int) {
 type clusterSession struct {
 	gate        pending.Gate
 	registering int // team of a registration in flight (0: none)
-}
-
-func (s *session) hold(kind codec.Kind, payload []byte) bool {
-	if !s.cs.gate.Busy() {
-		return false
-	}
-	if !s.cs.gate.Hold(kind, payload) {
-		s.c.Close(1008, "too many messages while a registration is in progress")
-	}
-	return true
 }
 
 // registerCluster registers in cluster mode. A team's first connection on

@@ -80,26 +80,17 @@ type request struct {
 	Message sonic.NoCopyRawMessage `json:"message"`
 }
 
-var reqPool = sync.Pool{New: func() any { return new(request) }}
+var reqs = msg.Reader[request]{Binary: errBinary, NotObject: errNotObject, Invalid: errInvalidJSON}
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.hold(kind, payload) {
+	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a registration is in progress") {
 		return
 	}
-	if kind != codec.KindText {
-		s.reply("error", errBinary)
+	req := reqs.Read(kind, payload, s.fail)
+	if req == nil {
 		return
 	}
-	req := reqPool.Get().(*request)
-	defer func() { *req = request{}; reqPool.Put(req) }()
-	switch msg.Decode(payload, req) {
-	case msg.NotObject:
-		s.reply("error", errNotObject)
-		return
-	case msg.Invalid:
-		s.reply("error", errInvalidJSON)
-		return
-	}
+	defer reqs.Done(req)
 	if present(req.Team) {
 		s.register(req.Team)
 		return
@@ -220,6 +211,8 @@ func (d *Dialect) notice(team int, what string) {
 	})
 	f.Release()
 }
+
+func (s *session) fail(text string) { s.reply("error", text) }
 
 func (s *session) reply(typ, text string) {
 	f := replyFrame(typ, text)

@@ -104,3 +104,39 @@ test("a token with a bad signature is refused and the page says so", async () =>
     assert.equal(await page.locator("#app").isHidden(), true);
   });
 });
+
+test("a second device joins a group it is already in: the history, no error; one time format; the token hint", async () => {
+  await withBrowser("chat second device", async (b) => {
+    const url = `${srv.httpBase}/chat`;
+    const one = await b.page(url);
+    const two = await b.page(url);
+    assert.match(await two.locator("#signin").innerText(), /partyline token --user NAME/);
+    await signIn(one, "dana");
+    await one.getByLabel("Join group (id)").fill("climbers");
+    await one.getByLabel("Join group (id)").press("Enter");
+    await one.getByRole("heading", { name: "Group climbers" }).waitFor();
+    await one.getByLabel("Message", { exact: true }).fill("from the first device");
+    await one.getByLabel("Message", { exact: true }).press("Enter");
+    await one.locator('#log li.out[data-delivery="sent"]', { hasText: "from the first device" }).waitFor();
+
+    await signIn(two, "dana");
+    await two.getByLabel("Join group (id)").fill("climbers");
+    await two.getByLabel("Join group (id)").press("Enter");
+    // The JOIN_GROUP's reply comes before the history page: once the
+    // history shows, an error for the join would be shown too.
+    await two.locator("#log li.out", { hasText: "from the first device" }).waitFor();
+    assert.equal(await two.locator("#log li.error").count(), 0, await two.locator("#log").innerText());
+
+    // A live message looks like one from the history.
+    await one.getByLabel("Message", { exact: true }).fill("live now");
+    await one.getByLabel("Message", { exact: true }).press("Enter");
+    await two.locator("#log li.out", { hasText: "live now" }).waitFor();
+    const shape = async (text) => {
+      const meta = await two.locator("#log li", { hasText: text }).locator(".meta").innerText();
+      return meta.replace(/\d/g, "9");
+    };
+    assert.equal(await shape("live now"), await shape("from the first device"));
+    assert.deepEqual(one.consoleErrors, []);
+    assert.deepEqual(two.consoleErrors, []);
+  });
+});

@@ -161,3 +161,44 @@ test("a peer whose socket drops is shown reconnecting… until it is back, then 
     await own.stop();
   }
 });
+
+test("an unknown room code is reported once; the form shows the server's cap; form details", async () => {
+  const own = await startServer(["--party-max-clients", "12"]);
+  try {
+    await withBrowser("party unknown room", async (b) => {
+      const page = await b.page(`${own.httpBase}/party`);
+      await waitState(page, "open");
+      await page.locator('#max[placeholder="up to 12"][max="12"]').waitFor();
+      assert.equal(await page.locator("form#join.row.mt").count(), 1, "the join form keeps its margin");
+
+      await enterAs(page, "zed");
+      await page.getByLabel("Room code").fill("ZZZZ");
+      await page.getByRole("button", { name: "Join" }).click();
+      await page.locator("#log li.error").first().waitFor();
+      // Anything the failed join would still report comes before the next
+      // room is entered: then the error must be there once.
+      await page.getByRole("button", { name: "Create room" }).click();
+      await page.locator("#log li", { hasText: "You are in room" }).waitFor();
+      const errors = await page.locator("#log li.error").allInnerTexts();
+      assert.equal(errors.length, 1, errors.join(" | "));
+      assert.match(errors[0], /room not found/i);
+
+      // An invalid state is an error, not a muted note, and the button sits within the form.
+      await page.getByLabel("New state (JSON)").fill("{nope");
+      await page.getByRole("button", { name: "Set state" }).click();
+      await page.locator("#state-err", { hasText: "Not valid JSON" }).waitFor();
+      const [errColor, mutedColor] = await page.evaluate(() => [
+        getComputedStyle(document.getElementById("state-err")).color,
+        getComputedStyle(document.querySelector(".muted")).color,
+      ]);
+      assert.notEqual(errColor, mutedColor, "the state error is styled as an error");
+      const area = await page.locator("#state-input").boundingBox();
+      const btn = await page.locator("#state-btn").boundingBox();
+      assert.ok(btn.x >= area.x && btn.x + btn.width <= area.x + area.width && btn.y >= area.y + area.height,
+        `Set state ${JSON.stringify(btn)} lies below and within the textarea ${JSON.stringify(area)}`);
+      assert.deepEqual(page.consoleErrors, []);
+    });
+  } finally {
+    await own.stop();
+  }
+});

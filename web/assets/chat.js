@@ -65,7 +65,11 @@ async function signIn(token) {
       li.querySelector(".meta").textContent += " · sent";
     }
   });
-  chat.on("ERROR", (m) => logLine(log, "error", m.msg));
+  // ERRORs that answer no awaited request (a rejected message, ...); an
+  // awaited request's ERROR rejects its promise instead (history, join).
+  chat.onEvent("error", (e) => {
+    if (e.kind === "server") logLine(log, "error", e.message);
+  });
   presence.on("PRESENCE_UPDATE", renderConvos);
   presence.onEvent("open", () => presence.subscribe(convos.filter((c) => c.kind === "dm").map((c) => c.id)));
 }
@@ -97,10 +101,7 @@ function incoming(conv, m) {
 function show(m, prepend = false) {
   if (m.messageId && shown.has(m.messageId)) return;
   if (m.messageId) shown.add(m.messageId);
-  const li = logLine(log, m.from === me ? "out" : "in", m.content, m.from === me ? "You" : m.from);
-  const at = new Date(m.timestamp);
-  const when = at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
-  li.querySelector(".meta").textContent = `${m.from === me ? "You" : m.from} · ${when}`;
+  const li = logLine(log, m.from === me ? "out" : "in", m.content, m.from === me ? "You" : m.from, new Date(m.timestamp));
   if (prepend) log.prepend(li);
 }
 
@@ -174,7 +175,10 @@ $("group-form").addEventListener("submit", (e) => {
   if (!id) return;
   let c = convos.find((x) => same(x, { kind: "group", id }));
   if (!c) {
-    chat.joinGroup(id);
+    // Already a member (from another device) is fine: the history follows.
+    chat.join(id).catch((err) => {
+      if (!/^Already a member/.test(err.message)) logLine(log, "error", `Join ${id}: ${err.message}`);
+    });
     convos.push((c = { kind: "group", id, unread: 0 }));
     save();
   }

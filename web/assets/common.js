@@ -17,7 +17,12 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-const time = (d = new Date()) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const time = (d) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+/** One format for every time shown: the time of day, with the date when it is not today. */
+export function stamp(d = new Date()) {
+  return d.toDateString() === new Date().toDateString() ? time(d) : `${d.toLocaleDateString()} ${time(d)}`;
+}
 
 /**
  * Appends a line to a log list and keeps it scrolled to the bottom. kind: in | out | system | error.
@@ -25,8 +30,8 @@ const time = (d = new Date()) => d.toLocaleTimeString([], { hour: "2-digit", min
  */
 export function logLine(log, kind, text, meta, at = new Date()) {
   const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  const li = el("li", { class: kind }, meta ? el("span", { class: "meta" }, `${meta} · ${time(at)}`) : null, text);
-  if (!meta && (kind === "in" || kind === "out")) li.prepend(el("span", { class: "meta" }, time(at)));
+  const li = el("li", { class: kind }, meta ? el("span", { class: "meta" }, `${meta} · ${stamp(at)}`) : null, text);
+  if (!meta && (kind === "in" || kind === "out")) li.prepend(el("span", { class: "meta" }, stamp(at)));
   log.append(li);
   if (stick || kind === "out") log.scrollTop = log.scrollHeight;
   return li;

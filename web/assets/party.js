@@ -21,6 +21,21 @@ $("status-slot").append(pill);
 
 let client = null;
 const url = await discoverURL("party");
+showMaxClients();
+
+/** The server caps maxClients (--party-max-clients): say so, and let the field refuse more. */
+async function showMaxClients() {
+  try {
+    const res = await fetch("/config.json", { cache: "no-store" });
+    const max = res.ok ? (await res.json()).partyMaxClients : 0;
+    if (!max) return;
+    $("max").max = String(max);
+    $("max").placeholder = `up to ${max}`;
+    $("max-help").textContent = `Empty: ${max}, the server's maximum.`;
+  } catch {
+    /* the generic text stays */
+  }
+}
 
 function readJSON(key, fallback) {
   try {
@@ -65,7 +80,11 @@ function connect(id) {
   client.on("peer_back", (m) => note("system", `${m.clientId} is back`));
   client.on("message", (m) => note("in", typeof m.data === "string" ? m.data : JSON.stringify(m.data), m.from));
   client.on("state", () => note("system", "Room state updated"));
-  client.on("error", (m) => note("error", m.message));
+  // Server errors that answer no awaited request (create and join report
+  // theirs through their promise, a failed re-join as a handshake error).
+  client.onEvent("error", (e) => {
+    if (e.kind === "server") note("error", e.message);
+  });
   client.onEvent("rejoined", ({ recovered, since }) => {
     if (!since) return; // a server without offsets: nothing to say beyond "Reconnected"
     note("system", recovered

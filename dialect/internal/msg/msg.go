@@ -1,6 +1,10 @@
 // Package msg decodes one client message of a JSON dialect and classifies
 // a failure as invalid JSON or a valid JSON value of the wrong shape, the
-// two error replies every JSON dialect distinguishes.
+// two error replies every JSON dialect distinguishes. Reader is the whole
+// opening of a dialect's OnMessage (binary check, pooled request, decode,
+// the failure replies in the dialect's words); SendError the error reply
+// of the dialects that share {"type":"error","message":...}. Event loop
+// only, like the OnMessage that calls them; Reader's pool is shared.
 package msg
 
 import (

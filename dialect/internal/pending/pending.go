@@ -46,9 +46,14 @@ func (o *Op) Cancel() func() {
 	return nil
 }
 
-// MaxHeld bounds the messages a Gate holds; the session closes a
-// connection that sends more while an operation is in flight.
-const MaxHeld = 256
+// MaxHeld and MaxHeldBytes bound what a Gate holds: at most MaxHeld
+// messages of MaxHeldBytes together. The session closes a connection that
+// sends more while an operation is in flight (an operation takes a round
+// trip to NATS: a well-behaved client sends a few messages meanwhile).
+const (
+	MaxHeld      = 256
+	MaxHeldBytes = 1 << 20
+)
 
 type held struct {
 	kind    codec.Kind
@@ -58,8 +63,9 @@ type held struct {
 // Gate queues a session's messages while an operation is in flight. Loop
 // only.
 type Gate struct {
-	busy bool
-	q    []held
+	busy  bool
+	bytes int // payload bytes in q
+	q     []held
 }
 
 // Busy reports whether an operation is in flight.
@@ -69,12 +75,32 @@ func (g *Gate) Busy() bool { return g.busy }
 func (g *Gate) Close() { g.busy = true }
 
 // Hold keeps a copy of a message that arrived while busy; false when the
-// gate is full.
+// gate is full (MaxHeld messages, or MaxHeldBytes with this one).
 func (g *Gate) Hold(kind codec.Kind, payload []byte) bool {
-	if len(g.q) >= MaxHeld {
+	if len(g.q) >= MaxHeld || g.bytes+len(payload) > MaxHeldBytes {
 		return false
 	}
+	g.bytes += len(payload)
 	g.q = append(g.q, held{kind: kind, payload: append([]byte(nil), payload...)})
+	return true
+}
+
+// Closer is the part of dialect.Conn that Defer needs.
+type Closer interface {
+	Close(code uint16, reason string)
+}
+
+// Defer is the first step of a gated session's OnMessage: while an
+// operation is in flight it holds the message, or closes c with 1008 and
+// why when the gate is full, and reports true (the message is taken care
+// of); otherwise it reports false and the session handles the message.
+func (g *Gate) Defer(c Closer, kind codec.Kind, payload []byte, why string) bool {
+	if !g.busy {
+		return false
+	}
+	if !g.Hold(kind, payload) {
+		c.Close(1008, why)
+	}
 	return true
 }
 
@@ -86,6 +112,7 @@ func (g *Gate) Open(fn func(kind codec.Kind, payload []byte)) {
 		h := g.q[0]
 		g.q[0] = held{}
 		g.q = g.q[1:]
+		g.bytes -= len(h.payload)
 		fn(h.kind, h.payload)
 	}
 	if len(g.q) == 0 {

@@ -90,7 +90,22 @@ export declare class ChatClient extends Connection<ChatServerMessage, ChatClient
     private tokenSource;
     /** The authenticated username (known from the token before the server confirms it). */
     username: string | null;
+    /** Requests written on the current socket, oldest first. */
+    private inflight;
+    /** Awaited requests not written yet (offline queue), by message object. */
+    private awaited;
+    /** The ERROR that the last observe() handed to an awaiting caller. */
+    private claimed;
     constructor(url: string, options: ChatOptions);
+    /**
+     * Sends a request and resolves with its reply (SUCCESS, or the history
+     * page), or rejects with the server's ERROR text. Queued while offline;
+     * the wait for the reply (the handshakeTimeout option) starts once it is
+     * written. Only that promise reports the ERROR: no `error` event repeats it.
+     */
+    request(msg: Exclude<ChatClientMessage, {
+        type: "AUTH" | "DISCONNECT";
+    }>): Promise<ChatServerMessage>;
     /** Sends a new token now (refreshing the expiry) and on every later reconnect. */
     refreshToken(token: TokenSource): Promise<void>;
     /** Sends a one-to-one message; chatId defaults to chatIdFor(me, to). */
@@ -98,6 +113,8 @@ export declare class ChatClient extends Connection<ChatServerMessage, ChatClient
     /** Sends to a group this user is a member of. */
     sendGroup(groupId: string, content: string): boolean;
     joinGroup(groupId: string): boolean;
+    /** Joins a group and resolves with the SUCCESS reply (rejects with the server's ERROR, e.g. "Already a member of group g1"). */
+    join(groupId: string): Promise<ChatServerMessage>;
     leaveGroup(groupId: string): boolean;
     /** Loads a one-to-one history page (oldest first). */
     history(withUser: string, opts?: HistoryOptions & {
@@ -119,5 +136,11 @@ export declare class ChatClient extends Connection<ChatServerMessage, ChatClient
     disconnect(): void;
     protected handshake(): Promise<void>;
     private authenticate;
+    protected written(msg: ChatClientMessage): void;
+    /** Files a written request; an awaited one times out after handshakeWait (its reply, if it comes, is then ignored). */
+    private track;
+    protected observe(msg: any): boolean | void;
+    protected answered(msg: any): boolean;
+    private fail;
     private me;
 }

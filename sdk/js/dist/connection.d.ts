@@ -166,6 +166,13 @@ export declare class Connection<In extends {
      * queue; the socket stays open.
      */
     protected handshake(_reconnected: boolean): Promise<void> | void;
+    /** Runs when `send` has written msg to the socket (at once, or from the offline queue). */
+    protected written(_msg: Out): void;
+    /**
+     * True when an error message (errorType) answers a request whose caller
+     * awaits the reply: that promise is rejected, so no `error` event repeats it.
+     */
+    protected answered(_msg: any): boolean;
     /** Emits a helper's own lifecycle event (one of `Ev`'s). */
     protected emitEvent<K extends keyof Ev & string>(name: K, ev: Ev[K]): void;
     /** Sends now, bypassing the queue (false if the socket is not open). */

@@ -256,6 +256,7 @@ export class Connection<
   send(msg: Out): boolean {
     if (this._state === "open" && this.ws && this.ws.readyState === OPEN) {
       this.ws.send(JSON.stringify(msg));
+      this.written(msg);
       return true;
     }
     if (this._state === "closed") {
@@ -311,6 +312,17 @@ export class Connection<
    * queue; the socket stays open.
    */
   protected handshake(_reconnected: boolean): Promise<void> | void {}
+
+  /** Runs when `send` has written msg to the socket (at once, or from the offline queue). */
+  protected written(_msg: Out): void {}
+
+  /**
+   * True when an error message (errorType) answers a request whose caller
+   * awaits the reply: that promise is rejected, so no `error` event repeats it.
+   */
+  protected answered(_msg: any): boolean {
+    return false;
+  }
 
   /** Emits a helper's own lifecycle event (one of `Ev`'s). */
   protected emitEvent<K extends keyof Ev & string>(name: K, ev: Ev[K]): void {
@@ -435,8 +447,10 @@ export class Connection<
     const q = this.queue;
     this.queue = [];
     for (const m of q) {
-      if (ok) ws.send(JSON.stringify(m));
-      else this.emit("drop", { message: m, reason: "handshake_failed" });
+      if (ok) {
+        ws.send(JSON.stringify(m));
+        this.written(m);
+      } else this.emit("drop", { message: m, reason: "handshake_failed" });
     }
     this.emit("open", { reconnected });
   }
@@ -455,6 +469,7 @@ export class Connection<
     }
     const type = typeof msg.type === "string" ? msg.type : "";
     if (this.observe(msg) === false) return; // a duplicate the helper has already processed
+    let claimed = false; // an error that rejects an awaited request is not also an error event
     if (this.waiters.length) {
       for (const w of [...this.waiters]) {
         if (w.ok.has(type) && (!w.match || w.match(msg))) {
@@ -464,12 +479,13 @@ export class Connection<
         }
         if (w.fail.has(type)) {
           this.settle(w);
+          claimed = true;
           w.reject(new PartylineError("server", serverText(msg)));
           break;
         }
       }
     }
-    if (this.errorType !== null && type === this.errorType) {
+    if (this.errorType !== null && type === this.errorType && !claimed && !this.answered(msg)) {
       this.emit("error", new PartylineError("server", serverText(msg)));
     }
     const set = this.handlers.get(type);

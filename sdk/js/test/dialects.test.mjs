@@ -210,6 +210,36 @@ test("chat: AUTH on connect, 1:1 and group messages, history, re-AUTH after a dr
   assert.equal(mallory.state, "closed");
 });
 
+test("chat: replies are matched to their requests (a second device joining a group it is in)", async (t) => {
+  if (skip("chat")) return t.skip(skip("chat"));
+  const first = track(new ChatClient(dialectURL(srv.wsBase, "chat"), opts({ token: hs256(SECRET, { username: "erin" }) })));
+  await nextEvent(first, "open");
+  await first.join("g2");
+  await first.request({ type: "GROUP_CHAT", from: "erin", groupId: "g2", content: "before the second device" });
+
+  // A second device: queued while connecting, the JOIN_GROUP fails (already a
+  // member) and the history request behind it still gets its page.
+  const second = track(new ChatClient(dialectURL(srv.wsBase, "chat"), opts({ token: hs256(SECRET, { username: "erin" }) })));
+  const errors = [];
+  second.onEvent("error", (e) => errors.push(e.message));
+  second.joinGroup("g2");
+  const h = await second.groupHistory("g2");
+  assert.deepEqual(h.messages.map((x) => x.content), ["before the second device"]);
+  await until(() => errors.length > 0, 3000, "the JOIN_GROUP error event");
+  assert.deepEqual(errors, ["Already a member of group g2"], "the unawaited request's ERROR is an error event, once");
+
+  // An awaited request's ERROR rejects its promise and is no error event.
+  await assert.rejects(second.join("g2"), /Already a member of group g2/);
+  await assert.rejects(second.groupHistory("nope"), /Not a member of group nope/);
+  const h2 = await second.groupHistory("g2", { limit: 1 });
+  assert.equal(h2.groupId, "g2");
+  assert.equal(errors.length, 1, `no error event for awaited requests: ${errors}`);
+
+  // Many requests at once: each reply goes to its own request.
+  const pages = await Promise.all(["g2", "none1", "g2", "none2"].map((g) => second.groupHistory(g).then((r) => r.groupId, (e) => e.message)));
+  assert.deepEqual(pages, ["g2", "Not a member of group none1", "g2", "Not a member of group none2"]);
+});
+
 test("presence: AUTH, subscriptions, online/offline, re-subscribe after a drop", async (t) => {
   if (skip("presence")) return t.skip(skip("presence"));
   const watcher = track(new PresenceClient(dialectURL(proxy.base, "presence"), opts({ token: hs256(SECRET, { username: "watcher" }) })));

@@ -164,6 +164,8 @@ test("after a server restart without persistence the rejoin fails visibly and th
   const own = await startServer(flags().has("party-persist") ? ["--party-persist=false"] : []);
   try {
     const a = party(own.wsBase, { clientId: "solo" });
+    const errors = [];
+    a.onEvent("error", (e) => errors.push(`${e.kind}: ${e.message}`));
     const { room } = await a.create();
     const failed = nextEvent(a, "error", 10_000, (e) => e.kind === "handshake");
     await own.restart();
@@ -171,8 +173,12 @@ test("after a server restart without persistence the rejoin fails visibly and th
     assert.match(e.message, new RegExp(`rejoining room ${room} failed: .*not found`));
     assert.equal(a.room, null);
     await until(() => a.state === "open", 5000, "open after restart");
+    // A join the caller awaits reports its error through the promise alone.
+    await assert.rejects(a.join("ZZZZ"), /not found/i);
     const again = await a.create();
     assert.equal(a.room, again.room);
+    assert.deepEqual(errors.filter((x) => !x.startsWith("socket") && !x.startsWith("give_up")), [e.kind + ": " + e.message],
+      "the failed re-join is one handshake error, not also a server error; the awaited join none");
   } finally {
     await own.stop();
   }

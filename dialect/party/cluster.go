@@ -118,18 +118,6 @@ type clusterSession struct {
 	op   *pending.Op
 }
 
-// hold keeps a message that arrived while an operation is in flight;
-// true when held (or the connection was closed for holding too many).
-func (s *session) hold(kind codec.Kind, payload []byte) bool {
-	if !s.cs.gate.Busy() {
-		return false
-	}
-	if !s.cs.gate.Hold(kind, payload) {
-		s.c.Close(1008, "too many messages while a join is in progress")
-	}
-	return true
-}
-
 // begin starts an operation; the session's later messages wait.
 func (s *session) begin() *pending.Op {
 	s.cs.op = &pending.Op{}

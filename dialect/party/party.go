@@ -113,7 +113,7 @@ var reqs = msg.Reader[request]{
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.hold(kind, payload) {
+	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
 		return
 	}
 	if req := reqs.Read(kind, payload, s.fail); req != nil {

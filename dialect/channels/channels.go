@@ -316,13 +316,9 @@ func (s *session) message(raw []byte, now time.Time) {
 	f.Release()
 }
 
-func (s *session) fail(msg string) {
-	f := routing.NewText()
-	f.AppendStr(`{"type":"error","message":`)
-	f.SetBuf(codec.AppendString(f.Buf(), msg))
-	f.Append('}')
-	s.c.Send(f.End(), false)
-	f.Release()
-}
+func (s *session) fail(text string) { msg.SendError(s.c, text) }
+
+// ErrorFrame implements dialect.ErrorReplier.
+func (*Dialect) ErrorFrame(text string) *routing.Frame { return msg.ErrorFrame(text) }
 
 func itoa(n uint64) string { return string(codec.AppendInt(nil, int64(n))) }

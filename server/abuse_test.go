@@ -14,9 +14,9 @@ import (
 	"partyline/server"
 )
 
-// sample returns the value of the sample of name whose line contains
-// label ("" for the first), or -1 when there is none.
-func sample(t *testing.T, s *server.Server, name, label string) float64 {
+// sample returns the value of the first sample of name whose line
+// contains label ("" for any), and whether there is one.
+func sample(t *testing.T, s *server.Server, name, label string) (float64, bool) {
 	t.Helper()
 	resp, err := http.Get(testutil.HTTPURL(s, "/metrics"))
 	if err != nil {
@@ -32,10 +32,10 @@ func sample(t *testing.T, s *server.Server, name, label string) float64 {
 			if err != nil {
 				t.Fatalf("%s: %v", line, err)
 			}
-			return v
+			return v, true
 		}
 	}
-	return -1
+	return 0, false
 }
 
 // echoMsg is an echo-dialect message carrying n, and the data it echoes.
@@ -61,7 +61,7 @@ func TestRateLimitMessages(t *testing.T) {
 	addr := s.Addrs()[0].String()
 	c := dialWS(t, addr, "/echo")
 	c.expectJSON("welcome")
-	before := sample(t, s, "partyline_rate_limited_messages_total", "")
+	before := metric(t, s, "partyline_rate_limited_messages_total")
 	events := security.Count("rate_limited")
 	// The burst and two more at once: three echoes, one error, one silent drop.
 	c.write(join(echoMsg(1), echoMsg(2), echoMsg(3), echoMsg(4), echoMsg(5)))
@@ -72,7 +72,7 @@ func TestRateLimitMessages(t *testing.T) {
 		t.Fatalf("error %v, want %q", m, server.RateLimitMessage)
 	}
 	c.alive() // nothing else came: the 5th was dropped without a reply
-	if got := sample(t, s, "partyline_rate_limited_messages_total", "") - before; got != 2 {
+	if got := metric(t, s, "partyline_rate_limited_messages_total") - before; got != 2 {
 		t.Fatalf("rate_limited_messages_total grew by %v, want 2", got)
 	}
 	if security.Count("rate_limited") == events {
@@ -103,7 +103,7 @@ func TestRateLimitCloses(t *testing.T) {
 		c.MaxMessagesPerSec, c.MessageBurst, c.RateLimitGrace = 10, 2, grace
 	})
 	addr := s.Addrs()[0].String()
-	closes := sample(t, s, "partyline_closes_total", `reason="rate_limit"`)
+	closes, _ := sample(t, s, "partyline_closes_total", `reason="rate_limit"`)
 	c := dialWS(t, addr, "/echo")
 	c.expectJSON("welcome")
 	start := time.Now()
@@ -131,7 +131,8 @@ func TestRateLimitCloses(t *testing.T) {
 		t.Fatalf("close %d %q, want 1008 \"rate limit\"", closed.closeCode(), closed.payload[2:])
 	}
 	testutil.Eventually(t, func() bool {
-		return sample(t, s, "partyline_closes_total", `reason="rate_limit"`) > max(closes, 0)
+		n, _ := sample(t, s, "partyline_closes_total", `reason="rate_limit"`)
+		return n > closes
 	})
 
 	// Over the limit for less than the grace, then within it: stays open.

@@ -2,6 +2,7 @@ package security
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -61,4 +62,40 @@ func TestParseProxies(t *testing.T) {
 			t.Errorf("ParseProxies(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzClientAddr: whatever the headers, ClientAddr does not panic, an
+// untrusted peer is its own client, and a trusted peer's client is the
+// peer or an address the headers name.
+func FuzzClientAddr(f *testing.F) {
+	f.Add("10.0.0.1", "1.2.3.4, 10.0.0.2", "")
+	f.Add("203.0.113.1", "127.0.0.1", "127.0.0.1")
+	f.Add("10.0.0.1", "", "[::1]:80")
+	f.Add("10.0.0.1", ",,, ,[2001:db8::1]:443,junk", "x")
+	p, err := ParseProxies("10.0.0.0/8,127.0.0.1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, peer, xff, realIP string) {
+		pa, err := netip.ParseAddr(peer)
+		if err != nil {
+			return
+		}
+		got := p.ClientAddr(pa, []string{xff}, realIP)
+		if !p.Trusted(pa) {
+			if got != pa.Unmap() {
+				t.Fatalf("untrusted peer %s: client %s", pa, got)
+			}
+			return
+		}
+		if got == pa.Unmap() {
+			return
+		}
+		for _, f := range append(strings.Split(xff, ","), realIP) {
+			if a, ok := parseHop(strings.TrimSpace(f)); ok && a == got {
+				return
+			}
+		}
+		t.Fatalf("client %s is neither the peer nor named in %q / %q", got, xff, realIP)
+	})
 }

@@ -139,7 +139,8 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	h.out.Reset()
 	h.bind, h.d, h.req = c.bind, nil, dialect.Request{}
 	h.decided, h.deferred, h.cause = c.decided, nil, "handshake_refused_bad_request"
-	h.c, h.trusted, h.xff, h.realIP = c, c.srv.gate.proxies.Any() && c.srv.gate.proxies.Trusted(security.PeerAddr(c.gc.RemoteAddr())), h.xff[:0], ""
+	h.c, h.xff, h.realIP = c, h.xff[:0], ""
+	h.trusted = c.srv.gate.proxies.Any() && c.srv.gate.proxies.Trusted(security.PeerAddr(c.gc.RemoteAddr()))
 	_, err := h.up.Upgrade(h)
 	c.decided = nil
 	if err == errDeferred {

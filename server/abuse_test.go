@@ -56,7 +56,7 @@ func (c *rawClient) expectEcho(n int) {
 // served again. Drops are counted in /metrics.
 func TestRateLimitMessages(t *testing.T) {
 	s := testutil.Start(t, func(c *server.Config) {
-		c.MaxMessagesPerSec, c.MessageBurst, c.RateLimitGrace = 2, 3, time.Minute
+		c.MaxMessagesPerSec, c.MessageBurst, c.RateLimitGrace = 1, 3, time.Minute
 	})
 	addr := s.Addrs()[0].String()
 	c := dialWS(t, addr, "/echo")
@@ -78,7 +78,7 @@ func TestRateLimitMessages(t *testing.T) {
 	if security.Count("rate_limited") == events {
 		t.Fatal("no rate_limited security event")
 	}
-	// Recovery: a token comes back every 500 ms.
+	// Recovery: a token comes back every second.
 	for i := 6; ; i++ {
 		c.write(echoMsg(i))
 		f, err := c.readFrame(100 * time.Millisecond)
@@ -228,7 +228,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 // TestHandshakesPerSecondPerIP: past the burst a handshake gets 429 with
 // Retry-After; after it a handshake is accepted again.
 func TestHandshakesPerSecondPerIP(t *testing.T) {
-	s := testutil.Start(t, func(c *server.Config) { c.HandshakesPerSecPerIP, c.HandshakeBurstPerIP = 5, 2 })
+	s := testutil.Start(t, func(c *server.Config) { c.HandshakesPerSecPerIP, c.HandshakeBurstPerIP = 0.5, 2 })
 	addr := s.Addrs()[0].String()
 	refused := security.Count("handshake_refused_rate")
 	dialWS(t, addr, "/echo")

@@ -94,6 +94,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "number of event loops (0: one per CPU)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", 0, "WebSocket connections at once; more get HTTP 503 (0: the descriptor limit less 512)")
 	dialectFlags(fs, &cfg.Dialects)
+	limitFlags(fs, &cfg)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 

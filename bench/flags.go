@@ -95,6 +95,7 @@ func parseFlags(name string, args []string) (*options, error) {
 	fs.IntVar(&c.OversizeLen, "oversize-len", 1<<20, "hostile: declared length of an oversized frame")
 	fs.IntVar(&c.Flooders, "flooders", 10, "hostile: clients flooding their own room")
 	fs.Float64Var(&c.FloodRate, "flood-rate", 2000, "hostile: messages/s per flooder")
+	fs.BoolVar(&c.FloodInRooms, "flood-in-rooms", false, "hostile: each flooder takes a seat in a well-behaved room (spread over the rooms) and floods its members, instead of a room of its own")
 	fs.IntVar(&c.Scanners, "scanners", 4, "hostile: connections joining random room codes as fast as answered")
 	fs.IntVar(&c.ScanCodeLen, "scan-code-len", 4, "hostile: length of the scanned room codes (the server's --room-code-length)")
 	fs.IntVar(&c.Silent, "silent", 100, "hostile: sockets that never send a byte, reconnecting when dropped")

@@ -143,3 +143,29 @@ func Defer(check func() error) error {
 // DeferValue returns a *Deferred for a check that also hands a value to the
 // session (as Request.Accepted).
 func DeferValue(check func() (any, error)) error { return &Deferred{Check: check} }
+
+// ErrorReplier is implemented by dialects whose error replies the engine
+// may send on a session's behalf: ErrorFrame returns msg as one error
+// reply in the dialect's format ({"type":"error","message":msg} and the
+// like), encoded. The engine builds the frames it needs once, at start
+// (RateLimitMessage for a message dropped by the inbound rate limit), and
+// sends the same frame to every connection. A dialect without it gets no
+// such reply, only the close when a flood persists.
+type ErrorReplier interface {
+	ErrorFrame(msg string) *routing.Frame
+}
+
+// Rates are per-connection inbound limits (a zero rate is off).
+type Rates struct {
+	MessagesPerSecond float64
+	MessageBurst      int // 0: twice the rate
+	BytesPerSecond    int64
+}
+
+// InboundRates is implemented by dialects whose traffic needs other
+// per-connection inbound limits than the server's (--max-messages-per-second,
+// --message-burst, --max-bytes-per-second): InboundRates gets the
+// server's and returns the dialect's. Called once, at start.
+type InboundRates interface {
+	InboundRates(server Rates) Rates
+}

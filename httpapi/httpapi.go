@@ -14,6 +14,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -34,12 +35,18 @@ type Config struct {
 	Metrics    prometheus.Gatherer
 	Dialects   []dialect.Dialect
 	Web        http.Handler // browser pages (package web), mounted at "/" behind every other route; nil: none
+	// Proxies are the trusted proxies (--trusted-proxies): only a request
+	// from one of them has its client taken from X-Forwarded-For or
+	// X-Real-IP, for the loopback rule and the wrong-key throttle. nil:
+	// none, the client is always the peer.
+	Proxies *security.Proxies
 }
 
 // New returns the HTTP handler.
 func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	g := NewGuard(cfg.APIKey, cfg.MetricsKey)
+	g.proxies = cfg.Proxies
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(health(cfg.Dialects))
@@ -109,6 +116,26 @@ const (
 type Guard struct {
 	apiKey, metricsKey string
 	wrong              *security.Limiter
+	proxies            *security.Proxies // nil: the client is the peer
+}
+
+// ClientAddr is the address of the client behind r: its peer, unless the
+// peer is one of proxies and names the client in X-Forwarded-For or
+// X-Real-IP (security.Proxies.ClientAddr). The zero Addr when the peer's
+// address cannot be read.
+func ClientAddr(r *http.Request, proxies *security.Proxies) netip.Addr {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		a, err := netip.ParseAddr(hostOf(r.RemoteAddr))
+		if err != nil {
+			return netip.Addr{}
+		}
+		peer = netip.AddrPortFrom(a, 0)
+	}
+	if !proxies.Any() {
+		return peer.Addr().Unmap()
+	}
+	return proxies.ClientAddr(peer.Addr(), r.Header.Values("X-Forwarded-For"), r.Header.Get("X-Real-IP"))
 }
 
 // NewGuard returns the guard of an API key ("": keyless, loopback only)
@@ -127,7 +154,7 @@ func NewGuard(apiKey, metricsKey string) *Guard {
 func (g *Guard) API(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.apiKey == "" {
-			if !isLoopback(r.RemoteAddr) {
+			if a := ClientAddr(r, g.proxies); !a.IsValid() || !a.IsLoopback() {
 				dialect.HTTPError(w, http.StatusForbidden, "the API answers loopback clients only when no --api-key is set")
 				return
 			}
@@ -174,7 +201,7 @@ func (g *Guard) checkKey(w http.ResponseWriter, r *http.Request, key, what strin
 		dialect.HTTPError(w, http.StatusUnauthorized, "missing bearer "+keyName(what))
 		return false
 	}
-	addr := hostOf(r.RemoteAddr)
+	addr := ClientAddr(r, g.proxies).String()
 	now := time.Now()
 	if !g.wrong.AllowN(addr, 0, now) {
 		security.Record(what+"_throttled", "addr", addr)
@@ -233,9 +260,4 @@ func hostOf(hostport string) string {
 		return h
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
-}
-
-func isLoopback(remote string) bool {
-	ip := net.ParseIP(hostOf(remote))
-	return ip != nil && ip.IsLoopback()
 }

@@ -72,6 +72,8 @@ type Config struct {
 	Extra            []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
 
 	Dialects // per-dialect settings: dialects.go
+
+	AbuseLimits // per-connection rates and per-address limits: abuse.go
 }
 
 // HTTPTimeouts bound how long an HTTP connection may hold the server.
@@ -101,6 +103,7 @@ func Defaults() Config {
 		MaxHTTPConns:   256,
 		HTTPTimeouts:   HTTPTimeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 15 * time.Second},
 		Dialects:       dialectDefaults(),
+		AbuseLimits:    abuseDefaults(),
 	}
 }
 
@@ -177,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if err := c.AbuseLimits.validate(); err != nil {
+		return err
 	}
 	if c.NodeLease < 0 {
 		return errors.New("node-lease must not be negative")

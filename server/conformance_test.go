@@ -546,25 +546,11 @@ func dialSmallWindow(t *testing.T, addr string) *rawClient {
 // metric returns the value of the first sample of the named metric.
 func metric(t *testing.T, s *server.Server, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(testutil.HTTPURL(s, "/metrics"))
-	if err != nil {
-		t.Fatal(err)
+	v, ok := sample(t, s, name, "")
+	if !ok {
+		t.Fatalf("metric %s not found", name)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
-			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			if err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	return v
 }
 
 // A client that never reads while its room floods it is closed as a slow

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,12 @@ type conn struct {
 	hsNext    *conn
 	acct      int64 // gnet-buffered bytes counted in Server.outTotal (budget.go)
 	blIdx     int   // 1 + index in loop.backlog, 0 = not there
+
+	// loop only: abuse limits (abuse.go)
+	rate     rateState  // inbound rate limits
+	client   netip.Addr // the address counted for --max-connections-per-ip
+	addrHeld bool       // client holds a place in the per-address count
+	addrDone bool       // the handshake was counted against the per-address limits
 
 	outBuffered atomic.Int64 // gnet's outbound bytes after the last flush
 	closeReq    atomic.Bool  // Close was called: stop delivering messages

@@ -21,6 +21,10 @@
 //     what gnet keeps; each loop's backlog list and its enforcement of
 //     --max-outbound-total are loop only, and loops see each other's
 //     largest backlog through an atomic.
+//   - Abuse limits (abuse.go): a connection's inbound rate is loop only
+//     and checked without allocation; the per-address counts and the
+//     per-address handshake limiter are shared by the loops and take one
+//     short mutex, at the handshake and in OnClose only.
 //   - Outbound frames are reference counted (routing.Frame); a flush writes
 //     every queued frame of a connection in one writev and releases them.
 package server

@@ -68,6 +68,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c.srv.outTotal.Add(-int64(qBytes) - c.acct)
 	c.acct = 0
 	c.loop.removeBacklog(c)
+	c.releaseAddr()
 	if prev == stateOpen && !sent {
 		c.srv.metrics.closeReason(0, "peer")
 	}
@@ -157,6 +158,9 @@ func (c *conn) event(ev codec.Event) (hangUp bool) {
 		}
 		c.srv.metrics.framesIn.Inc()
 		c.srv.metrics.bytesIn.Add(float64(len(ev.Payload)))
+		if !c.admitMessage(len(ev.Payload)) {
+			return false
+		}
 		c.sess.OnMessage(ev.Kind, ev.Payload)
 	case codec.KindPing:
 		if c.state == stateOpen {

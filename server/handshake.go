@@ -31,6 +31,13 @@ type hsState struct {
 	deferred *dialect.Deferred
 	// cause names a refusal for the security record (see conn.refused).
 	cause string
+	// c is the connection whose handshake this is; trusted is set when
+	// its peer is a trusted proxy, whose xff (X-Forwarded-For lines) and
+	// realIP (X-Real-IP) are then kept for admitAddr.
+	c       *conn
+	trusted bool
+	xff     []string
+	realIP  string
 }
 
 func (h *hsState) Read(p []byte) (int, error)  { return h.in.Read(p) }
@@ -63,10 +70,17 @@ func newHS(s *Server) *hsState {
 				}
 			case bytes.EqualFold(key, []byte("Authorization")):
 				h.req.Authorization = string(value)
+			case h.trusted && bytes.EqualFold(key, []byte("X-Forwarded-For")):
+				h.xff = append(h.xff, string(value))
+			case h.trusted && bytes.EqualFold(key, []byte("X-Real-IP")):
+				h.realIP = string(value)
 			}
 			return nil
 		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if err := h.c.admitAddr(h); err != nil {
+				return nil, err
+			}
 			var err error
 			if h.decided != nil {
 				err = h.decided.err
@@ -125,6 +139,8 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	h.out.Reset()
 	h.bind, h.d, h.req = c.bind, nil, dialect.Request{}
 	h.decided, h.deferred, h.cause = c.decided, nil, "handshake_refused_bad_request"
+	h.c, h.xff, h.realIP = c, h.xff[:0], ""
+	h.trusted = c.srv.gate.proxies.Any() && c.srv.gate.proxies.Trusted(security.PeerAddr(c.gc.RemoteAddr()))
 	_, err := h.up.Upgrade(h)
 	c.decided = nil
 	if err == errDeferred {
@@ -146,8 +162,8 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 		return hsRefused, 0
 	}
 	req := h.req
-	req.RemoteAddr = c.gc.RemoteAddr().String()
 	c.req = &req
+	c.rate.lim = c.srv.inbound[h.d]
 	c.state = stateOpen
 	c.loop.removePending(c)
 	c.srv.upgraded.Add(1)
@@ -178,7 +194,8 @@ func (c *conn) tooLarge() hsResult {
 
 // refused records a refused handshake as a security event. cause is one
 // of a fixed set (a metric label): handshake_refused_ followed by origin,
-// not_found, bad_request, too_large, dialect or busy; timeout,
+// not_found, bad_request, too_large, dialect, busy, rate (per-address
+// handshakes) or ip_connections (per-address connections); timeout,
 // over_capacity and pending_evicted are recorded where they happen.
 func (c *conn) refused(cause string) {
 	security.Record(cause, "remote", c.gc.RemoteAddr())

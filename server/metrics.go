@@ -26,6 +26,7 @@ type metrics struct {
 	closes        *prometheus.CounterVec
 	slow          prometheus.Counter
 	dropped       prometheus.Counter
+	rateLimited   prometheus.Counter
 }
 
 func newMetrics(node string, ds []dialect.Dialect) *metrics {
@@ -51,9 +52,11 @@ func newMetrics(node string, ds []dialect.Dialect) *metrics {
 			[]string{"reason"}),
 		slow:    c("slow_consumer_closes_total", "Connections closed because they could not keep up."),
 		dropped: c("dropped_frames_total", "Droppable frames shed under backpressure."),
+		rateLimited: c("rate_limited_messages_total",
+			"Inbound messages dropped by the per-connection rate limits (--max-messages-per-second, --max-bytes-per-second)."),
 	}
 	reg.MustRegister(m.conns, m.accepted, m.handshakes, m.handshakeFail, m.framesIn, m.bytesIn,
-		m.framesOut, m.bytesOut, m.closes, m.slow, m.dropped,
+		m.framesOut, m.bytesOut, m.closes, m.slow, m.dropped, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		security.Collector(node))
 	for _, d := range ds {
@@ -66,6 +69,11 @@ func newMetrics(node string, ds []dialect.Dialect) *metrics {
 			o := f("history_bytes", "Bytes of frames held in rooms' recovery history.")
 			o.ConstLabels = prometheus.Labels{"node": node, "dialect": d.Name()}
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), func() float64 { return float64(h.HistoryBytes()) }))
+		}
+		if h, ok := d.(interface{ StateBytes() int64 }); ok {
+			o := f("state_bytes", "Bytes of retained room state counted against --max-state-bytes-total.")
+			o.ConstLabels = prometheus.Labels{"node": node, "dialect": d.Name()}
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), func() float64 { return float64(h.StateBytes()) }))
 		}
 	}
 	return m
@@ -130,6 +138,8 @@ func (m *metrics) closeReason(code uint16, reason string) {
 		label = "ping_timeout"
 	case code == 1008 && reason == "message timeout":
 		label = "message_timeout"
+	case code == 1008 && reason == "rate limit":
+		label = "rate_limit"
 	case code != 0:
 		label = "code_" + strconv.Itoa(int(code))
 	}

@@ -58,6 +58,9 @@ type Server struct {
 	acceptSem chan struct{} // bounds deferred handshake checks in flight
 
 	node *cluster.Node // cluster mode only
+
+	gate    *addrGate                    // per-address limits (abuse.go)
+	inbound map[dialect.Dialect]*inbound // per-connection inbound limits by dialect (abuse.go)
 }
 
 // New builds a server from a validated configuration.
@@ -74,6 +77,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.registry = reg
+	s.gate, s.inbound = newAddrGate(&s.cfg.AbuseLimits), map[dialect.Dialect]*inbound{}
+	for _, d := range s.dialects {
+		s.inbound[d] = inboundFor(&s.cfg, d)
+	}
 	s.bindings = map[string]*binding{}
 	for _, l := range cfg.Listeners {
 		if l.Dialect != "" {
@@ -201,6 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 		t := s.cfg.HTTPTimeouts
 		s.httpSrv = &http.Server{Handler: httpapi.New(httpapi.Config{
 			APIKey:     s.cfg.APIKey,
+			Proxies:    s.cfg.TrustedProxies,
 			MetricsKey: s.cfg.MetricsKey,
 			Metrics:    s.metrics.reg,
 			Dialects:   s.dialects,

@@ -316,4 +316,7 @@ func (s *session) message(raw []byte, now time.Time) {
 
 func (s *session) fail(text string) { msg.SendError(s.c, text) }
 
+// ErrorFrame implements dialect.ErrorReplier.
+func (*Dialect) ErrorFrame(text string) *routing.Frame { return msg.ErrorFrame(text) }
+
 func itoa(n uint64) string { return string(codec.AppendInt(nil, int64(n))) }

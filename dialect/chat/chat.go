@@ -474,3 +474,6 @@ func appendTail(b []byte, m *store.Message) []byte {
 	b = append(b, m.ID.String()...)
 	return append(b, `"}`...)
 }
+
+// ErrorFrame implements dialect.ErrorReplier: {"type":"ERROR","msg":text}.
+func (d *Dialect) ErrorFrame(text string) *routing.Frame { return presence.MsgFrame("ERROR", text) }

@@ -269,7 +269,8 @@ func TestDiskFullBinary(t *testing.T) {
 	}
 	mnt := mountTmpfs(t, 24<<20)
 	bin := buildBinary(t)
-	p := runBinary(t, bin, "--data-dir", filepath.Join(mnt, "data"), "--store-min-free", "4MiB", "--drain", "1s")
+	p := runBinary(t, bin, "--data-dir", filepath.Join(mnt, "data"), "--store-min-free", "4MiB", "--drain", "1s",
+		"--max-messages-per-second", "0") // the test writes as fast as it is answered, well over the default rate
 	alice := chatLogin(t, p.ws, "alice")
 	if m := chatSend(t, alice, "before"); m["type"] != "SUCCESS" {
 		t.Fatalf("before the disk fills: %v", m)

@@ -13,6 +13,7 @@ import (
 
 	"partyline/codec"
 	"partyline/dialect"
+	"partyline/dialect/internal/msg"
 	"partyline/routing"
 )
 
@@ -65,3 +66,6 @@ func (s session) OnMessage(kind codec.Kind, payload []byte) {
 
 func (session) OnTimer(time.Time) {}
 func (session) OnClose()          {}
+
+// ErrorFrame implements dialect.ErrorReplier: {"type":"error","message":text}.
+func (*Dialect) ErrorFrame(text string) *routing.Frame { return msg.ErrorFrame(text) }

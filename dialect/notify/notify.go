@@ -159,6 +159,9 @@ func (s *session) unregister() {
 
 func (s *session) fail(text string) { msg.SendError(s.c, text) }
 
+// ErrorFrame implements dialect.ErrorReplier.
+func (*Dialect) ErrorFrame(text string) *routing.Frame { return msg.ErrorFrame(text) }
+
 // userKey maps a userId (a JSON string, or a JSON number for servers with
 // numeric ids) to its key in the users Hub: 42 and "42" are one user.
 func userKey(raw []byte) (string, bool) {

@@ -493,7 +493,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		}
 		st.mu.Unlock()
 		if res.state != nil {
-			keepState(st, res.state, res.rev)
+			s.d.keepState(st, res.state, res.rev)
 		}
 		if created {
 			s.sendCreated(r, m)

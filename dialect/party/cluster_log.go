@@ -163,7 +163,7 @@ func (d *Dialect) deliver(fd *feed, e cluster.LogEntry) {
 		f := stateFrame(e.Data, e.Seq)
 		if r.BeginAt(e.Seq) {
 			if st, ok := r.Ext().(*roomState); ok {
-				keepState(st, f, e.Seq)
+				d.keepState(st, f, e.Seq)
 			}
 			r.Broadcast(f, nil, false)
 			r.CommitAt(f, e.Seq, "", "", e.At)
@@ -216,8 +216,10 @@ func appendSeq(f *routing.Frame, seq uint64) {
 }
 
 // keepState makes f (at seq) the room's retained state if it is newer
-// than what the room has. f stays the caller's.
-func keepState(st *roomState, f *routing.Frame, seq uint64) {
+// than what the room has. f stays the caller's. The state is in the log
+// already: it is kept (and counted in --max-state-bytes-total) even past
+// the budget, which the setter's node checked before appending it.
+func (d *Dialect) keepState(st *roomState, f *routing.Frame, seq uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if seq <= st.rev {
@@ -228,6 +230,7 @@ func keepState(st *roomState, f *routing.Frame, seq uint64) {
 	}
 	f.Retain()
 	st.state, st.rev = f, seq
+	d.states.force(st, int64(f.Len()))
 }
 
 // sendCluster appends the member's message to the room's log; its node's

@@ -35,6 +35,11 @@ type Config struct {
 	JoinFailuresPerMinute      int
 	JoinFailuresPerMinutePerIP int
 
+	// Room limits (limits.go); 0 disables each.
+	MaxRooms             int   // rooms on this node (--max-rooms)
+	RoomCreatesPerMinute int   // rooms one connection may create per minute (--room-creates-per-minute)
+	MaxStateBytesTotal   int64 // retained state of every room together (--max-state-bytes-total)
+
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -43,7 +48,8 @@ func Defaults() Config {
 	return Config{CodeLength: 4, MaxClients: 1000, MaxState: 16 << 10,
 		HistorySize: 64, HistoryBytes: 256 << 10, HistoryTTL: 2 * time.Minute,
 		Persist: true, PersistInterval: 100 * time.Millisecond, RestoreGrace: time.Minute,
-		JoinFailuresPerMinute: 20, JoinFailuresPerMinutePerIP: 200}
+		JoinFailuresPerMinute: 20, JoinFailuresPerMinutePerIP: 200,
+		MaxRooms: 100_000, RoomCreatesPerMinute: 60, MaxStateBytesTotal: 256 << 20}
 }
 
 // Validate checks c and fills zero values with defaults (history, seat
@@ -67,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HistorySize < 0 || c.HistoryBytes < 0 || c.HistoryTTL < 0 || c.SeatGrace < 0 || c.RestoreGrace < 0 {
 		return errors.New("party history limits and graces must not be negative")
+	}
+	if c.MaxRooms < 0 || c.RoomCreatesPerMinute < 0 || c.MaxStateBytesTotal < 0 {
+		return errors.New("max-rooms, room-creates-per-minute and max-state-bytes-total must not be negative")
 	}
 	if c.JoinFailuresPerMinute < 0 || c.JoinFailuresPerMinutePerIP < 0 {
 		return errors.New("join-failures-per-minute must not be negative")

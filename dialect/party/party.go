@@ -42,6 +42,7 @@ type Dialect struct {
 	persist   *persister        // nil: rooms are not persisted (persist.go)
 	draining  atomic.Bool       // the server is shutting down: seats stay as they are
 	ipFails   *security.Limiter // failed joins per address
+	states    stateBudget       // retained state bytes of every room (limits.go)
 	sweepStop chan struct{}     // stops the history sweeper (persist.go)
 }
 
@@ -51,8 +52,10 @@ func New(cfg Config) *Dialect {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}, log: log,
+	d := &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}, log: log,
 		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP)}
+	d.states.max = cfg.MaxStateBytesTotal
+	return d
 }
 
 func (d *Dialect) Name() string                        { return "party" }
@@ -65,6 +68,10 @@ func (d *Dialect) Open(c dialect.Conn) dialect.Session { return &session{d: d, c
 type roomState struct {
 	mu    sync.Mutex     // guards the following
 	state *routing.Frame // retained "state" frame, nil if none
+
+	// state's share of --max-state-bytes-total (limits.go); guarded by mu
+	counted int64        // bytes counted in budget
+	budget  *stateBudget // where counted is counted; nil: nowhere yet
 
 	trimmed uint64 // history the store was told to drop; guarded by the room's lock
 
@@ -91,6 +98,8 @@ type session struct {
 	me    *routing.Member
 	cs    clusterSession // cluster mode only (cluster.go)
 	fails bucket         // failed joins of this connection (seats.go)
+
+	creates bucket // rooms this connection created (limits.go)
 }
 
 // request is every field any party message may carry, undecoded.
@@ -199,6 +208,9 @@ func (s *session) current() *routing.Room {
 
 func (s *session) fail(text string) { msg.SendError(s.c, text) }
 
+// ErrorFrame implements dialect.ErrorReplier.
+func (*Dialect) ErrorFrame(text string) *routing.Frame { return msg.ErrorFrame(text) }
+
 func clientID(raw []byte) (string, bool) {
 	id, ok := codec.Str(raw)
 	if !ok || len(id) == 0 || len(id) > 128 {
@@ -225,6 +237,10 @@ func (s *session) create(req *request) {
 			return
 		}
 		max = n
+	}
+	if why := s.mayCreate(); why != "" {
+		s.fail(why)
+		return
 	}
 	if s.d.cl != nil {
 		s.createCluster(id, max)
@@ -438,6 +454,9 @@ func (s *session) sendJoinedWith(r *routing.Room, m *routing.Member, appendIDs f
 func dropState(r *routing.Room) {
 	if st, ok := r.Ext().(*roomState); ok {
 		st.mu.Lock()
+		if st.budget != nil {
+			st.budget.resize(st, 0)
+		}
 		if st.state != nil {
 			st.state.Release()
 			st.state = nil
@@ -545,12 +564,21 @@ func (s *session) setState(req *request) {
 		s.fail("state too large: " + itoa(len(req.State)) + " bytes encoded, the limit is " + itoa(s.d.cfg.MaxState))
 		return
 	}
-	if s.d.cl != nil {
-		s.setStateCluster(r, req.State)
-		return
-	}
 	st, _ := r.Ext().(*roomState)
 	if !r.Sequenced() || st == nil {
+		return
+	}
+	// The state's share of --max-state-bytes-total is reserved at its
+	// largest before its seq is taken, and set to its size once built.
+	st.mu.Lock()
+	fits := s.d.states.resize(st, int64(len(req.State)+stateEnvelope))
+	st.mu.Unlock()
+	if !fits {
+		s.fail("state not kept: the server's retained state is full (" + itoa(int(s.d.cfg.MaxStateBytesTotal)) + " bytes in all rooms); try again later")
+		return
+	}
+	if s.d.cl != nil {
+		s.setStateCluster(r, req.State)
 		return
 	}
 	f := routing.NewText()
@@ -564,6 +592,7 @@ func (s *session) setState(req *request) {
 	st.mu.Lock()
 	old := st.state
 	st.state = f // the room keeps the caller's reference
+	s.d.states.resize(st, int64(f.Len()))
 	st.mu.Unlock()
 	s.d.broker.Publish(r, f, nil, false)
 	s.d.committed(r, f, seq, "", "", r.CommitSeq(f, "", ""))

@@ -98,6 +98,7 @@ func (d *Dialect) restore(rec *store.RoomRecord, clean bool) int {
 	st := &roomState{}
 	if rec.State != nil {
 		st.state = routing.NewTextExact(rec.State)
+		d.states.force(st, int64(st.state.Len())) // restored state was kept before: it stays
 	}
 	r.SetExt(st)
 	es := make([]routing.Entry, len(rec.History))

@@ -18,15 +18,21 @@ func AppendTime(b []byte, t time.Time) []byte {
 	return append(b, '"')
 }
 
-// SendMsg sends {"type":typ,"msg":msg} to c. Any goroutine.
-func SendMsg(c routing.Sender, typ, msg string) {
+// MsgFrame encodes {"type":typ,"msg":msg}; the caller owns the reference.
+func MsgFrame(typ, msg string) *routing.Frame {
 	f := routing.NewText()
 	f.AppendStr(`{"type":`)
 	f.SetBuf(codec.AppendString(f.Buf(), typ))
 	f.AppendStr(`,"msg":`)
 	f.SetBuf(codec.AppendString(f.Buf(), msg))
 	f.Append('}')
-	c.Send(f.End(), false)
+	return f.End()
+}
+
+// SendMsg sends {"type":typ,"msg":msg} to c. Any goroutine.
+func SendMsg(c routing.Sender, typ, msg string) {
+	f := MsgFrame(typ, msg)
+	c.Send(f, false)
 	f.Release()
 }
 

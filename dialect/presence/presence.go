@@ -18,6 +18,7 @@ import (
 
 	"partyline/codec"
 	"partyline/dialect"
+	"partyline/routing"
 )
 
 // Dialect is /presence.
@@ -109,3 +110,6 @@ func (s *session) Dispatch(payload []byte) {
 }
 
 func itoa(n int) string { return string(codec.AppendInt(nil, int64(n))) }
+
+// ErrorFrame implements dialect.ErrorReplier: {"type":"ERROR","msg":text}.
+func (d *Dialect) ErrorFrame(text string) *routing.Frame { return MsgFrame("ERROR", text) }

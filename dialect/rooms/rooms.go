@@ -37,15 +37,18 @@ type Config struct {
 	// itself (about 1.2 KB), so a connection joining many rooms is the
 	// cheapest way to make the server hold memory.
 	MaxPerConnection int
+	// MaxRooms bounds the rooms of this node (--max-rooms, shared with
+	// party): a join that would create one more is refused. 0: no limit.
+	MaxRooms int
 }
 
 // Defaults returns the documented defaults.
-func Defaults() Config { return Config{MaxPerConnection: 64} }
+func Defaults() Config { return Config{MaxPerConnection: 64, MaxRooms: 100_000} }
 
 // Validate checks c and fills zero values with defaults.
 func (c *Config) Validate() error {
-	if c.MaxPerConnection < 0 {
-		return errors.New("rooms-max-per-connection must not be negative")
+	if c.MaxPerConnection < 0 || c.MaxRooms < 0 {
+		return errors.New("rooms-max-per-connection and max-rooms must not be negative")
 	}
 	if c.MaxPerConnection == 0 {
 		c.MaxPerConnection = Defaults().MaxPerConnection
@@ -204,6 +207,10 @@ func (s *session) join(req *request) {
 		s.fail("Too many rooms: a connection may be in at most " + strconv.Itoa(limit))
 		return
 	}
+	if limit := s.d.cfg.MaxRooms; limit > 0 && s.d.hub.Rooms() >= int64(limit) && s.d.hub.Get(name) == nil {
+		s.fail("Too many rooms on this server: join an existing room or try again later")
+		return
+	}
 	m := &routing.Member{ID: s.id, Conn: s.c, Data: &member{user: codec.AppendString(nil, user)}}
 	if s.d.cl != nil {
 		s.joinCluster(name, m)
@@ -317,6 +324,9 @@ func (s *session) typing(req *request) {
 }
 
 func (s *session) fail(text string) { msg.SendError(s.c, text) }
+
+// ErrorFrame implements dialect.ErrorReplier.
+func (*Dialect) ErrorFrame(text string) *routing.Frame { return msg.ErrorFrame(text) }
 
 const base36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 

@@ -429,3 +429,23 @@ func TestRoomsPerConnectionCap(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxRooms: past --max-rooms a join that would create a room is
+// refused; joining an existing room still works, and a room that empties
+// makes room.
+func TestMaxRooms(t *testing.T) {
+	e := start(t, func(c *server.Config) { c.Rooms.MaxRooms = 2 })
+	a := e.member("r1", "alice")
+	e.member("r2", "bob")
+	c, _ := e.dial()
+	c.Send(map[string]any{"type": "join", "room": "r3", "username": "carol"})
+	expectError(t, c, "Too many rooms on this server: join an existing room or try again later")
+	join(t, c, "r1", "carol")
+	a.Send(`{"type":"leave","room":"r1"}`)
+	c.Send(`{"type":"leave","room":"r1"}`)
+	testutil.Eventually(t, func() bool {
+		c.Send(map[string]any{"type": "join", "room": "r3", "username": "carol"})
+		m := c.Read()
+		return m.Str("type") == "joined"
+	})
+}

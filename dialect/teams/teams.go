@@ -257,3 +257,6 @@ func parseInt(raw []byte) (int, bool) {
 	}
 	return n, true
 }
+
+// ErrorFrame implements dialect.ErrorReplier: {"type":"error","data":text}.
+func (d *Dialect) ErrorFrame(text string) *routing.Frame { return replyFrame("error", text) }

@@ -71,6 +71,7 @@ type Config struct {
 	OversizeLen     int           // declared length of the oversized frame
 	Flooders        int           // connections that send as fast as allowed
 	FloodRate       float64       // messages/s per flooder
+	FloodInRooms    bool          // flooders take a seat in the well-behaved rooms instead of rooms of their own
 	Scanners        int           // connections joining random room codes
 	ScanCodeLen     int           // length of the codes they try
 	Silent          int           // sockets that never send a byte (reconnect when dropped)

@@ -48,6 +48,19 @@ func runHostile(ctx context.Context, cfg *Config) (*stats.Report, error) {
 			slowRooms = append(slowRooms, rm)
 		}
 	}
+	// With FloodInRooms, rooms spread over the rest give a seat to a flooder.
+	var floodRooms []*room
+	if cfg.FloodInRooms && cfg.Flooders > 0 && cfg.RoomSize > 1 {
+		k := max(1, len(rooms)/cfg.Flooders)
+		for i := k / 2; i < len(rooms) && len(floodRooms) < cfg.Flooders; i += k {
+			rm := rooms[i]
+			if len(rm.members) < cfg.RoomSize { // a slow reader has its seat
+				continue
+			}
+			rm.members = rm.members[:len(rm.members)-1]
+			floodRooms = append(floodRooms, rm)
+		}
+	}
 	rooms, err = r.setupRooms(rooms)
 	if err != nil {
 		return r.finish(), err
@@ -59,7 +72,7 @@ func runHostile(ctx context.Context, cfg *Config) (*stats.Report, error) {
 	r.loaded(len(rooms) * cfg.RoomSize)
 	h.startDribblers(cfg.Dribblers)
 	h.startOversize(cfg.Oversize)
-	h.startFlooders(cfg.Flooders)
+	h.startFlooders(cfg.Flooders, floodRooms)
 	h.startMore()
 	cfg.logf("hostile: %d slow readers, %d dribblers, %d oversize, %d flooders, %d scanners, %d silent, %d incomplete, %d idle HTTP (http %q); measuring %v at %.3g msg/s",
 		len(slowRooms), cfg.Dribblers, cfg.Oversize, cfg.Flooders, cfg.Scanners, cfg.Silent, cfg.Incomplete, cfg.HTTPIdle, cfg.HTTPAddr, cfg.Duration, cfg.Rate)
@@ -283,9 +296,10 @@ func (h *hostile) oversizeOnce(cfg *Config) {
 
 func shortErr(err error) string { return errKind(err) }
 
-// startFlooders: each flooder creates a room of its own and sends
-// FloodRate messages/s (every tenth invalid JSON) in 10 ms batches.
-func (h *hostile) startFlooders(n int) {
+// startFlooders: each flooder creates a room of its own, or with rooms
+// joins rooms[i] (its members then get the flood), and sends FloodRate
+// messages/s (every tenth invalid JSON) in 10 ms batches.
+func (h *hostile) startFlooders(n int, rooms []*room) {
 	cfg := h.r.cfg
 	for i := range n {
 		h.wg.Add(1)
@@ -296,11 +310,20 @@ func (h *hostile) startFlooders(n int) {
 			if err == nil {
 				err = c.handshake(cfg.Addr, h.r.d.Path(""))
 			}
-			if err == nil {
-				err = c.writeText(h.r.d.AppendCreate(nil, cid, "", 1))
-			}
-			if err == nil {
-				_, err = c.readUntil([]byte(`"created"`), time.Now().Add(10*time.Second))
+			switch {
+			case err != nil:
+			case rooms != nil && i < len(rooms):
+				if err = c.writeText(h.r.d.AppendJoin(nil, cid, rooms[i].name())); err == nil {
+					_, err = c.readUntil([]byte(`"joined"`), time.Now().Add(10*time.Second))
+				}
+			case rooms != nil:
+				h.outcome("flood", "no room left to flood")
+				c.nc.Close()
+				return
+			default:
+				if err = c.writeText(h.r.d.AppendCreate(nil, cid, "", 1)); err == nil {
+					_, err = c.readUntil([]byte(`"created"`), time.Now().Add(10*time.Second))
+				}
 			}
 			if err != nil {
 				h.outcome("flood", "setup failed: "+shortErr(err))

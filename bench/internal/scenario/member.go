@@ -205,6 +205,9 @@ func (m *member) deliver(ls *loopState, ev *dialect.Event, now int64) {
 		ls.rec.C.Unparsed.Add(1)
 		return
 	}
+	if st.I < 0 { // a hostile client's message (hostile --flood-in-rooms): not measured
+		return
+	}
 	ls.rec.Deliver(st.I, st.S, st.T, now)
 	if m.last != nil && st.K >= 0 && st.K < int64(len(m.last)) {
 		// Direct sends reach a member with gaps; only going backwards

@@ -183,8 +183,8 @@ func params(cfg *Config) map[string]any {
 		p["stable_rooms"], p["stable_size"], p["dwell_s"], p["abrupt_frac"] =
 			cfg.StableRooms, cfg.StableSize, cfg.Dwell.Seconds(), cfg.AbruptFrac
 	case "hostile":
-		p["slow_frac"], p["dribblers"], p["oversize"], p["flooders"], p["flood_rate"] =
-			cfg.SlowFrac, cfg.Dribblers, cfg.Oversize, cfg.Flooders, cfg.FloodRate
+		p["slow_frac"], p["dribblers"], p["oversize"], p["flooders"], p["flood_rate"], p["flood_in_rooms"] =
+			cfg.SlowFrac, cfg.Dribblers, cfg.Oversize, cfg.Flooders, cfg.FloodRate, cfg.FloodInRooms
 	case "idle":
 		p["idle_rooms"] = cfg.IdleRooms
 	}

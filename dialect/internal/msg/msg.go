@@ -11,6 +11,7 @@ import (
 	"github.com/bytedance/sonic"
 
 	"partyline/codec"
+	"partyline/routing"
 )
 
 // Result is the outcome of Decode.
@@ -49,4 +50,22 @@ func isObject(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// ErrorFrame encodes {"type":"error","message":text}, the error reply of
+// the party, rooms, channels, notify and echo dialects; the caller owns
+// the returned reference.
+func ErrorFrame(text string) *routing.Frame {
+	f := routing.NewText()
+	f.AppendStr(`{"type":"error","message":`)
+	f.SetBuf(codec.AppendString(f.Buf(), text))
+	f.Append('}')
+	return f.End()
+}
+
+// SendError sends ErrorFrame(text) to c.
+func SendError(c routing.Sender, text string) {
+	f := ErrorFrame(text)
+	c.Send(f, false)
+	f.Release()
 }

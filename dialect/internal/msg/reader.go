@@ -4,7 +4,6 @@ import (
 	"sync"
 
 	"partyline/codec"
-	"partyline/routing"
 )
 
 // Reader is the opening every JSON dialect's OnMessage shares: refuse a
@@ -52,13 +51,3 @@ func (r *Reader[T]) Done(req *T) {
 	r.pool.Put(req)
 }
 
-// SendError sends c {"type":"error","message":text}, the error reply of
-// the party, channels, rooms and notify dialects.
-func SendError(c routing.Sender, text string) {
-	f := routing.NewText()
-	f.AppendStr(`{"type":"error","message":`)
-	f.SetBuf(codec.AppendString(f.Buf(), text))
-	f.Append('}')
-	c.Send(f.End(), false)
-	f.Release()
-}

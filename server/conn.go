@@ -282,6 +282,13 @@ func (c *conn) fail(code uint16, reason string, now bool) {
 		c.state = stateClosing
 		c.deadline = time.Now().Add(c.srv.cfg.CloseWait).UnixNano()
 		c.msgAt = 0 // only the close wait is left to time
+		c.nextPing = 0
+		if c.dec.MaxMessage < 0 {
+			// Input is dead (a protocol error, a message timeout): the
+			// peer's close will not be read, so the socket closes once
+			// the close frame has left; poll for that every tick.
+			c.nextPing = c.srv.now() + int64(tickDur)
+		}
 		c.rearm()
 		// The session ends now: what is left of the socket is the close
 		// handshake, and the others should not wait for it (peer_left...).
@@ -291,6 +298,10 @@ func (c *conn) fail(code uint16, reason string, now bool) {
 		c.hangUp()
 	}
 }
+
+// written reports whether everything written to the socket, the close
+// frame included, has left gnet's outbound buffer for the kernel. Loop only.
+func (c *conn) written() bool { return c.gc.OutboundBuffered() == 0 }
 
 // endSession runs the session's OnClose once. Loop only.
 func (c *conn) endSession() {
@@ -321,6 +332,15 @@ func (c *conn) onTimer(now int64) {
 			c.hangUp()
 			return
 		}
+	}
+	if c.state == stateClosing && c.nextPing != 0 && now >= c.nextPing {
+		// A failed connection (see fail): hang up once our close frame
+		// has been written, or look again next tick.
+		if c.written() {
+			c.hangUp()
+			return
+		}
+		c.nextPing = now + int64(tickDur)
 	}
 	if c.state != stateOpen {
 		c.rearm()
@@ -371,8 +391,8 @@ func (c *conn) watchMessage(boundary, partial bool) {
 
 // messageTimeout closes a connection whose message did not complete
 // within --message-timeout with 1008. Its input is dropped from now on
-// (what it buffered is freed at once); the socket is closed when the
-// close wait ends. Loop only.
+// (what it buffered is freed at once); the socket is closed as soon as the
+// close frame is written (or when the close wait ends). Loop only.
 func (c *conn) messageTimeout() {
 	c.msgAt = 0
 	c.dec.MaxMessage = -1
@@ -382,4 +402,7 @@ func (c *conn) messageTimeout() {
 	_, _ = c.gc.Discard(-1)
 	security.Record("message_timeout", "remote", c.gc.RemoteAddr())
 	c.fail(codec.ClosePolicyViolation, "message timeout", false)
+	if c.state == stateClosing && c.written() {
+		c.hangUp()
+	}
 }

@@ -73,6 +73,21 @@ func NewRaw(b []byte) *Frame {
 	return f
 }
 
+// NewMessage returns a finished, unfragmented data frame holding a copy of
+// payload: a text frame, or a binary one when binary is set. The caller
+// holds one reference.
+func NewMessage(binary bool, payload []byte) *Frame {
+	op := codec.OpText
+	if binary {
+		op = codec.OpBinary
+	}
+	f := framePool.Get().(*Frame)
+	f.refs.Store(1)
+	f.buf = codec.AppendFrame(f.buf[:0], true, op, payload)
+	f.off = 0
+	return f
+}
+
 // Buf returns the payload under construction; set it back with SetBuf.
 // Typical use: f.SetBuf(codec.AppendString(f.Buf(), s)).
 func (f *Frame) Buf() []byte { return f.buf }

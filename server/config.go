@@ -70,6 +70,10 @@ type Config struct {
 	HTTPTimeouts                   // HTTP server timeouts; zero fields take the defaults
 	Logger           *slog.Logger
 	Extra            []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
+	// Compression accepts permessage-deflate (RFC 7692) offers; frames
+	// with a payload under CompressionMinSize bytes go uncompressed.
+	Compression        bool
+	CompressionMinSize int
 
 	Dialects // per-dialect settings: dialects.go
 }
@@ -101,6 +105,8 @@ func Defaults() Config {
 		MaxHTTPConns:   256,
 		HTTPTimeouts:   HTTPTimeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 15 * time.Second},
 		Dialects:       dialectDefaults(),
+
+		CompressionMinSize: 256,
 	}
 }
 
@@ -186,6 +192,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSURL != "" && c.Party.SeatGrace > 0 {
 		return errors.New("--party-seat-grace is not supported with --nats yet (see docs/recovery.md)")
+	}
+	if c.CompressionMinSize < 0 {
+		return errors.New("compression-min-size must not be negative")
 	}
 	return c.Dialects.validate()
 }

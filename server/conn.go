@@ -51,6 +51,7 @@ type conn struct {
 	hsNext    *conn
 	acct      int64 // gnet-buffered bytes counted in Server.outTotal (budget.go)
 	blIdx     int   // 1 + index in loop.backlog, 0 = not there
+	zWin      uint8 // permessage-deflate: server_max_window_bits agreed, 0 = not negotiated
 
 	outBuffered atomic.Int64 // gnet's outbound bytes after the last flush
 	closeReq    atomic.Bool  // Close was called: stop delivering messages
@@ -205,7 +206,7 @@ func (c *conn) flush(l *loop) {
 		return
 	}
 	if len(q) > 0 {
-		l.write(c, q, qBytes)
+		l.write(c, q)
 	}
 	c.recycle(q)
 	if code != 0 && c.state == stateOpen {

@@ -146,6 +146,7 @@ func (c *conn) readFrames(buf []byte, done int) (hangUp bool) {
 	if c.state != stateClosed && done > 0 { // gnet's Discard(0) discards everything
 		_, _ = c.gc.Discard(done)
 	}
+	c.dec.Release() // an inflated message's buffer goes back to its pool
 	if c.state == stateOpen && !hangUp && c.dec.MaxMessage >= 0 {
 		c.watchMessage(boundary, done < len(buf) || c.dec.InMessage())
 	}

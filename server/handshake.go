@@ -31,6 +31,8 @@ type hsState struct {
 	deferred *dialect.Deferred
 	// cause names a refusal for the security record (see conn.refused).
 	cause string
+	// flate is the permessage-deflate agreement (compression.go).
+	flate flateParams
 }
 
 func (h *hsState) Read(p []byte) (int, error)  { return h.in.Read(p) }
@@ -92,6 +94,9 @@ func newHS(s *Server) *hsState {
 			return ws.HandshakeHeaderString(""), nil
 		},
 	}
+	if s.cfg.Compression {
+		h.up.Negotiate = h.negotiate
+	}
 	return h
 }
 
@@ -125,6 +130,7 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	h.out.Reset()
 	h.bind, h.d, h.req = c.bind, nil, dialect.Request{}
 	h.decided, h.deferred, h.cause = c.decided, nil, "handshake_refused_bad_request"
+	h.flate = flateParams{}
 	_, err := h.up.Upgrade(h)
 	c.decided = nil
 	if err == errDeferred {
@@ -153,6 +159,9 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	c.srv.upgraded.Add(1)
 	c.deadline = 0
 	c.dec.MaxMessage = c.srv.cfg.MaxMessageSize
+	if h.flate.on {
+		c.dec.Deflate, c.zWin = true, h.flate.window
+	}
 	if p := c.srv.cfg.PingInterval; p > 0 {
 		// First ping at a random point of the interval's second half: spreads load.
 		c.nextPing = c.srv.now() + int64(p)/2 + c.srv.jitter(int64(p)/2)

@@ -42,9 +42,9 @@ type Decoder struct {
 	Deflate bool
 
 	fragOp     ws.OpCode // opcode of the fragmented message in progress, 0 if none
+	compressed bool      // the message in progress is compressed (RSV1 on its first frame)
 	frag       []byte
 	utf8       UTF8
-	compressed bool    // the message in progress is compressed (RSV1 on its first frame)
 	out        *[]byte // pooled buffer of the last inflated message (deflate.go)
 }
 

@@ -34,6 +34,7 @@ type conn struct {
 	accepting bool      // a deferred handshake decision is pending
 	hsListed  bool      // in the loop's list of pending handshakes
 	released  bool      // closed for the outbound budget: its backlog no longer counts
+	zWin      uint8     // permessage-deflate: server_max_window_bits agreed, 0 = not negotiated
 	decided   *decision // the deferred decision, for the handshake's second run
 	pingSent  bool      // a ping is out and nothing has arrived since
 	heard     bool      // something arrived since the last keepalive check
@@ -51,7 +52,6 @@ type conn struct {
 	hsNext    *conn
 	acct      int64 // gnet-buffered bytes counted in Server.outTotal (budget.go)
 	blIdx     int   // 1 + index in loop.backlog, 0 = not there
-	zWin      uint8 // permessage-deflate: server_max_window_bits agreed, 0 = not negotiated
 
 	outBuffered atomic.Int64 // gnet's outbound bytes after the last flush
 	closeReq    atomic.Bool  // Close was called: stop delivering messages

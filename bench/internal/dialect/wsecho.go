@@ -30,11 +30,4 @@ func (WSEcho) AppendJoin(dst []byte, clientID, room string) []byte {
 	return append(dst, '}')
 }
 
-// AppendSend implements Dialect: the echo of this is the delivery.
-func (WSEcho) AppendSend(dst []byte, room, _ string, data []byte) []byte {
-	dst = append(dst, `{"type":"message","room":`...)
-	dst = codec.AppendString(dst, room)
-	dst = append(dst, `,"content":`...)
-	dst = appendTextStamp(dst, data)
-	return append(dst, '}')
-}
+// AppendSend is the rooms dialect's: the echo of a send is the delivery.

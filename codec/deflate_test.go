@@ -172,3 +172,17 @@ func TestDecoderInflateNoAlloc(t *testing.T) {
 		t.Fatalf("%v allocs per compressed message, want 0", allocs)
 	}
 }
+
+// The cost of inflating one client message.
+func BenchmarkInflate(b *testing.B) {
+	msg := []byte(`{"type":"send","data":{"t":1763769600123456789,"i":12345,"s":678,"k":19,"p":"` + strings.Repeat("move left jump ", 30) + `"}}`)
+	z := deflated(b, string(msg))
+	b.SetBytes(int64(len(msg)))
+	var out []byte
+	for range b.N {
+		var err error
+		if out, err = Inflate(out[:0], z, 64<<10); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"fmt"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -214,5 +215,35 @@ func TestFrameDeflatedConcurrent(t *testing.T) {
 		if z == nil || &z[0] != &got[0][0] {
 			t.Fatal("recipients got different compressed frames")
 		}
+	}
+}
+
+// The cost of compression per distinct message (the first Deflated call
+// builds the variant) and per further recipient (a cached lookup).
+func BenchmarkFrameDeflate(b *testing.B) {
+	for _, n := range []int{300, 1000, 4000} {
+		msg := []byte(`{"type":"message","from":"player-17","data":{"t":1763769600123456789,"i":12345,"s":678,"k":19,"p":"`)
+		for len(msg) < n-3 {
+			msg = append(msg, "move left jump x=12 y=40 "[len(msg)%25])
+		}
+		msg = append(msg, `"}}`...)
+		b.Run(fmt.Sprintf("build/%dB", len(msg)), func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			for range b.N {
+				f := NewTextFrom(msg)
+				if f.Deflated(256) == nil {
+					b.Fatal("not compressed")
+				}
+				f.Release()
+			}
+		})
+		b.Run(fmt.Sprintf("cached/%dB", len(msg)), func(b *testing.B) {
+			f := NewTextFrom(msg)
+			f.Deflated(256)
+			for range b.N {
+				f.Deflated(256)
+			}
+			f.Release()
+		})
 	}
 }

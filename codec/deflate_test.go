@@ -152,27 +152,6 @@ func TestDecoderDeflate(t *testing.T) {
 	}
 }
 
-// Once warm, decoding a compressed message allocates nothing: the inflater
-// and the output buffer come from pools.
-func TestDecoderInflateNoAlloc(t *testing.T) {
-	frame := zf(true, true, 1, deflated(t, strings.Repeat(`{"type":"send","data":"hello"}`, 10)))
-	buf := make([]byte, len(frame))
-	d := Decoder{MaxMessage: 64 << 10, Deflate: true}
-	ok := true
-	allocs := testing.AllocsPerRun(1000, func() {
-		copy(buf, frame)
-		n, ev, err := d.Next(buf)
-		ok = ok && err == nil && n == len(buf) && ev.Kind == KindText
-		d.Release()
-	})
-	if !ok {
-		t.Fatal("decoding failed")
-	}
-	if allocs != 0 {
-		t.Fatalf("%v allocs per compressed message, want 0", allocs)
-	}
-}
-
 // The cost of inflating one client message.
 func BenchmarkInflate(b *testing.B) {
 	msg := []byte(`{"type":"send","data":{"t":1763769600123456789,"i":12345,"s":678,"k":19,"p":"` + strings.Repeat("move left jump ", 30) + `"}}`)

@@ -93,6 +93,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 	fs.StringVar(&cfg.DefaultDialect, "default-dialect", cfg.DefaultDialect, "dialect of / on a listener without one")
 	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "number of event loops (0: one per CPU)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", 0, "WebSocket connections at once; more get HTTP 503 (0: the descriptor limit less 512)")
+	fs.BoolVar(&cfg.Compression, "compression", false, "accept permessage-deflate (RFC 7692) from clients that offer it, without context takeover")
+	fs.IntVar(&cfg.CompressionMinSize, "compression-min-size", cfg.CompressionMinSize, "with --compression: messages under this many bytes are sent uncompressed")
 	dialectFlags(fs, &cfg.Dialects)
 	limitFlags(fs, &cfg)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")

@@ -11,7 +11,8 @@
 # Default: rooms --conns 10000 --room-size 20 --rate 3 (500 rooms of 20).
 # Environment: OUT (record directory, default bench/out/<date>-<scenario>),
 # SERVERS (default "partyline gorilla gws"; also partyline-nopersist: rooms
-# not kept on disk, partyline-nohistory: neither history nor persistence), PORT (first port, default 19100),
+# not kept on disk, partyline-nohistory: neither history nor persistence,
+# partyline-compression: --compression, for the generator's --compression), PORT (first port, default 19100),
 # SERVER_CPU / GEN_CPU (default 0 / 1), QUIET_MAX (how long to wait for an
 # idle machine before each run, default 2m; NO_WAIT_QUIET=1 skips the wait).
 set -euo pipefail
@@ -41,6 +42,7 @@ for name in $servers; do
 	addr=127.0.0.1:$port
 	case $name in
 	partyline) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --data-dir $(mktemp -d)" ;;
+	partyline-compression) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --data-dir $(mktemp -d) --compression" ;;
 	partyline-nopersist) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --party-persist=false" ;;
 	partyline-nohistory) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --party-persist=false --party-history-size 0" ;;
 	gorilla) cmd="/tmp/bench-gorilla --listen $addr --party-max-clients 20000" ;;

@@ -35,10 +35,17 @@ type Decoder struct {
 	MaxMessage int
 	// FromServer decodes server-to-client frames: masking is forbidden.
 	FromServer bool
+	// Deflate accepts permessage-deflate (RFC 7692) messages, negotiated
+	// without context takeover: RSV1 on the first frame of a data message
+	// marks it compressed, and the event carries the inflated payload
+	// (limited by MaxMessage, and valid until the next Next or Release).
+	Deflate bool
 
-	fragOp ws.OpCode // opcode of the fragmented message in progress, 0 if none
-	frag   []byte
-	utf8   UTF8
+	fragOp     ws.OpCode // opcode of the fragmented message in progress, 0 if none
+	compressed bool      // the message in progress is compressed (RSV1 on its first frame)
+	frag       []byte
+	utf8       UTF8
+	out        *[]byte // pooled buffer of the last inflated message (deflate.go)
 }
 
 // InMessage reports whether a fragmented message is in progress.
@@ -51,6 +58,7 @@ func (d *Decoder) InMessage() bool { return d.fragOp != 0 }
 //
 // Next unmasks the frame's payload in place in b.
 func (d *Decoder) Next(b []byte) (n int, ev Event, err error) {
+	d.Release()
 	h, hs, err := ParseHeader(b)
 	if err != nil || hs == 0 {
 		return 0, ev, err
@@ -73,7 +81,15 @@ func (d *Decoder) Next(b []byte) (n int, ev Event, err error) {
 // check validates a header before its payload is read.
 func (d *Decoder) check(h *Header) error {
 	if h.Rsv != 0 {
-		return ErrReservedBits
+		if !d.Deflate || h.Rsv != 4 { // RSV1 is the only bit an extension gave a meaning
+			return ErrReservedBits
+		}
+		switch {
+		case h.Op >= OpClose:
+			return ErrCompressedControl
+		case h.Op == OpContinuation:
+			return ErrCompressedCont
+		}
 	}
 	if d.FromServer == h.Masked {
 		if h.Masked {
@@ -101,8 +117,14 @@ func (d *Decoder) check(h *Header) error {
 	default:
 		return ErrReservedOpcode
 	}
-	if d.MaxMessage > 0 && int64(len(d.frag))+h.Length > int64(d.MaxMessage) {
-		return ErrTooBig
+	if d.MaxMessage > 0 {
+		limit := int64(d.MaxMessage)
+		if h.Rsv != 0 || (h.Op == OpContinuation && d.compressed) {
+			limit += int64(compressedSlack(d.MaxMessage)) // the inflated size is checked as it grows
+		}
+		if int64(len(d.frag))+h.Length > limit {
+			return ErrTooBig
+		}
 	}
 	return nil
 }
@@ -123,8 +145,10 @@ func (d *Decoder) frame(h *Header, p []byte) (Event, error) {
 	op := h.Op
 	if op == OpContinuation {
 		op = d.fragOp
+	} else {
+		d.compressed = h.Rsv != 0 // check let only RSV1 through, and only here
 	}
-	if op == OpText && !d.utf8.Write(p) {
+	if op == OpText && !d.compressed && !d.utf8.Write(p) {
 		return Event{}, ErrInvalidUTF8
 	}
 	if h.Fin && d.fragOp == 0 { // the common case: a whole message in one frame
@@ -148,12 +172,23 @@ func (d *Decoder) frame(h *Header, p []byte) (Event, error) {
 }
 
 func (d *Decoder) finish(op ws.OpCode, p []byte) (Event, error) {
-	if op == OpText {
+	if d.compressed {
+		d.compressed = false
+		var err error
+		if p, err = d.inflateMessage(p); err != nil {
+			return Event{}, err
+		}
+		if op == OpText && !ValidUTF8(p) {
+			return Event{}, ErrInvalidUTF8
+		}
+	} else if op == OpText {
 		ok := d.utf8.Complete()
 		d.utf8.Reset()
 		if !ok {
 			return Event{}, ErrInvalidUTF8
 		}
+	}
+	if op == OpText {
 		return Event{Kind: KindText, Payload: p}, nil
 	}
 	return Event{Kind: KindBinary, Payload: p}, nil

@@ -7,10 +7,16 @@
 // connection and must be used by one goroutine at a time (in the server, the
 // connection's event loop).
 //
-// Buffer lifetimes: a payload returned by Decoder.Next aliases either the
-// caller's input (unfragmented frames are unmasked in place) or the decoder's
-// fragment buffer; it is valid until the caller discards the input or calls
-// Next again, whichever comes first. Callers that keep bytes must copy them.
+// Buffer lifetimes: a payload returned by Decoder.Next aliases the caller's
+// input (unfragmented frames are unmasked in place), the decoder's fragment
+// buffer, or (a permessage-deflate message, Decoder.Deflate) a pooled
+// buffer holding its inflation; it is valid until the caller discards the
+// input, calls Next again or calls Release, whichever comes first. Callers
+// that keep bytes must copy them.
+//
+// permessage-deflate (deflate.go) runs without context takeover: the pooled
+// inflaters and deflaters are safe from any goroutine and held only for
+// one message.
 //
 // The Append* functions encode into a caller-owned slice and never retain it;
 // they are safe from any goroutine.

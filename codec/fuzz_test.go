@@ -155,3 +155,73 @@ func FuzzUTF8(f *testing.F) {
 		checkUTF8(t, p)
 	})
 }
+
+// FuzzInflate: arbitrary input never makes Inflate exceed its limit or
+// fail other than with ErrTooBig or ErrBadDeflate, and what AppendDeflate
+// compresses inflates back to itself.
+func FuzzInflate(f *testing.F) {
+	f.Add([]byte("hello hello hello"), uint16(100))
+	f.Add([]byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, uint16(3))
+	f.Add([]byte{0xff, 0xff, 0xff}, uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, limit uint16) {
+		if len(data) > 1<<16 {
+			return
+		}
+		out, err := Inflate(nil, data, int(limit))
+		switch err {
+		case nil, ErrBadDeflate:
+		case ErrTooBig:
+			if limit == 0 {
+				t.Fatal("ErrTooBig without a limit")
+			}
+		default:
+			t.Fatalf("error %v", err)
+		}
+		if limit > 0 && len(out) > int(limit)+1 {
+			t.Fatalf("%d bytes out with a limit of %d", len(out), limit)
+		}
+		z, err := AppendDeflate(nil, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, err := Inflate(nil, z, len(data)); err != nil || !bytes.Equal(back, data) {
+			t.Fatalf("round trip of %d bytes: %d bytes, %v", len(data), len(back), err)
+		}
+	})
+}
+
+// FuzzDecoderDeflate runs arbitrary streams through a decoder with
+// permessage-deflate on: only CloseErrors, every message within the
+// limit, text valid UTF-8.
+func FuzzDecoderDeflate(f *testing.F) {
+	z, _ := AppendDeflate(nil, []byte("compressed compressed compressed"))
+	f.Add(rawFrame(0xc1, z, testMask), uint16(100))
+	f.Add(slices.Concat(rawFrame(0x41, z[:5], testMask), rawFrame(0x80, z[5:], testMask)), uint16(0))
+	f.Add(rawFrame(0xc9, nil, testMask), uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, maxMsg uint16) {
+		if len(data) > 1<<16 {
+			return
+		}
+		d := Decoder{MaxMessage: int(maxMsg), Deflate: true}
+		buf := bytes.Clone(data)
+		for len(buf) > 0 {
+			n, ev, err := d.Next(buf)
+			if err != nil {
+				if _, ok := err.(*CloseError); !ok {
+					t.Fatalf("error %v is not a *CloseError", err)
+				}
+				return
+			}
+			if n == 0 {
+				return
+			}
+			if ev.Kind == KindText && !utf8.Valid(ev.Payload) {
+				t.Fatalf("invalid UTF-8 text %q", ev.Payload)
+			}
+			if (ev.Kind == KindText || ev.Kind == KindBinary) && maxMsg > 0 && len(ev.Payload) > int(maxMsg) {
+				t.Fatalf("message of %d bytes over the %d limit", len(ev.Payload), maxMsg)
+			}
+			buf = buf[n:]
+		}
+	})
+}

@@ -15,7 +15,21 @@ type Frame struct {
 	off   int // frame starts at buf[off:]
 	start int // len(buf) when Begin was called
 	refs  atomic.Int32
+
+	// The permessage-deflate variant, built once on first demand and then
+	// shared by every recipient that negotiated compression (Deflated).
+	zstate atomic.Uint32 // zNone, zBuilt or zPlain
+	zmu    sync.Mutex    // serialises the build
+	zbuf   []byte        // the compressed frame is zbuf[zoff:]
+	zoff   int
 }
+
+// Deflate variant states.
+const (
+	zNone  uint32 = iota // not built yet
+	zBuilt               // zbuf holds the compressed frame
+	zPlain               // not compressible (or not a data frame): send Bytes
+)
 
 // poolKeep is the largest buffer a pooled frame keeps.
 const poolKeep = 64 << 10
@@ -73,6 +87,21 @@ func NewRaw(b []byte) *Frame {
 	return f
 }
 
+// NewMessage returns a finished, unfragmented data frame holding a copy of
+// payload: a text frame, or a binary one when binary is set. The caller
+// holds one reference.
+func NewMessage(binary bool, payload []byte) *Frame {
+	op := codec.OpText
+	if binary {
+		op = codec.OpBinary
+	}
+	f := framePool.Get().(*Frame)
+	f.refs.Store(1)
+	f.buf = codec.AppendFrame(f.buf[:0], true, op, payload)
+	f.off = 0
+	return f
+}
+
 // Buf returns the payload under construction; set it back with SetBuf.
 // Typical use: f.SetBuf(codec.AppendString(f.Buf(), s)).
 func (f *Frame) Buf() []byte { return f.buf }
@@ -115,6 +144,45 @@ func (f *Frame) Payload() []byte {
 // Len is the encoded frame's size in bytes.
 func (f *Frame) Len() int { return len(f.buf) - f.off }
 
+// Deflated returns f compressed as a permessage-deflate message without
+// context takeover (RFC 7692; RSV1 set), or nil when f should go as it is:
+// a payload shorter than minSize, not a whole data frame, or one that
+// compression does not shrink. The compressed frame is built once, by the
+// first caller, and the same bytes serve every later one (a broadcast is
+// compressed once for all its recipients); valid while the caller holds a
+// reference. Any goroutine.
+func (f *Frame) Deflated(minSize int) []byte {
+	b := f.Bytes()
+	if len(b) < 2 || (b[0] != 0x81 && b[0] != 0x82) || len(f.Payload()) < max(minSize, 1) {
+		return nil
+	}
+	switch f.zstate.Load() {
+	case zBuilt:
+		return f.zbuf[f.zoff:]
+	case zPlain:
+		return nil
+	}
+	f.zmu.Lock()
+	defer f.zmu.Unlock()
+	if f.zstate.Load() == zNone {
+		op := codec.OpText
+		if b[0] == 0x82 {
+			op = codec.OpBinary
+		}
+		var ok bool
+		f.zbuf, f.zoff, ok = codec.AppendDeflatedFrame(f.zbuf, op, f.Payload())
+		if ok {
+			f.zstate.Store(zBuilt)
+		} else {
+			f.zstate.Store(zPlain)
+		}
+	}
+	if f.zstate.Load() == zBuilt {
+		return f.zbuf[f.zoff:]
+	}
+	return nil
+}
+
 // Retain adds a reference.
 func (f *Frame) Retain() { f.refs.Add(1) }
 
@@ -122,6 +190,10 @@ func (f *Frame) Retain() { f.refs.Add(1) }
 func (f *Frame) Release() {
 	switch n := f.refs.Add(-1); {
 	case n == 0:
+		f.zstate.Store(zNone)
+		if cap(f.zbuf) > poolKeep {
+			f.zbuf = nil
+		}
 		if cap(f.buf) <= poolKeep {
 			framePool.Put(f)
 		}

@@ -2,8 +2,10 @@ package routing
 
 import (
 	"bytes"
+	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 
 	"partyline/codec"
@@ -143,5 +145,105 @@ func TestFrameBuildDoesNotAllocate(t *testing.T) {
 		f.Release()
 	}); n != 0 {
 		t.Fatalf("building and releasing a pooled frame allocates %.1f times", n)
+	}
+}
+
+func TestFrameDeflated(t *testing.T) {
+	payload := []byte(strings.Repeat(`{"type":"message","data":"hello"}`, 20))
+	f := NewTextFrom(payload)
+	defer f.Release()
+	z := f.Deflated(256)
+	if z == nil {
+		t.Fatal("no compressed variant of a repetitive 660-byte frame")
+	}
+	h, hs, err := codec.ParseHeader(z)
+	if err != nil || !h.Fin || h.Rsv != 4 || h.Op != codec.OpText || int(h.Length) != len(z)-hs {
+		t.Fatalf("compressed header %+v: %v", h, err)
+	}
+	if got, err := codec.Inflate(nil, z[hs:], 0); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("inflated %q: %v", got, err)
+	}
+	if z2 := f.Deflated(256); &z2[0] != &z[0] {
+		t.Fatal("the variant was built twice")
+	}
+	if !bytes.Equal(f.Payload(), payload) {
+		t.Fatal("the plain frame changed")
+	}
+	// Under the minimum size, control frames, incompressible payloads: nil.
+	if f.Deflated(len(payload)+1) != nil {
+		t.Fatal("compressed under the minimum size")
+	}
+	ping := NewRaw([]byte{0x89, 0})
+	defer ping.Release()
+	if ping.Deflated(0) != nil {
+		t.Fatal("compressed a control frame")
+	}
+	noise := make([]byte, 300)
+	for i := range noise {
+		noise[i] = byte(i * 7919 >> 3)
+	}
+	bin := NewMessage(true, noise[:40])
+	defer bin.Release()
+	if bin.Deflated(0) != nil {
+		t.Fatal("kept a compressed variant that is not smaller")
+	}
+	// A pooled frame reused for another payload does not keep the old variant.
+	g := NewTextFrom(payload)
+	g.Deflated(0)
+	g.Release()
+	h2 := NewTextFrom([]byte(strings.Repeat("other ", 100)))
+	defer h2.Release()
+	z3 := h2.Deflated(0)
+	_, hs3, _ := codec.ParseHeader(z3)
+	if got, _ := codec.Inflate(nil, z3[hs3:], 0); string(got) != strings.Repeat("other ", 100) {
+		t.Fatalf("a reused frame's variant inflates to %.40q", got)
+	}
+}
+
+// Many goroutines asking at once get one build and the same bytes.
+func TestFrameDeflatedConcurrent(t *testing.T) {
+	f := NewTextFrom([]byte(strings.Repeat("broadcast ", 100)))
+	defer f.Release()
+	var wg sync.WaitGroup
+	got := make([][]byte, 8)
+	for i := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i] = f.Deflated(256) }()
+	}
+	wg.Wait()
+	for _, z := range got {
+		if z == nil || &z[0] != &got[0][0] {
+			t.Fatal("recipients got different compressed frames")
+		}
+	}
+}
+
+// The cost of compression per distinct message (the first Deflated call
+// builds the variant) and per further recipient (a cached lookup).
+func BenchmarkFrameDeflate(b *testing.B) {
+	for _, n := range []int{300, 1000, 4000} {
+		msg := []byte(`{"type":"message","from":"player-17","data":{"t":1763769600123456789,"i":12345,"s":678,"k":19,"p":"`)
+		for len(msg) < n-3 {
+			msg = append(msg, "move left jump x=12 y=40 "[len(msg)%25])
+		}
+		msg = append(msg, `"}}`...)
+		b.Run(fmt.Sprintf("build/%dB", len(msg)), func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			for range b.N {
+				f := NewTextFrom(msg)
+				if f.Deflated(256) == nil {
+					b.Fatal("not compressed")
+				}
+				f.Release()
+			}
+		})
+		b.Run(fmt.Sprintf("cached/%dB", len(msg)), func(b *testing.B) {
+			f := NewTextFrom(msg)
+			f.Deflated(256)
+			for range b.N {
+				f.Deflated(256)
+			}
+			f.Release()
+		})
 	}
 }

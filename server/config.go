@@ -70,6 +70,10 @@ type Config struct {
 	HTTPTimeouts                   // HTTP server timeouts; zero fields take the defaults
 	Logger           *slog.Logger
 	Extra            []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
+	// Compression accepts permessage-deflate (RFC 7692) offers; frames
+	// with a payload under CompressionMinSize bytes go uncompressed.
+	Compression        bool
+	CompressionMinSize int
 
 	Dialects // per-dialect settings: dialects.go
 
@@ -87,23 +91,24 @@ type HTTPTimeouts struct {
 // Defaults returns the documented defaults.
 func Defaults() Config {
 	return Config{
-		Listeners:      []Listener{{Addr: ":8080"}},
-		HTTPAddr:       ":8081",
-		DataDir:        "./data",
-		MaxMessageSize: 64 << 10,
-		MaxHandshake:   8 << 10,
-		HandshakeWait:  5 * time.Second,
-		MaxPending:     1024,
-		MessageTimeout: 30 * time.Second,
-		PingInterval:   30 * time.Second,
-		OutboundCap:    1 << 20,
-		CloseWait:      2 * time.Second,
-		Drain:          10 * time.Second,
-		DefaultDialect: "party",
-		MaxHTTPConns:   256,
-		HTTPTimeouts:   HTTPTimeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 15 * time.Second},
-		Dialects:       dialectDefaults(),
-		AbuseLimits:    abuseDefaults(),
+		Listeners:          []Listener{{Addr: ":8080"}},
+		HTTPAddr:           ":8081",
+		DataDir:            "./data",
+		MaxMessageSize:     64 << 10,
+		MaxHandshake:       8 << 10,
+		HandshakeWait:      5 * time.Second,
+		MaxPending:         1024,
+		MessageTimeout:     30 * time.Second,
+		PingInterval:       30 * time.Second,
+		OutboundCap:        1 << 20,
+		CloseWait:          2 * time.Second,
+		Drain:              10 * time.Second,
+		DefaultDialect:     "party",
+		MaxHTTPConns:       256,
+		HTTPTimeouts:       HTTPTimeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 15 * time.Second},
+		Dialects:           dialectDefaults(),
+		AbuseLimits:        abuseDefaults(),
+		CompressionMinSize: 256,
 	}
 }
 
@@ -189,6 +194,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSURL != "" && c.NodeID == "" {
 		return errors.New("--nats needs a node id (--node-id)")
+	}
+	if c.CompressionMinSize < 0 {
+		return errors.New("compression-min-size must not be negative")
 	}
 	return c.Dialects.validate()
 }

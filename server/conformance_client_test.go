@@ -206,12 +206,20 @@ func (c *rawClient) write(b []byte) {
 }
 
 // writeChopped sends b in pieces of n bytes, each its own TCP segment,
-// pausing briefly between pieces so that the server reads them apart.
+// pausing briefly between pieces so that the server reads them apart. It
+// stops when the server has closed the connection: a server that fails
+// the connection on a violation hangs up without reading what follows.
 func (c *rawClient) writeChopped(b []byte, n int) {
 	c.t.Helper()
 	for len(b) > 0 {
 		k := min(n, len(b))
-		c.write(b[:k])
+		_ = c.conn.SetWriteDeadline(time.Now().Add(ioWait))
+		if _, err := c.conn.Write(b[:k]); err != nil {
+			if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+				return
+			}
+			c.t.Fatalf("write: %v", err)
+		}
 		b = b[k:]
 		if len(b) > 0 {
 			time.Sleep(time.Millisecond)

@@ -35,6 +35,7 @@ type conn struct {
 	accepting bool      // a deferred handshake decision is pending
 	hsListed  bool      // in the loop's list of pending handshakes
 	released  bool      // closed for the outbound budget: its backlog no longer counts
+	zWin      uint8     // permessage-deflate: server_max_window_bits agreed, 0 = not negotiated
 	decided   *decision // the deferred decision, for the handshake's second run
 	pingSent  bool      // a ping is out and nothing has arrived since
 	heard     bool      // something arrived since the last keepalive check
@@ -212,7 +213,7 @@ func (c *conn) flush(l *loop) {
 		return
 	}
 	if len(q) > 0 {
-		l.write(c, q, qBytes)
+		l.write(c, q)
 	}
 	c.recycle(q)
 	if code != 0 && c.state == stateOpen {
@@ -289,6 +290,13 @@ func (c *conn) fail(code uint16, reason string, now bool) {
 		c.state = stateClosing
 		c.deadline = time.Now().Add(c.srv.cfg.CloseWait).UnixNano()
 		c.msgAt = 0 // only the close wait is left to time
+		c.nextPing = 0
+		if c.dec.MaxMessage < 0 {
+			// Input is dead (a protocol error, a message timeout): the
+			// peer's close will not be read, so the socket closes once
+			// the close frame has left; poll for that every tick.
+			c.nextPing = c.srv.now() + int64(tickDur)
+		}
 		c.rearm()
 		// The session ends now: what is left of the socket is the close
 		// handshake, and the others should not wait for it (peer_left...).
@@ -298,6 +306,10 @@ func (c *conn) fail(code uint16, reason string, now bool) {
 		c.hangUp()
 	}
 }
+
+// written reports whether everything written to the socket, the close
+// frame included, has left gnet's outbound buffer for the kernel. Loop only.
+func (c *conn) written() bool { return c.gc.OutboundBuffered() == 0 }
 
 // endSession runs the session's OnClose once. Loop only.
 func (c *conn) endSession() {
@@ -328,6 +340,15 @@ func (c *conn) onTimer(now int64) {
 			c.hangUp()
 			return
 		}
+	}
+	if c.state == stateClosing && c.nextPing != 0 && now >= c.nextPing {
+		// A failed connection (see fail): hang up once our close frame
+		// has been written, or look again next tick.
+		if c.written() {
+			c.hangUp()
+			return
+		}
+		c.nextPing = now + int64(tickDur)
 	}
 	if c.state != stateOpen {
 		c.rearm()
@@ -378,8 +399,8 @@ func (c *conn) watchMessage(boundary, partial bool) {
 
 // messageTimeout closes a connection whose message did not complete
 // within --message-timeout with 1008. Its input is dropped from now on
-// (what it buffered is freed at once); the socket is closed when the
-// close wait ends. Loop only.
+// (what it buffered is freed at once); the socket is closed as soon as the
+// close frame is written (or when the close wait ends). Loop only.
 func (c *conn) messageTimeout() {
 	c.msgAt = 0
 	c.dec.MaxMessage = -1
@@ -389,4 +410,7 @@ func (c *conn) messageTimeout() {
 	_, _ = c.gc.Discard(-1)
 	security.Record("message_timeout", "remote", c.gc.RemoteAddr())
 	c.fail(codec.ClosePolicyViolation, "message timeout", false)
+	if c.state == stateClosing && c.written() {
+		c.hangUp()
+	}
 }

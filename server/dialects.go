@@ -14,6 +14,7 @@ import (
 	"partyline/dialect/presence"
 	"partyline/dialect/rooms"
 	"partyline/dialect/teams"
+	"partyline/dialect/wsecho"
 )
 
 // Dialects holds every dialect's settings; it is embedded in Config.
@@ -80,5 +81,6 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		n,
 		ch,
 		presence.New(core),
+		wsecho.New(),
 	}, node
 }

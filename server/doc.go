@@ -27,4 +27,7 @@
 //     short mutex, at the handshake and in OnClose only.
 //   - Outbound frames are reference counted (routing.Frame); a flush writes
 //     every queued frame of a connection in one writev and releases them.
+//     A connection that negotiated permessage-deflate (compression.go) is
+//     written the frame's shared compressed variant, built once by the
+//     first loop that needs it (Frame.Deflated is safe from any goroutine).
 package server

@@ -125,7 +125,11 @@ func (c *conn) readFrames(buf []byte, done int) (hangUp bool) {
 			c.dec.MaxMessage = -1
 			done = len(buf)
 			c.flush(c.loop) // replies to earlier messages go out before the close
+			// Failing the connection (RFC 6455 7.1.7): after our close
+			// frame nothing more is read, not even the peer's close, so
+			// the socket closes as soon as the frame is written.
 			c.fail(ce.Code, ce.Reason, false)
+			hangUp = c.state == stateClosing && c.written()
 			break
 		}
 		if n == 0 {
@@ -143,6 +147,7 @@ func (c *conn) readFrames(buf []byte, done int) (hangUp bool) {
 	if c.state != stateClosed && done > 0 { // gnet's Discard(0) discards everything
 		_, _ = c.gc.Discard(done)
 	}
+	c.dec.Release() // an inflated message's buffer goes back to its pool
 	if c.state == stateOpen && !hangUp && c.dec.MaxMessage >= 0 {
 		c.watchMessage(boundary, done < len(buf) || c.dec.InMessage())
 	}

@@ -38,6 +38,8 @@ type hsState struct {
 	trusted bool
 	xff     []string
 	realIP  string
+	// flate is the permessage-deflate agreement (compression.go).
+	flate flateParams
 }
 
 func (h *hsState) Read(p []byte) (int, error)  { return h.in.Read(p) }
@@ -106,6 +108,9 @@ func newHS(s *Server) *hsState {
 			return ws.HandshakeHeaderString(""), nil
 		},
 	}
+	if s.cfg.Compression {
+		h.up.Negotiate = h.negotiate
+	}
 	return h
 }
 
@@ -141,6 +146,7 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	h.decided, h.deferred, h.cause = c.decided, nil, "handshake_refused_bad_request"
 	h.c, h.xff, h.realIP = c, h.xff[:0], ""
 	h.trusted = c.srv.gate.proxies.Any() && c.srv.gate.proxies.Trusted(security.PeerAddr(c.gc.RemoteAddr()))
+	h.flate = flateParams{}
 	_, err := h.up.Upgrade(h)
 	c.decided = nil
 	if err == errDeferred {
@@ -169,6 +175,9 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	c.srv.upgraded.Add(1)
 	c.deadline = 0
 	c.dec.MaxMessage = c.srv.cfg.MaxMessageSize
+	if h.flate.on {
+		c.dec.Deflate, c.zWin = true, h.flate.window
+	}
 	if p := c.srv.cfg.PingInterval; p > 0 {
 		// First ping at a random point of the interval's second half: spreads load.
 		c.nextPing = c.srv.now() + int64(p)/2 + c.srv.jitter(int64(p)/2)

@@ -86,15 +86,17 @@ func (l *loop) flush() {
 	}
 }
 
-// write sends q to c with as few writev calls as IOV_MAX allows. Loop only.
-func (l *loop) write(c *conn, q []*routing.Frame, n int) {
+// write sends q to c with as few writev calls as IOV_MAX allows, each frame
+// in the form c negotiated (compressed or not: conn.wire). Loop only.
+func (l *loop) write(c *conn, q []*routing.Frame) {
 	l.framesOut += len(q)
-	l.bytesOut += n
 	for len(q) > 0 {
 		k := min(len(q), iovMax)
 		iov := l.iov[:0]
 		for _, f := range q[:k] {
-			iov = append(iov, f.Bytes())
+			b := c.wire(f)
+			iov = append(iov, b)
+			l.bytesOut += len(b)
 		}
 		_, err := c.gc.Writev(iov)
 		clear(iov)

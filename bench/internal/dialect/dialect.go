@@ -84,8 +84,10 @@ func Lookup(name string) (Dialect, error) {
 		return Rooms{}, nil
 	case "channels":
 		return Channels{}, nil
+	case "wsecho":
+		return WSEcho{}, nil
 	}
-	return nil, fmt.Errorf("unknown dialect %q (known: party, rooms, channels)", name)
+	return nil, fmt.Errorf("unknown dialect %q (known: party, rooms, channels, wsecho)", name)
 }
 
 // Chat names the /chat dialect for the chat scenario, which speaks it

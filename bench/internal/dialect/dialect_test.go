@@ -122,3 +122,24 @@ func FuzzFastPath(f *testing.F) {
 		}
 	})
 }
+
+// The raw echo returns what was sent: a join must read as "joined" and a
+// send as a message carrying its stamp.
+func TestWSEchoRoundTrip(t *testing.T) {
+	var d WSEcho
+	if ev, ok := d.Parse(d.AppendJoin(nil, "c1", "r1")); !ok || ev.Kind != Joined || string(ev.Room) != "r1" {
+		t.Fatalf("echoed join: %+v %v", ev, ok)
+	}
+	if ev, ok := d.Parse(d.AppendCreate(nil, "c1", "r1", 1)); !ok || ev.Kind != Joined {
+		t.Fatalf("echoed create: %+v %v", ev, ok)
+	}
+	st := Stamp{T: 1763769600123456789, I: 7, S: 3, K: 0}
+	out, _ := AppendSized(d, nil, nil, "r1", "", st, 300)
+	ev, ok := d.Parse(out)
+	if !ok || ev.Kind != Message || !ev.HasStamp || ev.Stamp != st {
+		t.Fatalf("echoed send %s: %+v %v", out, ev, ok)
+	}
+	if d.Path("") != "/wsecho" || !d.EchoesSender() {
+		t.Fatal("path or echo")
+	}
+}

@@ -24,6 +24,9 @@ type Config struct {
 	Dialect dialect.Dialect // wire protocol adapter
 	Label   string          // name of the server under test, for reports
 	RunID   string          // prefix of client ids, unique per run
+	// Compression offers permessage-deflate on every connection (the
+	// server must run with --compression to accept it).
+	Compression bool
 
 	Conns      int     // connections (all processes together)
 	RoomSize   int     // members per room

@@ -113,6 +113,9 @@ func (m *member) resetSetup() { m.setup.Store(setupPending) }
 func (m *member) Open(c *wsc.Conn) {
 	ls := m.ls()
 	ls.rec.C.Opened.Add(1)
+	if c.Deflated {
+		m.r.deflated.Add(1)
+	}
 	stats.Record(ls.rec.Handshake, c.OpenAt-c.DialAt)
 	stats.Record(ls.rec.Connect, c.ConnectAt-c.DialAt)
 	if m.room == nil {

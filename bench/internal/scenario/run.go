@@ -31,6 +31,7 @@ type runner struct {
 	stopping  atomic.Bool  // the run is ending: closes are expected
 	setupOK   atomic.Int64 // members whose setup step succeeded
 	setupFail atomic.Int64 // members whose setup step failed
+	deflated  atomic.Int64 // connections that negotiated permessage-deflate (--compression)
 	c0        stats.Counters
 
 	mu       sync.Mutex // guards the following
@@ -67,7 +68,7 @@ func newRunner(ctx context.Context, cfg *Config, track bool) (*runner, error) {
 	for i := range cfg.SrcIPs {
 		src = append(src, net.IPv4(127, 0, byte((i+2)/256), byte((i+2)%256)))
 	}
-	eng, err := wsc.New(wsc.Config{Addr: cfg.Addr, Loops: loops, NewLoop: r.newLoop, SourceIPs: src})
+	eng, err := wsc.New(wsc.Config{Addr: cfg.Addr, Loops: loops, NewLoop: r.newLoop, SourceIPs: src, Deflate: cfg.Compression})
 	if err != nil {
 		return nil, err
 	}
@@ -268,6 +269,15 @@ func (r *runner) finish() *stats.Report {
 		}
 	}
 	rep.Gen.RSSPeakKiB = procstat.PeakRSS(0)
+	if r.cfg.Compression {
+		if rep.Extra == nil {
+			rep.Extra = map[string]any{}
+		}
+		rep.Extra["deflate_conns"] = r.deflated.Load()
+		if r.deflated.Load() == 0 {
+			rep.Note("--compression: no connection negotiated permessage-deflate (is the server running with --compression?)")
+		}
+	}
 	sort.Strings(rep.Notes)
 	return rep
 }

@@ -51,12 +51,16 @@ type Conn struct {
 	CloseCode uint16 // code of the server's close frame, 0 if none
 	// Status is the HTTP status of a refused handshake, 0 otherwise.
 	Status int
+	// Deflated: the server accepted permessage-deflate (Config.Deflate).
+	Deflated bool
 
 	gc    gnet.Conn
 	loop  *Loop
 	state uint8
 	key   [24]byte
 	dec   codec.Decoder
+
+	offerDeflate bool // Config.Deflate, copied when the dial opens
 }
 
 // Errors reported to Handler.Close.

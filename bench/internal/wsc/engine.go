@@ -29,6 +29,11 @@ type Config struct {
 	// before its first connection's handshake is sent. It usually sets
 	// Loop.User (per-loop statistics).
 	NewLoop func(l *Loop)
+	// Deflate offers permessage-deflate (RFC 7692) the way browsers do
+	// ("permessage-deflate; client_max_window_bits"); where the server
+	// accepts, its compressed frames are inflated (the client itself
+	// sends uncompressed frames, which the extension allows).
+	Deflate bool
 }
 
 // Engine owns the gnet client and its event loops.

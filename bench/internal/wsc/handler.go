@@ -20,6 +20,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c.gc = gc
 	c.loop = h.e.loopOf(gc.EventLoop())
 	c.dec = codec.Decoder{FromServer: true}
+	c.offerDeflate = h.e.cfg.Deflate
 	c.state = stHandshake
 	host := c.Host
 	if host == "" {
@@ -106,6 +107,7 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	discard(gc, off)
+	c.dec.Release() // an inflated message's buffer goes back to its pool
 	return gnet.None
 }
 

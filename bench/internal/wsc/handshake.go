@@ -28,7 +28,11 @@ func (c *Conn) appendRequest(dst []byte, host string) []byte {
 	dst = append(dst, host...)
 	dst = append(dst, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
 	dst = append(dst, c.key[:]...)
-	return append(dst, "\r\nSec-WebSocket-Version: 13\r\n\r\n"...)
+	dst = append(dst, "\r\nSec-WebSocket-Version: 13\r\n"...)
+	if c.offerDeflate {
+		dst = append(dst, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"...)
+	}
+	return append(dst, "\r\n"...)
 }
 
 // parseResponse looks for a complete response head at the start of b.
@@ -68,6 +72,13 @@ func (c *Conn) parseResponse(b []byte) (n, status int, err error) {
 			upgrade = bytes.EqualFold(val, []byte("websocket"))
 		case bytes.EqualFold(name, []byte("Sec-WebSocket-Accept")):
 			accept = bytes.Equal(val, want[:])
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Extensions")):
+			// Only what was offered may come back (RFC 6455 4.1).
+			if !bytes.HasPrefix(val, []byte("permessage-deflate")) || !c.offerDeflate {
+				return n, status, ErrHandshake
+			}
+			c.dec.Deflate = true
+			c.Deflated = true
 		}
 	}
 	if !upgrade || !accept {

@@ -36,3 +36,19 @@ func TestParseResponse(t *testing.T) {
 		t.Fatalf("503: %d %v", st, err)
 	}
 }
+
+// permessage-deflate is taken only when offered, and then turns on the
+// decoder's inflation.
+func TestParseResponseDeflate(t *testing.T) {
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+		"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n\r\n"
+	for _, offered := range []bool{false, true} {
+		c := &Conn{offerDeflate: offered}
+		copy(c.key[:], "dGhlIHNhbXBsZSBub25jZQ==")
+		_, _, err := c.parseResponse([]byte(resp))
+		if offered != (err == nil) || c.Deflated != offered || c.dec.Deflate != offered {
+			t.Fatalf("offered %v: err %v, deflated %v", offered, err, c.Deflated)
+		}
+	}
+}

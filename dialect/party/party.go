@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	mrand "math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,9 +121,9 @@ func (s *session) OnMessage(kind codec.Kind, payload []byte) {
 	defer func() { *req = request{}; reqPool.Put(req) }()
 	switch msg.Decode(payload, req) {
 	case msg.NotObject:
-		s.fail("message must be a JSON object")
+		s.fail(errUnknownType) // Party-Sockets reads no type from it
 	case msg.Invalid:
-		s.fail("invalid JSON")
+		s.fail(errInvalidJSON)
 	default:
 		s.dispatch(req)
 	}
@@ -138,7 +139,7 @@ func (s *session) dispatch(req *request) {
 		s.join(req)
 	case `"leave"`:
 		if s.current() == nil {
-			s.fail("not in a room")
+			s.fail(errNotInRoom)
 			return
 		}
 		s.leave()
@@ -153,7 +154,7 @@ func (s *session) dispatch(req *request) {
 func (s *session) dispatchSlow(req *request) {
 	typ, ok := codec.Str(req.Type)
 	if !ok {
-		s.fail("missing or invalid type")
+		s.fail(errUnknownType)
 		return
 	}
 	q := codec.AppendString(nil, typ)
@@ -165,7 +166,7 @@ func (s *session) dispatchSlow(req *request) {
 			return
 		}
 	}
-	s.fail("unknown type: " + typ)
+	s.fail(errUnknownType)
 }
 
 func (s *session) OnTimer(time.Time) {}
@@ -208,29 +209,38 @@ func (s *session) fail(msg string) {
 	f.Release()
 }
 
-func clientID(raw []byte) (string, bool) {
+// clientID decodes a create's or join's clientId; on failure it returns
+// the error text.
+func clientID(raw []byte) (string, string) {
 	id, ok := codec.Str(raw)
-	if !ok || len(id) == 0 || len(id) > 128 {
-		return "", false
+	switch {
+	case !ok || len(id) == 0:
+		return "", errClientIDRequired
+	case len(id) > 128:
+		return "", "clientId too long: at most 128 bytes"
 	}
-	return id, true
+	return id, ""
 }
 
 func (s *session) create(req *request) {
 	if s.room != nil {
-		s.fail("already in a room: leave it first")
+		s.fail(errAlreadyInRoom)
 		return
 	}
-	id, ok := clientID(req.ClientID)
-	if !ok {
-		s.fail("missing or invalid clientId: a string of 1-128 bytes")
+	id, e := clientID(req.ClientID)
+	if e != "" {
+		s.fail(e)
 		return
 	}
 	max := s.d.cfg.MaxClients
 	if len(req.MaxClients) > 0 && string(req.MaxClients) != "null" {
+		if v, isNum := jsonNumber(req.MaxClients); !isNum || v < 1 {
+			s.fail(errMaxClients)
+			return
+		}
 		n, ok := parseInt(req.MaxClients)
-		if !ok || n < 1 || n > s.d.cfg.MaxClients {
-			s.fail("invalid maxClients: an integer from 1 to " + itoa(s.d.cfg.MaxClients))
+		if !ok || n > s.d.cfg.MaxClients {
+			s.fail("maxClients must be an integer from 1 to " + itoa(s.d.cfg.MaxClients))
 			return
 		}
 		max = n
@@ -269,17 +279,17 @@ func (s *session) create(req *request) {
 
 func (s *session) join(req *request) {
 	if s.room != nil {
-		s.fail("already in a room: leave it first")
+		s.fail(errAlreadyInRoom)
 		return
 	}
-	id, ok := clientID(req.ClientID)
-	if !ok {
-		s.fail("missing or invalid clientId: a string of 1-128 bytes")
+	id, e := clientID(req.ClientID)
+	if e != "" {
+		s.fail(e)
 		return
 	}
 	code, ok := codec.Str(req.Room)
 	if !ok || code == "" {
-		s.fail("missing or invalid room: a room code string")
+		s.fail(errRoomRequired)
 		return
 	}
 	code = strings.ToUpper(code)
@@ -299,7 +309,7 @@ func (s *session) join(req *request) {
 	}
 	r := s.d.hub.Get(code)
 	if r == nil {
-		s.joinFailed("room not found: " + code)
+		s.joinFailed(errRoomNotFound)
 		return
 	}
 	m := newMember(id, s.c)
@@ -331,10 +341,10 @@ func (s *session) join(req *request) {
 	switch err {
 	case nil:
 	case routing.ErrRoomGone:
-		s.joinFailed("room not found: " + code)
+		s.joinFailed(errRoomNotFound)
 		return
 	case routing.ErrRoomFull:
-		s.fail("room full: " + code + " has " + itoa(r.Max) + " clients")
+		s.fail(errRoomFull)
 		return
 	default:
 		s.fail(err.Error())
@@ -361,6 +371,22 @@ func (d *Dialect) announce(r *routing.Room, prefix string, m *routing.Member, ex
 	d.broker.Publish(r, f.End(), except, false)
 	f.Release()
 }
+
+// Party-Sockets' error texts, exact: its clients compare them. Errors of
+// partyline's own extensions (tokens, since, set_state, leave, limits)
+// have texts that name the problem.
+const (
+	errAlreadyInRoom    = "Already in a room"
+	errClientIDRequired = "clientId is required"
+	errMaxClients       = "maxClients must be a positive number"
+	errRoomRequired     = "room is required"
+	errRoomNotFound     = "Room not found"
+	errRoomFull         = "Room is full"
+	errNotInRoom        = "Not in a room"
+	errTargetNotFound   = "Target client not found"
+	errInvalidJSON      = "Invalid JSON"
+	errUnknownType      = "Unknown message type"
+)
 
 type errText string
 
@@ -480,7 +506,7 @@ func (d *Dialect) dropSeat(r *routing.Room, m *routing.Member) {
 func (s *session) send(req *request) {
 	r := s.current()
 	if r == nil {
-		s.fail("not in a room")
+		s.fail(errNotInRoom)
 		return
 	}
 	if !r.Sequenced() {
@@ -493,7 +519,7 @@ func (s *session) send(req *request) {
 		if !ok {
 			var str string
 			if str, ok = codec.Str(req.To); !ok {
-				s.fail("invalid to: a clientId string")
+				s.fail(errTargetNotFound) // Party-Sockets looks it up all the same
 				return
 			}
 			raw = []byte(str)
@@ -507,7 +533,7 @@ func (s *session) send(req *request) {
 		if target = r.LookupLocked(to); target == nil {
 			r.EndSeq()
 			f.Release()
-			s.fail("unknown target: " + string(to))
+			s.fail(errTargetNotFound)
 			return
 		}
 	}
@@ -552,7 +578,7 @@ func (s *session) sendUnsequenced(r *routing.Room, req *request) {
 			to, ok = codec.Str(req.To)
 		}
 		if !ok {
-			s.fail("invalid to: a clientId string")
+			s.fail(errTargetNotFound)
 			return
 		}
 		if target == nil {
@@ -563,7 +589,7 @@ func (s *session) sendUnsequenced(r *routing.Room, req *request) {
 				s.sendToRemote(r, to, req.Data)
 				return
 			}
-			s.fail("unknown target: " + to)
+			s.fail(errTargetNotFound)
 			return
 		}
 	}
@@ -581,11 +607,11 @@ func (s *session) sendUnsequenced(r *routing.Room, req *request) {
 func (s *session) setState(req *request) {
 	r := s.current()
 	if r == nil {
-		s.fail("not in a room")
+		s.fail(errNotInRoom)
 		return
 	}
 	if len(req.State) == 0 {
-		s.fail("missing state")
+		s.fail("set_state needs a state field")
 		return
 	}
 	if len(req.State) > s.d.cfg.MaxState {
@@ -651,6 +677,15 @@ func parseInt(raw []byte) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// jsonNumber reports whether raw is a JSON number, and its value.
+func jsonNumber(raw []byte) (float64, bool) {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	return v, err == nil
 }
 
 func itoa(n int) string { return string(codec.AppendInt(nil, int64(n))) }

@@ -292,6 +292,13 @@ func (c *conn) fail(code uint16, reason string, now bool) {
 	}
 }
 
+// lingers reports whether c's session asks to stay open during a drain
+// (dialect.Lingerer). Loop only.
+func (c *conn) lingers() bool {
+	l, ok := c.sess.(dialect.Lingerer)
+	return ok && c.state == stateOpen && l.Lingers()
+}
+
 // endSession runs the session's OnClose once. Loop only.
 func (c *conn) endSession() {
 	if sess := c.sess; sess != nil {

@@ -35,6 +35,11 @@ type Config struct {
 	JoinFailuresPerMinute      int
 	JoinFailuresPerMinutePerIP int
 
+	// Party-Sockets 2.x (party-v2) and the HTTP answers of both dialects.
+	InstanceID string        // "instance" in created, {instance} in controller URLs, X-Instance-Id (--instance-id)
+	Region     string        // "region" in created (--region)
+	HostGrace  time.Duration // party-v2: a hostless room is closed this long after its host dropped (120s, as 2.x)
+
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -43,7 +48,7 @@ func Defaults() Config {
 	return Config{CodeLength: 4, MaxClients: 1000, MaxState: 16 << 10,
 		HistorySize: 64, HistoryBytes: 256 << 10, HistoryTTL: 2 * time.Minute,
 		Persist: true, PersistInterval: 100 * time.Millisecond, RestoreGrace: time.Minute,
-		JoinFailuresPerMinute: 20, JoinFailuresPerMinutePerIP: 200}
+		JoinFailuresPerMinute: 20, JoinFailuresPerMinutePerIP: 200, HostGrace: 120 * time.Second}
 }
 
 // Validate checks c and fills zero values with defaults (history, seat
@@ -76,6 +81,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RestoreGrace == 0 {
 		c.RestoreGrace = d.RestoreGrace
+	}
+	if c.HostGrace < 0 {
+		return errors.New("party-v2 host grace must not be negative")
+	}
+	if c.HostGrace == 0 {
+		c.HostGrace = d.HostGrace
 	}
 	return nil
 }

@@ -44,6 +44,11 @@ type Dialect struct {
 	draining  atomic.Bool       // the server is shutting down: seats stay as they are
 	ipFails   *security.Limiter // failed joins per address
 	sweepStop chan struct{}     // stops the history sweeper (persist.go)
+
+	prof      *profile     // party or party-v2 (v2.go)
+	noCluster bool         // party-v2 on a node in a cluster: refuse handshakes
+	origins   *originTable // per-origin counters of the HTTP /metrics (plain.go)
+	started   time.Time
 }
 
 // New returns the dialect with the in-process broker.
@@ -53,14 +58,25 @@ func New(cfg Config) *Dialect {
 		log = slog.Default()
 	}
 	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}, log: log,
-		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP)}
+		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP),
+		prof:    v1Profile, origins: newOriginTable(), started: time.Now()}
 }
 
-func (d *Dialect) Name() string                        { return "party" }
-func (d *Dialect) Accept(*dialect.Request) error       { return nil }
-func (d *Dialect) Rooms() int64                        { return d.hub.Rooms() }
-func (d *Dialect) Hub() *routing.Hub                   { return d.hub }
-func (d *Dialect) Open(c dialect.Conn) dialect.Session { return &session{d: d, c: c} }
+func (d *Dialect) Name() string      { return d.prof.name }
+func (d *Dialect) Rooms() int64      { return d.hub.Rooms() }
+func (d *Dialect) Hub() *routing.Hub { return d.hub }
+
+func (d *Dialect) Accept(*dialect.Request) error {
+	if d.noCluster {
+		return dialect.Refuse(503, d.prof.name+" is not available in cluster mode yet")
+	}
+	return nil
+}
+
+func (d *Dialect) Open(c dialect.Conn) dialect.Session {
+	d.origins.connected(originOf(c))
+	return &session{d: d, c: c}
+}
 
 // roomState is the party state of a room.
 type roomState struct {
@@ -68,6 +84,9 @@ type roomState struct {
 	state *routing.Frame // retained "state" frame, nil if none
 
 	trimmed uint64 // history the store was told to drop; guarded by the room's lock
+
+	origin string    // the creator's handshake Origin ("unknown" if none)
+	slot   *slotRoom // party-v2 rooms only (v2.go)
 
 	// cluster mode only
 	id     string            // the room's id in the registry
@@ -83,6 +102,7 @@ type member struct {
 	inst     string      // cluster mode: this connection's instance in the registry
 	away     bool        // a seat kept for a member whose connection dropped (seats.go)
 	restored bool        // an away seat restored from the store: only its token reclaims it
+	index    int         // party-v2: the slot index (quotedID is its decimal form)
 }
 
 type session struct {
@@ -105,6 +125,7 @@ type request struct {
 	Token      sonic.NoCopyRawMessage `json:"token"`
 	Data       sonic.NoCopyRawMessage `json:"data"`
 	State      sonic.NoCopyRawMessage `json:"state"`
+	URL        sonic.NoCopyRawMessage `json:"url"`
 }
 
 var reqPool = sync.Pool{New: func() any { return new(request) }}
@@ -113,7 +134,7 @@ func (s *session) OnMessage(kind codec.Kind, payload []byte) {
 	if s.d.cl != nil && s.hold(kind, payload) {
 		return
 	}
-	if kind != codec.KindText {
+	if kind != codec.KindText && !s.d.prof.slots { // party-v2 reads binary frames as text
 		s.fail("binary frames are not supported: send JSON text")
 		return
 	}
@@ -134,10 +155,28 @@ func (s *session) dispatch(req *request) {
 	case `"send"`:
 		s.send(req)
 	case `"create"`:
+		if s.d.prof.slots {
+			s.createV2(req)
+			return
+		}
 		s.create(req)
 	case `"join"`:
+		if s.d.prof.slots {
+			s.joinV2(req)
+			return
+		}
 		s.join(req)
+	case `"close_room"`:
+		if !s.d.prof.slots {
+			s.fail(errUnknownType)
+			return
+		}
+		s.closeRoom()
 	case `"leave"`:
+		if s.d.prof.slots {
+			s.fail(errUnknownType)
+			return
+		}
 		if s.current() == nil {
 			s.fail(errNotInRoom)
 			return
@@ -161,7 +200,7 @@ func (s *session) dispatchSlow(req *request) {
 	if string(q) != string(req.Type) { // written with escapes: dispatch again
 		req.Type = q
 		switch typ {
-		case "send", "create", "join", "leave", "set_state":
+		case "send", "create", "join", "leave", "set_state", "close_room":
 			s.dispatch(req)
 			return
 		}
@@ -172,6 +211,10 @@ func (s *session) dispatchSlow(req *request) {
 func (s *session) OnTimer(time.Time) {}
 
 func (s *session) OnClose() {
+	if s.d.prof.slots {
+		s.closeV2()
+		return
+	}
 	if s.d.cl != nil {
 		s.closeCluster()
 	}
@@ -257,12 +300,14 @@ func (s *session) create(req *request) {
 		s.fail("no free room code: try again")
 		return
 	}
-	r.SetExt(&roomState{})
+	r.SetExt(&roomState{origin: originOf(s.c)})
+	s.d.origins.roomCreated(originOf(s.c))
 	m := newMember(id, s.c)
 	if _, err := r.Join(m, nil, func(members []*routing.Member) {
 		f := routing.NewText()
 		f.AppendStr(`{"type":"created","room":`)
 		f.SetBuf(codec.AppendString(f.Buf(), r.Name))
+		s.d.appendPlace(f)
 		f.AppendStr(`,"token":`)
 		f.SetBuf(codec.AppendString(f.Buf(), m.Data.(*member).token))
 		appendOffset(f, r)
@@ -334,7 +379,7 @@ func (s *session) join(req *request) {
 		case back:
 			s.d.announce(r, `{"type":"peer_back","clientId":`, m, s.c)
 		case !replacing: // a reconnect is silent to the others
-			s.d.announce(r, `{"type":"peer_joined","clientId":`, m, s.c)
+			s.d.announce(r, s.d.prof.peerJoined, m, s.c)
 		}
 		s.d.persistSeats(r, members)
 	})
@@ -495,7 +540,7 @@ func (s *session) leave() {
 // is gone (state, store) if it was the last seat. Any goroutine.
 func (d *Dialect) dropSeat(r *routing.Room, m *routing.Member) {
 	removed, remaining := r.LeaveThen(m, func(members []*routing.Member) {
-		d.announce(r, `{"type":"peer_left","clientId":`, m, nil)
+		d.announce(r, d.prof.peerLeft, m, nil)
 		d.persistSeats(r, members)
 	})
 	if removed && remaining == 0 {
@@ -507,6 +552,10 @@ func (s *session) send(req *request) {
 	r := s.current()
 	if r == nil {
 		s.fail(errNotInRoom)
+		return
+	}
+	if s.d.prof.slots {
+		s.sendV2(r, req)
 		return
 	}
 	if !r.Sequenced() {
@@ -595,16 +644,15 @@ func (s *session) sendUnsequenced(r *routing.Room, req *request) {
 	}
 	f := s.messageFrame(req.Data)
 	f.Append('}')
-	f.End()
-	if target != nil {
-		target.Conn.Send(f, false)
-	} else {
-		s.d.broker.Publish(r, f, s.c, false)
-	}
+	s.deliver(r, f.End(), target)
 	f.Release()
 }
 
 func (s *session) setState(req *request) {
+	if s.d.prof.slots {
+		s.setStateV2(req)
+		return
+	}
 	r := s.current()
 	if r == nil {
 		s.fail(errNotInRoom)

@@ -82,3 +82,20 @@ func TestSendAllocationFreePersisted(t *testing.T) {
 		t.Fatalf("persisted send allocates %.2f times per message", n)
 	}
 }
+
+// party-v2's send (broadcast and to an index) allocates nothing either.
+func TestV2SendAllocationFree(t *testing.T) {
+	_, host, _, _, gc := v2Room(t)
+	for _, msg := range [][]byte{
+		[]byte(`{"type":"send","data":{"x":1,"y":[1,2,3]}}`),
+		[]byte(`{"type":"send","to":1,"data":{"x":1,"y":[1,2,3]}}`),
+	} {
+		before := gc.sent
+		if n := testing.AllocsPerRun(500, func() { host.OnMessage(codec.KindText, msg) }); n != 0 {
+			t.Fatalf("%s allocates %.1f times per message", msg, n)
+		}
+		if gc.sent <= before {
+			t.Fatal("nothing was delivered")
+		}
+	}
+}

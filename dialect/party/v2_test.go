@@ -2,6 +2,7 @@ package party_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -783,5 +784,87 @@ func TestV2ClusterRefused(t *testing.T) {
 	cfg.NATSURL, cfg.NodeID = "nats://127.0.0.1:1", "n1"
 	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "party-v2") {
 		t.Fatalf("server.New: %v, want a party-v2 refusal", err)
+	}
+}
+
+// runServer starts a server whose shutdown the test controls: stop cancels
+// its context and returns a channel closed when Run has returned.
+func runServer(t *testing.T, cfg server.Config) (*server.Server, func() <-chan struct{}) {
+	t.Helper()
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		if err := s.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-s.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	return s, func() <-chan struct{} { cancel(); return done }
+}
+
+func TestV2Drain(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		drain time.Duration
+	}{
+		{"the room ends first", 20 * time.Second},
+		{"the drain window ends first", 700 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testutil.Config(t)
+			cfg.Listeners = []server.Listener{{Addr: "127.0.0.1:0", Dialect: "party-v2"}}
+			cfg.Drain = tc.drain
+			s, stop := runServer(t, cfg)
+			e := &v2env{t: t, srv: s, url: testutil.URL(s, 0, "/"), base: "http://" + s.Addrs()[0].String()}
+			h, m := e.create("host", 8, nil)
+			code := m.Str("room")
+			g, _ := e.join(code, "g")
+			h.Expect("peer_joined")
+			idle := e.dial() // no slot: closed as any connection is
+
+			signalled := time.Now()
+			done := stop()
+			idle.ExpectClose(1001)
+			// The room keeps serving; only create is refused.
+			h.Send(`{"type":"create","clientId":"x","maxClients":2}`)
+			expectExact(t, h, "Server draining")
+			g.Send(`{"type":"send","data":"during"}`)
+			if raw := readRaw(t, h); string(raw) != `{"type":"message","from":1,"data":"during"}` {
+				t.Fatalf("host got %s", raw)
+			}
+			if tc.drain > time.Second {
+				h.Conn.Close()
+				g.Expect("peer_left")
+				g.Conn.Close()
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the server did not exit once its last room ended")
+				}
+				if since := time.Since(signalled); since > tc.drain/2 {
+					t.Fatalf("exit took %v", since)
+				}
+				return
+			}
+			h.ExpectClose(1001)
+			g.ExpectClose(1001)
+			if since := time.Since(signalled); since < tc.drain*3/4 {
+				t.Fatalf("members closed %v after the signal, before the drain window (%v) ended", since, tc.drain)
+			}
+			<-done
+		})
 	}
 }

@@ -80,12 +80,14 @@ func Lookup(name string) (Dialect, error) {
 	switch name {
 	case "party":
 		return Party{}, nil
+	case "party-v2":
+		return PartyV2{}, nil
 	case "rooms":
 		return Rooms{}, nil
 	case "channels":
 		return Channels{}, nil
 	}
-	return nil, fmt.Errorf("unknown dialect %q (known: party, rooms, channels)", name)
+	return nil, fmt.Errorf("unknown dialect %q (known: party, party-v2, rooms, channels)", name)
 }
 
 // Chat names the /chat dialect for the chat scenario, which speaks it

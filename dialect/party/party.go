@@ -252,27 +252,39 @@ func (s *session) fail(msg string) {
 	f.Release()
 }
 
-// clientID decodes a create's or join's clientId; on failure it returns
-// the error text.
-func clientID(raw []byte) (string, string) {
-	id, ok := codec.Str(raw)
+// entering checks what create and join share, in Party-Sockets' order:
+// the connection holds no room, and clientId is a non-empty string (party
+// also caps it at 128 bytes). On failure it answers and returns false.
+func (s *session) entering(req *request) (string, bool) {
+	if s.room != nil {
+		s.fail(errAlreadyInRoom)
+		return "", false
+	}
+	id, ok := codec.Str(req.ClientID)
 	switch {
 	case !ok || len(id) == 0:
-		return "", errClientIDRequired
-	case len(id) > 128:
-		return "", "clientId too long: at most 128 bytes"
+		s.fail(errClientIDRequired)
+		return "", false
+	case len(id) > 128 && !s.d.prof.slots:
+		s.fail("clientId too long: at most 128 bytes")
+		return "", false
 	}
-	return id, ""
+	return id, true
+}
+
+// roomCode reads a join's room; on failure it answers and returns false.
+func (s *session) roomCode(req *request) (string, bool) {
+	code, ok := codec.Str(req.Room)
+	if !ok || code == "" {
+		s.fail(errRoomRequired)
+		return "", false
+	}
+	return code, true
 }
 
 func (s *session) create(req *request) {
-	if s.room != nil {
-		s.fail(errAlreadyInRoom)
-		return
-	}
-	id, e := clientID(req.ClientID)
-	if e != "" {
-		s.fail(e)
+	id, ok := s.entering(req)
+	if !ok {
 		return
 	}
 	max := s.d.cfg.MaxClients
@@ -323,18 +335,12 @@ func (s *session) create(req *request) {
 }
 
 func (s *session) join(req *request) {
-	if s.room != nil {
-		s.fail(errAlreadyInRoom)
+	id, ok := s.entering(req)
+	if !ok {
 		return
 	}
-	id, e := clientID(req.ClientID)
-	if e != "" {
-		s.fail(e)
-		return
-	}
-	code, ok := codec.Str(req.Room)
-	if !ok || code == "" {
-		s.fail(errRoomRequired)
+	code, ok := s.roomCode(req)
+	if !ok {
 		return
 	}
 	code = strings.ToUpper(code)

@@ -134,17 +134,12 @@ func jsNumber(v float64) string {
 }
 
 func (s *session) createV2(req *request) {
-	switch {
-	case s.d.draining.Load():
+	if s.d.draining.Load() {
 		s.fail(errDraining)
 		return
-	case s.room != nil:
-		s.fail(errAlreadyInRoom)
-		return
 	}
-	id, ok := codec.Str(req.ClientID)
-	if !ok || id == "" {
-		s.fail(errClientIDRequired)
+	id, ok := s.entering(req)
+	if !ok {
 		return
 	}
 	max, ok := jsonNumber(req.MaxClients)
@@ -208,18 +203,12 @@ func appendURL(f *routing.Frame, sr *slotRoom) {
 }
 
 func (s *session) joinV2(req *request) {
-	if s.room != nil {
-		s.fail(errAlreadyInRoom)
+	id, ok := s.entering(req)
+	if !ok {
 		return
 	}
-	id, ok := codec.Str(req.ClientID)
-	if !ok || id == "" {
-		s.fail(errClientIDRequired)
-		return
-	}
-	code, ok := codec.Str(req.Room)
-	if !ok || code == "" {
-		s.fail(errRoomRequired)
+	code, ok := s.roomCode(req)
+	if !ok {
 		return
 	}
 	r := s.d.hub.Get(code)

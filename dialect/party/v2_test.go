@@ -68,6 +68,16 @@ func (e *v2env) create(id string, max any, extra map[string]any) (*testutil.Clie
 	return c, c.Expect("created")
 }
 
+// pair opens a room (maxClients 8) with a host and a guest "g".
+func (e *v2env) pair() (host, guest *testutil.Client, code string) {
+	e.t.Helper()
+	host, m := e.create("host", 8, nil)
+	code = m.Str("room")
+	guest, _ = e.join(code, "g")
+	host.Expect("peer_joined")
+	return host, guest, code
+}
+
 // join dials a client that joins code as id and returns it with "joined".
 func (e *v2env) join(code, id string) (*testutil.Client, testutil.Msg) {
 	e.t.Helper()
@@ -564,10 +574,7 @@ func TestV2HostGrace(t *testing.T) {
 
 	t.Run("expiry closes the room", func(t *testing.T) {
 		e := e.with(t)
-		h, m := e.create("host", 8, nil)
-		code := m.Str("room")
-		g, _ := e.join(code, "g")
-		h.Expect("peer_joined")
+		h, g, code := e.pair()
 		h.Conn.Close()
 		dropped := time.Now()
 		if p := g.Expect("peer_left"); num(p, "index") != 0 {
@@ -589,10 +596,7 @@ func TestV2HostGrace(t *testing.T) {
 	})
 	t.Run("host reclaim cancels it", func(t *testing.T) {
 		e := e.with(t)
-		h, m := e.create("host", 8, nil)
-		code := m.Str("room")
-		g, _ := e.join(code, "g")
-		h.Expect("peer_joined")
+		h, g, code := e.pair()
 		h.Conn.Close()
 		g.Expect("peer_left")
 		h2, j := e.join(code, "host")
@@ -608,10 +612,7 @@ func TestV2HostGrace(t *testing.T) {
 	})
 	t.Run("every host drop restarts it", func(t *testing.T) {
 		e := e.with(t)
-		h, m := e.create("host", 8, nil)
-		code := m.Str("room")
-		g, _ := e.join(code, "g")
-		h.Expect("peer_joined")
+		h, g, code := e.pair()
 		h.Conn.Close()
 		g.Expect("peer_left")
 		time.Sleep(grace * 3 / 4)
@@ -627,10 +628,7 @@ func TestV2HostGrace(t *testing.T) {
 	})
 	t.Run("guest drops arm nothing", func(t *testing.T) {
 		e := e.with(t)
-		h, m := e.create("host", 8, nil)
-		code := m.Str("room")
-		g, _ := e.join(code, "g")
-		h.Expect("peer_joined")
+		h, g, code := e.pair()
 		g.Conn.Close()
 		h.Expect("peer_left")
 		time.Sleep(2 * grace) // long past the grace: nothing may happen
@@ -652,10 +650,7 @@ func TestV2HostGrace(t *testing.T) {
 	})
 	t.Run("the last member to leave ends the room", func(t *testing.T) {
 		e := e.with(t)
-		h, m := e.create("host", 8, nil)
-		code := m.Str("room")
-		g, _ := e.join(code, "g")
-		h.Expect("peer_joined")
+		h, g, code := e.pair()
 		g.Conn.Close()
 		h.Expect("peer_left")
 		h.Conn.Close()

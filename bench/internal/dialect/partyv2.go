@@ -8,7 +8,8 @@ import (
 
 // PartyV2 is the party-v2 dialect (Party-Sockets 2.x): party's messages
 // with numeric slot indices for peers ("from", "index", "to") and a
-// required maxClients.
+// required maxClients. It has no leave (closing the socket is leaving):
+// the embedded party leave is answered with an error.
 type PartyV2 struct{ Party }
 
 // Name implements Dialect.
@@ -28,13 +29,6 @@ func (PartyV2) AppendCreate(dst []byte, clientID, _ string, maxClients int) []by
 	dst = append(dst, `,"maxClients":`...)
 	dst = codec.AppendInt(dst, int64(maxClients))
 	return append(dst, '}')
-}
-
-// AppendLeave implements Dialect: party-v2 has no leave; closing the
-// socket is leaving, so this is a no-op message the server answers with
-// an error.
-func (PartyV2) AppendLeave(dst []byte, _ string) []byte {
-	return append(dst, `{"type":"leave"}`...)
 }
 
 // AppendSend implements Dialect; to is a slot index in decimal.

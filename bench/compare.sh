@@ -12,7 +12,8 @@
 # Environment: OUT (record directory, default bench/out/<date>-<scenario>),
 # SERVERS (default "partyline gorilla gws"; also partyline-nopersist: rooms
 # not kept on disk, partyline-nohistory: neither history nor persistence,
-# partyline-compression: --compression, for the generator's --compression), PORT (first port, default 19100),
+# partyline-compression: --compression, for the generator's --compression, partyline-v2: the
+# generator speaks the party-v2 dialect, which has neither), PORT (first port, default 19100),
 # SERVER_CPU / GEN_CPU (default 0 / 1), QUIET_MAX (how long to wait for an
 # idle machine before each run, default 2m; NO_WAIT_QUIET=1 skips the wait).
 set -euo pipefail
@@ -40,11 +41,13 @@ go build -o /tmp/bench-gen ./bench
 records=()
 for name in $servers; do
 	addr=127.0.0.1:$port
+	gen_flags=()
 	case $name in
 	partyline) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --data-dir $(mktemp -d)" ;;
 	partyline-compression) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --data-dir $(mktemp -d) --compression" ;;
 	partyline-nopersist) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --party-persist=false" ;;
 	partyline-nohistory) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --party-persist=false --party-history-size 0" ;;
+	partyline-v2) cmd="/tmp/partyline --listen $addr --http '' --party-persist=false"; gen_flags=(--dialect party-v2) ;;
 	gorilla) cmd="/tmp/bench-gorilla --listen $addr --party-max-clients 20000" ;;
 	gws) cmd="/tmp/bench-gws --listen $addr --party-max-clients 20000" ;;
 	*) echo "unknown server $name" >&2; exit 2 ;;
@@ -57,7 +60,7 @@ for name in $servers; do
 	# is the server's), samples it and stops it with SIGTERM at the end.
 	taskset -c "$gcpu" /tmp/bench-gen "$scenario" --addr "$addr" --label "$name" \
 		--server-cmd "taskset -c $scpu $cmd" --server-log "$out/$name.log" \
-		--out "$out/$name.json" "$@" | tee "$out/$name.txt" || echo "!! $name: generator exited with $?"
+		--out "$out/$name.json" ${gen_flags[@]+"${gen_flags[@]}"} "$@" | tee "$out/$name.txt" || echo "!! $name: generator exited with $?"
 	if [ -f "$out/$name.json" ]; then
 		records+=("$out/$name.json")
 	fi

@@ -31,6 +31,21 @@ func TestRoomsDialect(t *testing.T) {
 	}
 }
 
+// party-v2: the server names rooms (6-character codes), peers are slot
+// indices, a send reaches every other member.
+func TestPartyV2Dialect(t *testing.T) {
+	cfg := baseConfig(partylineAddr(t, nil), "rooms")
+	cfg.Dialect = dialect.PartyV2{}
+	rep := run(t, cfg)
+	if rep.Total.Opened != 60 || rep.Total.Created != 10 || rep.Total.Joined != 50 {
+		t.Fatalf("setup: %+v", rep.Total)
+	}
+	checkDelivery(t, rep, 5) // room of 6, sender excluded
+	if rep.Total.ErrorReplies != 0 {
+		t.Errorf("%d error replies", rep.Total.ErrorReplies)
+	}
+}
+
 func TestChannelsDialect(t *testing.T) {
 	addr := partylineAddr(t, func(c *server.Config) {
 		c.Dialects.Channels.AuthDelay = 100 * time.Millisecond

@@ -57,7 +57,7 @@ func parseFlags(name string, args []string) (*options, error) {
 	c.Scenario = name
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server `host:port` (loopback only); a comma-separated list spreads every room's members over the addresses (cluster nodes)")
-	fs.StringVar(&o.dialect, "dialect", "party", "wire protocol: party, rooms, channels, wsecho (the raw echo: --room-size 1) (chat: always chat)")
+	fs.StringVar(&o.dialect, "dialect", "party", "wire protocol: party, party-v2, rooms, channels, wsecho (the raw echo: --room-size 1) (chat: always chat)")
 	fs.StringVar(&c.Label, "label", "", "name of the server under test, for the record")
 	fs.BoolVar(&c.Compression, "compression", false, "offer permessage-deflate on every connection (partyline: run it with --compression); the record counts the connections that negotiated it")
 	fs.StringVar(&c.RunID, "run-id", "", "client id prefix (default random)")

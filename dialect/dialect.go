@@ -169,3 +169,22 @@ type Rates struct {
 type InboundRates interface {
 	InboundRates(server Rates) Rates
 }
+
+// PlainHTTP is implemented by dialects that answer plain HTTP on a
+// WebSocket listener bound to them (--listen ADDR=NAME), as the servers
+// they follow do on their one port. Event loop; must not block.
+type PlainHTTP interface {
+	// ServePlain returns a complete HTTP/1.1 response (with Connection:
+	// close) for a request to path, or nil to leave it to the engine.
+	// It is asked twice: first for every request, upgrades included
+	// (fallback false), then, with fallback true, for a request that is no
+	// WebSocket upgrade, which the engine would otherwise refuse with 426.
+	ServePlain(path string, fallback bool) []byte
+}
+
+// Lingerer is implemented by sessions that a graceful shutdown should leave
+// open while they report true (a room that keeps serving while the server
+// drains); the end of the drain window closes them all the same. Event loop.
+type Lingerer interface {
+	Lingers() bool
+}

@@ -89,6 +89,23 @@ func (r *Room) LookupBytes(id []byte) *Member {
 // exactly the members that were present before it (never by a concurrent
 // joiner that will list m among its peers). It must only queue frames.
 func (r *Room) Join(m *Member, replace func(old *Member) error, before func(members []*Member)) (old *Member, err error) {
+	var admit func(*Member, []*Member) error
+	if replace != nil {
+		admit = func(old *Member, _ []*Member) error { return replace(old) }
+	}
+	return r.join(m, admit, false, before)
+}
+
+// JoinAdmit is Join for a room whose capacity the caller counts itself
+// (Max is not checked): admit runs under the room's lock with the current
+// members for every join, old nil for a new ID, and a non-nil error
+// refuses the join. A room whose members hold seats that do not count
+// toward its capacity (kept while disconnected) admits this way.
+func (r *Room) JoinAdmit(m *Member, admit func(old *Member, members []*Member) error, before func(members []*Member)) (old *Member, err error) {
+	return r.join(m, admit, true, before)
+}
+
+func (r *Room) join(m *Member, admit func(old *Member, members []*Member) error, always bool, before func(members []*Member)) (old *Member, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dead {
@@ -96,10 +113,10 @@ func (r *Room) Join(m *Member, replace func(old *Member) error, before func(memb
 	}
 	cur := r.snap.Load().list
 	if old = r.byID[m.ID]; old != nil {
-		if replace == nil {
+		if admit == nil {
 			return nil, ErrExists
 		}
-		if err = replace(old); err != nil {
+		if err = admit(old, cur); err != nil {
 			return nil, err
 		}
 		// A replacement is a re-join: the new member goes last.
@@ -117,7 +134,11 @@ func (r *Room) Join(m *Member, replace func(old *Member) error, before func(memb
 		r.snap.Store(&snapshot{list: next})
 		return old, nil
 	}
-	if r.Max > 0 && len(cur) >= r.Max {
+	if always {
+		if err = admit(nil, cur); err != nil {
+			return nil, err
+		}
+	} else if r.Max > 0 && len(cur) >= r.Max {
 		return nil, ErrRoomFull
 	}
 	if len(cur) == 0 && r.hub.watch != nil {
@@ -171,22 +192,28 @@ func (r *Room) LeaveThen(m *Member, after func(remaining []*Member)) (removed bo
 		after(next)
 	}
 	if len(next) == 0 {
-		r.dead = true
-		r.dropHistoryLocked()
-		if r.hub.gone != nil {
-			r.hub.gone(r)
-		}
-		r.hub.remove(r)
-		if r.hub.watch != nil {
-			r.hub.watch.RoomIdle(r)
-		}
+		r.dieLocked()
 	}
 	return true, len(next)
 }
 
-// Discard takes a room that has no members out of its hub, as the last
-// leave would (OnGone runs, history is dropped, joins fail from now on),
-// and reports whether it did; a room with members stays.
+// dieLocked deletes the emptied room from its hub. Under r.mu.
+func (r *Room) dieLocked() {
+	r.dead = true
+	r.dropHistoryLocked()
+	if r.hub.gone != nil {
+		r.hub.gone(r)
+	}
+	r.hub.remove(r)
+	if r.hub.watch != nil {
+		r.hub.watch.RoomIdle(r)
+	}
+}
+
+// Discard takes a room that never had members out of its hub, as the
+// last leave would (OnGone runs, history is dropped, joins fail from now
+// on; no RoomIdle, since it was never active), and reports whether the
+// room is gone; a room with members stays.
 func (r *Room) Discard() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -203,6 +230,25 @@ func (r *Room) Discard() bool {
 	}
 	r.hub.remove(r)
 	return true
+}
+
+// CloseIf deletes the room with every member in it if cond, run under the
+// room's lock with the current members, holds: later joins fail with
+// ErrRoomGone and the room leaves its hub at once. It returns the members
+// it removed (the caller closes their connections) and whether it closed
+// the room; a room already deleted is not closed again.
+func (r *Room) CloseIf(cond func(members []*Member) bool) ([]*Member, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.snap.Load().list
+	if r.dead || !cond(cur) {
+		return nil, false
+	}
+	clear(r.byID)
+	r.snap.Store(emptySnap)
+	r.shard.members.Add(-int64(len(cur)))
+	r.dieLocked()
+	return cur, true
 }
 
 // Swap puts nw in old's place (same ID, same position) if old is still the

@@ -603,3 +603,58 @@ func TestBroadcastDoesNotAllocate(t *testing.T) {
 		t.Fatalf("LocalBroker.Publish allocates %.1f times per call, want 0", n)
 	}
 }
+
+// JoinAdmit lets the caller count capacity (here: members that are not
+// Away), and CloseIf deletes a room with its members only when its
+// condition holds under the lock.
+func TestJoinAdmitAndCloseIf(t *testing.T) {
+	h := NewHub()
+	r := h.Create("R", 1) // Max is not checked by JoinAdmit
+	live := func(ms []*Member) int {
+		n := 0
+		for _, m := range ms {
+			if m.Conn != Away {
+				n++
+			}
+		}
+		return n
+	}
+	admit := func(max int) func(*Member, []*Member) error {
+		return func(old *Member, ms []*Member) error {
+			if old != nil && old.Conn != Away {
+				return nil // a replacement
+			}
+			if live(ms) >= max {
+				return ErrRoomFull
+			}
+			return nil
+		}
+	}
+	if _, err := r.JoinAdmit(&Member{ID: "a", Conn: Away}, admit(2), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"b", "c"} {
+		if _, err := r.JoinAdmit(&Member{ID: id, Conn: &recorder{}}, admit(2), nil); err != nil {
+			t.Fatalf("%s: %v (an away member does not count)", id, err)
+		}
+	}
+	if _, err := r.JoinAdmit(&Member{ID: "d", Conn: &recorder{}}, admit(2), nil); err != ErrRoomFull {
+		t.Fatalf("third live member: %v, want ErrRoomFull", err)
+	}
+	if old, err := r.JoinAdmit(&Member{ID: "b", Conn: &recorder{}}, admit(2), nil); err != nil || old == nil {
+		t.Fatalf("replacement: %v %v", old, err)
+	}
+	if _, closed := r.CloseIf(func(ms []*Member) bool { return live(ms) == 0 }); closed {
+		t.Fatal("closed a room with live members")
+	}
+	ms, closed := r.CloseIf(func([]*Member) bool { return true })
+	if !closed || len(ms) != 3 || h.Get("R") != nil || r.Len() != 0 || h.Members() != 0 {
+		t.Fatalf("CloseIf: %d members, closed %v, hub %v, members %d", len(ms), closed, h.Get("R"), h.Members())
+	}
+	if _, err := r.JoinAdmit(&Member{ID: "e", Conn: &recorder{}}, admit(2), nil); err != ErrRoomGone {
+		t.Fatalf("join after close: %v", err)
+	}
+	if _, again := r.CloseIf(func([]*Member) bool { return true }); again {
+		t.Fatal("closed twice")
+	}
+}

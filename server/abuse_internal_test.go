@@ -82,6 +82,7 @@ func TestRateLimitReplies(t *testing.T) {
 		"channels": `{"type":"error","message":"rate limit exceeded"}`, "notify": `{"type":"error","message":"rate limit exceeded"}`,
 		"echo": `{"type":"error","message":"rate limit exceeded"}`, "teams": `{"type":"error","data":"rate limit exceeded"}`,
 		"chat": `{"type":"ERROR","msg":"rate limit exceeded"}`, "presence": `{"type":"ERROR","msg":"rate limit exceeded"}`,
+		"party-v2": `{"type":"error","message":"rate limit exceeded"}`,
 	}
 	for _, d := range ds {
 		in := inboundFor(&cfg, d)

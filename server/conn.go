@@ -311,6 +311,13 @@ func (c *conn) fail(code uint16, reason string, now bool) {
 // frame included, has left gnet's outbound buffer for the kernel. Loop only.
 func (c *conn) written() bool { return c.gc.OutboundBuffered() == 0 }
 
+// lingers reports whether c's session asks to stay open during a drain
+// (dialect.Lingerer). Loop only.
+func (c *conn) lingers() bool {
+	l, ok := c.sess.(dialect.Lingerer)
+	return ok && c.state == stateOpen && l.Lingers()
+}
+
 // endSession runs the session's OnClose once. Loop only.
 func (c *conn) endSession() {
 	if sess := c.sess; sess != nil {

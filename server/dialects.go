@@ -60,12 +60,14 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		cfg.Party.PersistDir = filepath.Join(cfg.DataDir, "party")
 	}
 	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(cfg.Rooms), notify.New(cfg.Notify)
+	p2 := party.NewV2(cfg.Party)
 	ch := chat.New(core)
 	var node *cluster.Node
 	if cfg.NATSURL != "" {
 		// Cluster mode: the dialects share rooms and counts through NATS.
 		node = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Lease: cfg.NodeLease, Logger: cfg.Logger})
 		p.UseCluster(node)
+		p2.RefuseCluster() // no cluster mode yet: Validate refuses a listener bound to it
 		t.UseCluster(node)
 		c.UseCluster(node)
 		r.UseCluster(node)
@@ -74,6 +76,7 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 	}
 	return []dialect.Dialect{
 		p,
+		p2,
 		t,
 		c,
 		echo.New(),

@@ -40,6 +40,9 @@ type hsState struct {
 	realIP  string
 	// flate is the permessage-deflate agreement (compression.go).
 	flate flateParams
+	// plain is the bound dialect's answer to a plain HTTP request (see
+	// dialect.PlainHTTP), written instead of an upgrade.
+	plain []byte
 }
 
 func (h *hsState) Read(p []byte) (int, error)  { return h.in.Read(p) }
@@ -51,6 +54,9 @@ func newHS(s *Server) *hsState {
 		OnRequest: func(uri []byte) error {
 			path, rawQuery, _ := strings.Cut(string(uri), "?")
 			h.req.Path, h.req.RawQuery = path, rawQuery
+			if h.plain = plainAnswer(h.bind, path, false); h.plain != nil {
+				return errPlain
+			}
 			d, param, err := s.registry.route(h.bind, path)
 			if err != nil {
 				h.cause = "handshake_refused_not_found"
@@ -114,7 +120,34 @@ func newHS(s *Server) *hsState {
 	return h
 }
 
-var errDeferred = errors.New("deferred")
+var (
+	errDeferred = errors.New("deferred")
+	errPlain    = errors.New("answered as plain HTTP")
+)
+
+// requestPath is the path of the request line "METHOD URI HTTP/x" at the
+// start of req, without the query ("" if there is none).
+func requestPath(req []byte) string {
+	line, _, _ := bytes.Cut(req, []byte("\r\n"))
+	f := bytes.Fields(line)
+	if len(f) != 3 {
+		return ""
+	}
+	path, _, _ := bytes.Cut(f[1], []byte("?"))
+	return string(path)
+}
+
+// plainAnswer is the dialect bound to b's answer to a plain HTTP request
+// for path, or nil (see dialect.PlainHTTP).
+func plainAnswer(b *binding, path string, fallback bool) []byte {
+	if b == nil || b.dialect == nil {
+		return nil
+	}
+	if p, ok := b.dialect.(dialect.PlainHTTP); ok {
+		return p.ServePlain(path, fallback)
+	}
+	return nil
+}
 
 // hsResult is what one handshake attempt decided.
 type hsResult uint8
@@ -143,7 +176,7 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 	h.in.Reset(buf[:n])
 	h.out.Reset()
 	h.bind, h.d, h.req = c.bind, nil, dialect.Request{}
-	h.decided, h.deferred, h.cause = c.decided, nil, "handshake_refused_bad_request"
+	h.decided, h.deferred, h.cause, h.plain = c.decided, nil, "handshake_refused_bad_request", nil
 	h.c, h.xff, h.realIP = c, h.xff[:0], ""
 	h.trusted = c.srv.gate.proxies.Any() && c.srv.gate.proxies.Trusted(security.PeerAddr(c.gc.RemoteAddr()))
 	h.flate = flateParams{}
@@ -153,9 +186,32 @@ func (c *conn) handshake(buf []byte) (res hsResult, n int) {
 		c.deferAccept(h.deferred.Check)
 		return hsWait, 0
 	}
+	if err == errPlain {
+		c.writeNow(h.plain)
+		c.srv.metrics.closeReason(0, "plain http")
+		return hsRefused, 0
+	}
+	if err == ws.ErrHandshakeBadMethod { // not GET: no WebSocket, but maybe plain HTTP
+		path := requestPath(buf[:n])
+		if p := plainAnswer(h.bind, path, false); p != nil || path != "" {
+			if p == nil {
+				p = plainAnswer(h.bind, path, true)
+			}
+			if p != nil {
+				c.writeNow(p)
+				c.srv.metrics.closeReason(0, "plain http")
+				return hsRefused, 0
+			}
+		}
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, ws.ErrHandshakeBadUpgrade), errors.Is(err, ws.ErrHandshakeBadConnection):
+			if p := plainAnswer(h.bind, h.req.Path, true); p != nil {
+				c.writeNow(p)
+				c.srv.metrics.closeReason(0, "plain http")
+				return hsRefused, 0
+			}
 			c.writeNow(httpResponse(426, "this is a WebSocket endpoint: upgrade required"))
 		case h.out.Len() > 0:
 			c.writeNow(h.out.Bytes())

@@ -158,6 +158,9 @@ func (l *loop) drainStep(now int64) {
 		if k == 0 {
 			break
 		}
+		if left > 0 && c.lingers() {
+			continue
+		}
 		if c.shut(1001, "going away") {
 			k--
 		}

@@ -307,6 +307,7 @@ func TestOutboundBudget(t *testing.T) {
 		c.PingInterval, c.EventLoops = 0, 2
 		c.OutboundCap = 64 << 20
 		c.MaxOutboundTotal = budget
+		c.MaxMessagesPerSec = 0        // the sender floods on purpose: this test is about the budget
 		c.CloseWait = 10 * time.Second // the closed member may read its backlog and the close frame
 	})
 	addr := s.Addrs()[0].String()

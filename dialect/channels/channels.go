@@ -1,7 +1,7 @@
 // Package channels is the channel chat of seed 001 (ws-chat-server): the
 // URL path names the channel, the server sends heartbeats that clients
 // answer, a connection claims a user name per channel and may post once
-// that name is authenticated. See PROTOCOLS.md "channels".
+// that name is authenticated. See docs/protocols.md "channels".
 //
 // Concurrency: Session methods run on the connection's event loop. A
 // channel is a routing.Room (lock-free fan-out); the names claimed in it

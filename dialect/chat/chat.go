@@ -1,7 +1,7 @@
 // Package chat is the /chat dialect of seed 004: authenticated one-to-one
 // and group chat with durable history. Messages are acknowledged only
 // after the store has fsync'd them; delivery reaches every connection of
-// the recipients (multi-device). See PROTOCOLS.md "chat and presence" and
+// the recipients (multi-device). See docs/protocols.md "chat and presence" and
 // docs/chat.md.
 //
 // Concurrency: Session methods run on the connection's event loop and do

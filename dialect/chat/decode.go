@@ -10,7 +10,7 @@ import (
 	"partyline/store"
 )
 
-// History limits (PROTOCOLS.md): default and largest page.
+// History limits (docs/protocols.md): default and largest page.
 const (
 	DefaultLimit = 50
 	MaxLimit     = 200

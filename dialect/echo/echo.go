@@ -1,5 +1,5 @@
 // Package echo is the tutorial echo server of seed 003: every JSON message
-// comes back wrapped as {"type":"echo","data":M}. See PROTOCOLS.md "echo,
+// comes back wrapped as {"type":"echo","data":M}. See docs/protocols.md "echo,
 // rooms, notify".
 //
 // Concurrency: a session touches only its own connection; there is no

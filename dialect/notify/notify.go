@@ -1,7 +1,7 @@
 // Package notify is the NotificationServer example of seed 003: a
 // connection registers for a user with {"type":"auth","userId":U}; the
 // HTTP API pushes a notification to every connection of one user, or a
-// broadcast to every /notify connection. See PROTOCOLS.md "echo, rooms,
+// broadcast to every /notify connection. See docs/protocols.md "echo, rooms,
 // notify".
 //
 // Concurrency: Session methods run on the connection's event loop; the

@@ -7,24 +7,7 @@ import (
 	"time"
 
 	"partyline/codec"
-	"partyline/dialect"
-	"partyline/routing"
 )
-
-// nopConn is a Conn whose Send keeps nothing: it measures the dialect and
-// routing alone.
-type nopConn struct {
-	id   uint64
-	sent int
-}
-
-func (c *nopConn) Send(*routing.Frame, bool) bool { c.sent++; return true }
-func (c *nopConn) ID() uint64                     { return c.id }
-func (c *nopConn) Request() *dialect.Request      { return &dialect.Request{} }
-func (c *nopConn) SendText([]byte)                {}
-func (c *nopConn) Close(uint16, string)           {}
-func (c *nopConn) SetTimer(time.Time)             {}
-func (c *nopConn) Do(fn func())                   { fn() }
 
 // The single-node hot path (send -> Broker.Publish -> Room.Broadcast)
 // allocates nothing; cluster mode must not change that.
@@ -80,5 +63,22 @@ func TestSendAllocationFreePersisted(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(500, func() { sa.OnMessage(codec.KindText, msg) }); n > 0.05 {
 		t.Fatalf("persisted send allocates %.2f times per message", n)
+	}
+}
+
+// party-v2's send (broadcast and to an index) allocates nothing either.
+func TestV2SendAllocationFree(t *testing.T) {
+	_, host, _, _, gc := v2Room(t)
+	for _, msg := range [][]byte{
+		[]byte(`{"type":"send","data":{"x":1,"y":[1,2,3]}}`),
+		[]byte(`{"type":"send","to":1,"data":{"x":1,"y":[1,2,3]}}`),
+	} {
+		before := gc.sent
+		if n := testing.AllocsPerRun(500, func() { host.OnMessage(codec.KindText, msg) }); n != 0 {
+			t.Fatalf("%s allocates %.1f times per message", msg, n)
+		}
+		if gc.sent <= before {
+			t.Fatal("nothing was delivered")
+		}
 	}
 }

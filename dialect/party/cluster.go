@@ -362,7 +362,7 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 		if err != nil {
 			msg := "cannot join: " + err.Error()
 			if cluster.NotFound(err) {
-				msg = "room not found: " + code
+				msg = errRoomNotFound
 			}
 			for _, r := range reqs {
 				r.res.err = msg
@@ -424,7 +424,7 @@ func (d *Dialect) applyJoin(rec *roomRec, r *joinReq) bool {
 		r.res.old, me.Token = &old, x.Token // the token belongs to the clientId
 	}
 	if r.res.old == nil && len(rec.Members) >= rec.Max {
-		r.res.err = "room full: " + r.res.code + " has " + itoa(rec.Max) + " clients"
+		r.res.err = errRoomFull
 		return false
 	}
 	if me.Token == "" {
@@ -598,6 +598,7 @@ func (s *session) sendCreated(r *routing.Room, m *routing.Member) {
 	f := routing.NewText()
 	f.AppendStr(`{"type":"created","room":`)
 	f.SetBuf(codec.AppendString(f.Buf(), r.Name))
+	s.d.appendPlace(f)
 	f.AppendStr(`,"token":`)
 	f.SetBuf(codec.AppendString(f.Buf(), m.Data.(*member).token))
 	appendOffset(f, r)

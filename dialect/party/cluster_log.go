@@ -64,7 +64,7 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 		fd = cl.feeds[code]
 		if fd != nil && fd.id != rec.ID {
 			cl.mu.Unlock()
-			return nil, errText("room not found: " + code) // a newer incarnation; the old one is on its way out here
+			return nil, errText(errRoomNotFound) // a newer incarnation; the old one is on its way out here
 		}
 		if fd != nil {
 			fd.pins++
@@ -239,12 +239,8 @@ func (s *session) sendCluster(r *routing.Room, req *request) {
 	to := ""
 	if len(req.To) > 0 && string(req.To) != "null" {
 		var ok bool
-		if to, ok = codec.Str(req.To); !ok {
-			s.fail("invalid to: a clientId string")
-			return
-		}
-		if !s.d.inRoom(r, to) {
-			s.fail("unknown target: " + to)
+		if to, ok = codec.Str(req.To); !ok || !s.d.inRoom(r, to) {
+			s.fail(errTargetNotFound)
 			return
 		}
 	}

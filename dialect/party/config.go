@@ -39,6 +39,10 @@ type Config struct {
 	MaxRooms             int   // rooms on this node (--max-rooms)
 	RoomCreatesPerMinute int   // rooms one connection may create per minute (--room-creates-per-minute)
 	MaxStateBytesTotal   int64 // retained state of every room together (--max-state-bytes-total)
+	// Party-Sockets 2.x (party-v2) and the HTTP answers of both dialects.
+	InstanceID string        // "instance" in created, {instance} in controller URLs, X-Instance-Id (--instance-id)
+	Region     string        // "region" in created (--region)
+	HostGrace  time.Duration // party-v2: a hostless room is closed this long after its host dropped (120s, as 2.x)
 
 	Logger *slog.Logger // nil: slog.Default()
 }
@@ -49,7 +53,7 @@ func Defaults() Config {
 		HistorySize: 64, HistoryBytes: 256 << 10, HistoryTTL: 2 * time.Minute,
 		Persist: true, PersistInterval: 100 * time.Millisecond, RestoreGrace: time.Minute,
 		JoinFailuresPerMinute: 20, JoinFailuresPerMinutePerIP: 200,
-		MaxRooms: 100_000, RoomCreatesPerMinute: 60, MaxStateBytesTotal: 256 << 20}
+		MaxRooms: 100_000, RoomCreatesPerMinute: 60, MaxStateBytesTotal: 256 << 20, HostGrace: 120 * time.Second}
 }
 
 // Validate checks c and fills zero values with defaults (history, seat
@@ -85,6 +89,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RestoreGrace == 0 {
 		c.RestoreGrace = d.RestoreGrace
+	}
+	if c.HostGrace < 0 {
+		return errors.New("party-v2 host grace must not be negative")
+	}
+	if c.HostGrace == 0 {
+		c.HostGrace = d.HostGrace
 	}
 	return nil
 }

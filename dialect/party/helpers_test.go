@@ -87,6 +87,15 @@ func expectError(t *testing.T, c *testutil.Client, want ...string) string {
 	return msg
 }
 
+// expectExact reads the next message and checks it is an error with
+// exactly the text want (Party-Sockets' texts, which clients compare).
+func expectExact(t *testing.T, c *testutil.Client, want string) {
+	t.Helper()
+	if got := c.Expect("error").Str("message"); got != want {
+		t.Fatalf("error %q, want exactly %q", got, want)
+	}
+}
+
 // clients returns the "clients" field of a joined message.
 func clients(t *testing.T, m testutil.Msg) []string {
 	t.Helper()

@@ -9,8 +9,12 @@ import (
 	"partyline/dialect"
 )
 
-// Routes mounts GET /api/rooms/{code}.
+// Routes mounts GET /api/rooms/{code} (party; party-v2 answers GET
+// /room/{code} on its WebSocket port instead, plain.go).
 func (d *Dialect) Routes(mux *http.ServeMux, api func(http.Handler) http.Handler) {
+	if d.prof.slots {
+		return
+	}
 	mux.Handle("GET /api/rooms/{code}", api(http.HandlerFunc(d.getRoom)))
 }
 

@@ -1,6 +1,6 @@
 // Package party is the Party-Sockets dialect (seed 002): clients create
 // rooms with short codes, join them by code, and relay JSON to every other
-// member or to one. See PROTOCOLS.md "party".
+// member or to one. See docs/protocols.md "party".
 //
 // Concurrency: Session methods run on the connection's event loop. Room
 // membership and retained state are shared across loops through
@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	mrand "math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,11 @@ type Dialect struct {
 	ipFails   *security.Limiter // failed joins per address
 	states    stateBudget       // retained state bytes of every room (limits.go)
 	sweepStop chan struct{}     // stops the history sweeper (persist.go)
+
+	prof      *profile     // party or party-v2 (v2.go)
+	noCluster bool         // party-v2 on a node in a cluster: refuse handshakes
+	origins   *originTable // per-origin counters of the HTTP /metrics (plain.go)
+	started   time.Time
 }
 
 // New returns the dialect with the in-process broker.
@@ -53,16 +59,27 @@ func New(cfg Config) *Dialect {
 		log = slog.Default()
 	}
 	d := &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}, log: log,
-		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP)}
+		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP),
+		prof:    v1Profile, origins: newOriginTable(), started: time.Now()}
 	d.states.max = cfg.MaxStateBytesTotal
 	return d
 }
 
-func (d *Dialect) Name() string                        { return "party" }
-func (d *Dialect) Accept(*dialect.Request) error       { return nil }
-func (d *Dialect) Rooms() int64                        { return d.hub.Rooms() }
-func (d *Dialect) Hub() *routing.Hub                   { return d.hub }
-func (d *Dialect) Open(c dialect.Conn) dialect.Session { return &session{d: d, c: c} }
+func (d *Dialect) Name() string      { return d.prof.name }
+func (d *Dialect) Rooms() int64      { return d.hub.Rooms() }
+func (d *Dialect) Hub() *routing.Hub { return d.hub }
+
+func (d *Dialect) Accept(*dialect.Request) error {
+	if d.noCluster {
+		return dialect.Refuse(503, d.prof.name+" is not available in cluster mode yet")
+	}
+	return nil
+}
+
+func (d *Dialect) Open(c dialect.Conn) dialect.Session {
+	d.origins.connected(originOf(c))
+	return &session{d: d, c: c}
+}
 
 // roomState is the party state of a room.
 type roomState struct {
@@ -74,6 +91,9 @@ type roomState struct {
 	budget  *stateBudget // where counted is counted; nil: nowhere yet
 
 	trimmed uint64 // history the store was told to drop; guarded by the room's lock
+
+	origin string    // the creator's handshake Origin ("unknown" if none)
+	slot   *slotRoom // party-v2 rooms only (v2.go)
 
 	// cluster mode only
 	id     string            // the room's id in the registry
@@ -89,6 +109,7 @@ type member struct {
 	inst     string      // cluster mode: this connection's instance in the registry
 	away     bool        // a seat kept for a member whose connection dropped (seats.go)
 	restored bool        // an away seat restored from the store: only its token reclaims it
+	index    int         // party-v2: the slot index (quotedID is its decimal form)
 }
 
 type session struct {
@@ -113,17 +134,21 @@ type request struct {
 	Token      sonic.NoCopyRawMessage `json:"token"`
 	Data       sonic.NoCopyRawMessage `json:"data"`
 	State      sonic.NoCopyRawMessage `json:"state"`
+	URL        sonic.NoCopyRawMessage `json:"url"`
 }
 
 var reqs = msg.Reader[request]{
 	Binary:    "binary frames are not supported: send JSON text",
-	NotObject: "message must be a JSON object",
-	Invalid:   "invalid JSON",
+	NotObject: errUnknownType, // Party-Sockets reads no type from it
+	Invalid:   errInvalidJSON,
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
 	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
 		return
+	}
+	if s.d.prof.slots {
+		kind = codec.KindText // party-v2 reads binary frames as text
 	}
 	if req := reqs.Read(kind, payload, s.fail); req != nil {
 		s.dispatch(req)
@@ -136,12 +161,30 @@ func (s *session) dispatch(req *request) {
 	case `"send"`:
 		s.send(req)
 	case `"create"`:
+		if s.d.prof.slots {
+			s.createV2(req)
+			return
+		}
 		s.create(req)
 	case `"join"`:
+		if s.d.prof.slots {
+			s.joinV2(req)
+			return
+		}
 		s.join(req)
+	case `"close_room"`:
+		if !s.d.prof.slots {
+			s.fail(errUnknownType)
+			return
+		}
+		s.closeRoom()
 	case `"leave"`:
+		if s.d.prof.slots {
+			s.fail(errUnknownType)
+			return
+		}
 		if s.current() == nil {
-			s.fail("not in a room")
+			s.fail(errNotInRoom)
 			return
 		}
 		s.leave()
@@ -156,24 +199,28 @@ func (s *session) dispatch(req *request) {
 func (s *session) dispatchSlow(req *request) {
 	typ, ok := codec.Str(req.Type)
 	if !ok {
-		s.fail("missing or invalid type")
+		s.fail(errUnknownType)
 		return
 	}
 	q := codec.AppendString(nil, typ)
 	if string(q) != string(req.Type) { // written with escapes: dispatch again
 		req.Type = q
 		switch typ {
-		case "send", "create", "join", "leave", "set_state":
+		case "send", "create", "join", "leave", "set_state", "close_room":
 			s.dispatch(req)
 			return
 		}
 	}
-	s.fail("unknown type: " + typ)
+	s.fail(errUnknownType)
 }
 
 func (s *session) OnTimer(time.Time) {}
 
 func (s *session) OnClose() {
+	if s.d.prof.slots {
+		s.closeV2()
+		return
+	}
 	if s.d.cl != nil {
 		s.closeCluster()
 	}
@@ -211,29 +258,50 @@ func (s *session) fail(text string) { msg.SendError(s.c, text) }
 // ErrorFrame implements dialect.ErrorReplier.
 func (*Dialect) ErrorFrame(text string) *routing.Frame { return msg.ErrorFrame(text) }
 
-func clientID(raw []byte) (string, bool) {
-	id, ok := codec.Str(raw)
-	if !ok || len(id) == 0 || len(id) > 128 {
+// entering checks what create and join share, in Party-Sockets' order:
+// the connection holds no room, and clientId is a non-empty string (party
+// also caps it at 128 bytes). On failure it answers and returns false.
+func (s *session) entering(req *request) (string, bool) {
+	if s.room != nil {
+		s.fail(errAlreadyInRoom)
+		return "", false
+	}
+	id, ok := codec.Str(req.ClientID)
+	switch {
+	case !ok || len(id) == 0:
+		s.fail(errClientIDRequired)
+		return "", false
+	case len(id) > 128 && !s.d.prof.slots:
+		s.fail("clientId too long: at most 128 bytes")
 		return "", false
 	}
 	return id, true
 }
 
-func (s *session) create(req *request) {
-	if s.room != nil {
-		s.fail("already in a room: leave it first")
-		return
+// roomCode reads a join's room; on failure it answers and returns false.
+func (s *session) roomCode(req *request) (string, bool) {
+	code, ok := codec.Str(req.Room)
+	if !ok || code == "" {
+		s.fail(errRoomRequired)
+		return "", false
 	}
-	id, ok := clientID(req.ClientID)
+	return code, true
+}
+
+func (s *session) create(req *request) {
+	id, ok := s.entering(req)
 	if !ok {
-		s.fail("missing or invalid clientId: a string of 1-128 bytes")
 		return
 	}
 	max := s.d.cfg.MaxClients
 	if len(req.MaxClients) > 0 && string(req.MaxClients) != "null" {
+		if v, isNum := jsonNumber(req.MaxClients); !isNum || v < 1 {
+			s.fail(errMaxClients)
+			return
+		}
 		n, ok := parseInt(req.MaxClients)
-		if !ok || n < 1 || n > s.d.cfg.MaxClients {
-			s.fail("invalid maxClients: an integer from 1 to " + itoa(s.d.cfg.MaxClients))
+		if !ok || n > s.d.cfg.MaxClients {
+			s.fail("maxClients must be an integer from 1 to " + itoa(s.d.cfg.MaxClients))
 			return
 		}
 		max = n
@@ -254,12 +322,14 @@ func (s *session) create(req *request) {
 		s.fail("no free room code: try again")
 		return
 	}
-	r.SetExt(&roomState{})
+	r.SetExt(&roomState{origin: originOf(s.c)})
+	s.d.origins.roomCreated(originOf(s.c))
 	m := newMember(id, s.c)
 	if _, err := r.Join(m, nil, func(members []*routing.Member) {
 		f := routing.NewText()
 		f.AppendStr(`{"type":"created","room":`)
 		f.SetBuf(codec.AppendString(f.Buf(), r.Name))
+		s.d.appendPlace(f)
 		f.AppendStr(`,"token":`)
 		f.SetBuf(codec.AppendString(f.Buf(), m.Data.(*member).token))
 		appendOffset(f, r)
@@ -275,18 +345,12 @@ func (s *session) create(req *request) {
 }
 
 func (s *session) join(req *request) {
-	if s.room != nil {
-		s.fail("already in a room: leave it first")
-		return
-	}
-	id, ok := clientID(req.ClientID)
+	id, ok := s.entering(req)
 	if !ok {
-		s.fail("missing or invalid clientId: a string of 1-128 bytes")
 		return
 	}
-	code, ok := codec.Str(req.Room)
-	if !ok || code == "" {
-		s.fail("missing or invalid room: a room code string")
+	code, ok := s.roomCode(req)
+	if !ok {
 		return
 	}
 	code = strings.ToUpper(code)
@@ -306,7 +370,7 @@ func (s *session) join(req *request) {
 	}
 	r := s.d.hub.Get(code)
 	if r == nil {
-		s.joinFailed("room not found: " + code)
+		s.joinFailed(errRoomNotFound)
 		return
 	}
 	m := newMember(id, s.c)
@@ -331,17 +395,17 @@ func (s *session) join(req *request) {
 		case back:
 			s.d.announce(r, `{"type":"peer_back","clientId":`, m, s.c)
 		case !replacing: // a reconnect is silent to the others
-			s.d.announce(r, `{"type":"peer_joined","clientId":`, m, s.c)
+			s.d.announce(r, s.d.prof.peerJoined, m, s.c)
 		}
 		s.d.persistSeats(r, members)
 	})
 	switch err {
 	case nil:
 	case routing.ErrRoomGone:
-		s.joinFailed("room not found: " + code)
+		s.joinFailed(errRoomNotFound)
 		return
 	case routing.ErrRoomFull:
-		s.fail("room full: " + code + " has " + itoa(r.Max) + " clients")
+		s.fail(errRoomFull)
 		return
 	default:
 		s.fail(err.Error())
@@ -368,6 +432,22 @@ func (d *Dialect) announce(r *routing.Room, prefix string, m *routing.Member, ex
 	d.broker.Publish(r, f.End(), except, false)
 	f.Release()
 }
+
+// Party-Sockets' error texts, exact: its clients compare them. Errors of
+// partyline's own extensions (tokens, since, set_state, leave, limits)
+// have texts that name the problem.
+const (
+	errAlreadyInRoom    = "Already in a room"
+	errClientIDRequired = "clientId is required"
+	errMaxClients       = "maxClients must be a positive number"
+	errRoomRequired     = "room is required"
+	errRoomNotFound     = "Room not found"
+	errRoomFull         = "Room is full"
+	errNotInRoom        = "Not in a room"
+	errTargetNotFound   = "Target client not found"
+	errInvalidJSON      = "Invalid JSON"
+	errUnknownType      = "Unknown message type"
+)
 
 type errText string
 
@@ -479,7 +559,7 @@ func (s *session) leave() {
 // is gone (state, store) if it was the last seat. Any goroutine.
 func (d *Dialect) dropSeat(r *routing.Room, m *routing.Member) {
 	removed, remaining := r.LeaveThen(m, func(members []*routing.Member) {
-		d.announce(r, `{"type":"peer_left","clientId":`, m, nil)
+		d.announce(r, d.prof.peerLeft, m, nil)
 		d.persistSeats(r, members)
 	})
 	if removed && remaining == 0 {
@@ -490,7 +570,11 @@ func (d *Dialect) dropSeat(r *routing.Room, m *routing.Member) {
 func (s *session) send(req *request) {
 	r := s.current()
 	if r == nil {
-		s.fail("not in a room")
+		s.fail(errNotInRoom)
+		return
+	}
+	if s.d.prof.slots {
+		s.sendV2(r, req)
 		return
 	}
 	if s.d.cl != nil {
@@ -503,7 +587,7 @@ func (s *session) send(req *request) {
 		if !ok {
 			var str string
 			if str, ok = codec.Str(req.To); !ok {
-				s.fail("invalid to: a clientId string")
+				s.fail(errTargetNotFound) // Party-Sockets looks it up all the same
 				return
 			}
 			raw = []byte(str)
@@ -517,7 +601,7 @@ func (s *session) send(req *request) {
 		if target = r.LookupLocked(to); target == nil {
 			r.EndSeq()
 			f.Release()
-			s.fail("unknown target: " + string(to))
+			s.fail(errTargetNotFound)
 			return
 		}
 	}
@@ -551,13 +635,17 @@ func (s *session) messageFrame(data []byte) *routing.Frame {
 }
 
 func (s *session) setState(req *request) {
+	if s.d.prof.slots {
+		s.setStateV2(req)
+		return
+	}
 	r := s.current()
 	if r == nil {
-		s.fail("not in a room")
+		s.fail(errNotInRoom)
 		return
 	}
 	if len(req.State) == 0 {
-		s.fail("missing state")
+		s.fail("set_state needs a state field")
 		return
 	}
 	if len(req.State) > s.d.cfg.MaxState {
@@ -630,6 +718,15 @@ func parseInt(raw []byte) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// jsonNumber reports whether raw is a JSON number, and its value.
+func jsonNumber(raw []byte) (float64, bool) {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	return v, err == nil
 }
 
 func itoa(n int) string { return string(codec.AppendInt(nil, int64(n))) }

@@ -76,7 +76,7 @@ func TestCreate(t *testing.T) {
 			if tc.wantMax == 1 {
 				n := e.dial()
 				n.Send(map[string]any{"type": "join", "clientId": "second", "room": code})
-				expectError(t, n, "full")
+				expectExact(t, n, "Room is full")
 				return
 			}
 			// A joiner sees the creator's clientId exactly as sent.
@@ -201,7 +201,7 @@ func TestSendBroadcastAndTargeted(t *testing.T) {
 		}
 	}
 	a.Send(`{"type":"bogus"}`) // the sender's next message must be this error, not its own broadcast
-	expectError(t, a, "unknown type")
+	expectExact(t, a, "Unknown message type")
 
 	// Targeted: only the target.
 	b.Send(`{"type":"send","to":"c","data":"hello"}`)
@@ -218,7 +218,7 @@ func TestSendBroadcastAndTargeted(t *testing.T) {
 		t.Fatalf("c got %s, want the marker", m.Data)
 	}
 	b.Send(`{"type":"bogus"}`)
-	expectError(t, b, "unknown type")
+	expectExact(t, b, "Unknown message type")
 
 	// A message to oneself is allowed and reaches only oneself.
 	c.Send(`{"type":"send","to":"c","data":1}`)
@@ -284,7 +284,7 @@ func TestLeave(t *testing.T) {
 	}
 	// c is out: sending is an error, and it may create a room of its own.
 	c.Send(`{"type":"send","data":1}`)
-	expectError(t, c, "not in a room")
+	expectExact(t, c, "Not in a room")
 	c.Send(map[string]any{"type": "create", "clientId": "c"})
 	if other := c.Expect("created").Str("room"); other == code {
 		t.Fatal("a new room got the code of a live room")
@@ -304,13 +304,13 @@ func TestLeave(t *testing.T) {
 	}
 	a.Send(`{"type":"leave"}`)
 	a.Send(`{"type":"leave"}`) // processed in order: its error proves the first leave is done
-	expectError(t, a, "not in a room")
+	expectExact(t, a, "Not in a room")
 	if st, _ := e.getRoom(code); st != http.StatusNotFound {
 		t.Fatalf("GET emptied room: %d, want 404", st)
 	}
 	// The emptied room cannot be joined.
 	b.Send(map[string]any{"type": "join", "clientId": "b", "room": code})
-	expectError(t, b, "not found")
+	expectExact(t, b, "Room not found")
 }
 
 func TestDisconnect(t *testing.T) {
@@ -584,53 +584,54 @@ func TestErrors(t *testing.T) {
 		name  string
 		setup setup
 		msg   any // string: text frame; []byte: binary frame
-		want  []string
+		want  string
+		exact bool // want is the whole text (Party-Sockets' own), else a part of it
 	}{
-		{"create: missing clientId", fresh, `{"type":"create"}`, []string{"clientId"}},
-		{"create: empty clientId", fresh, `{"type":"create","clientId":""}`, []string{"clientId"}},
-		{"create: clientId of 129 bytes", fresh, `{"type":"create","clientId":"` + long + `"}`, []string{"clientId"}},
-		{"create: clientId a number", fresh, `{"type":"create","clientId":42}`, []string{"clientId"}},
-		{"create: clientId null", fresh, `{"type":"create","clientId":null}`, []string{"clientId"}},
-		{"create: clientId an object", fresh, `{"type":"create","clientId":{"id":"x"}}`, []string{"clientId"}},
-		{"create: clientId an array", fresh, `{"type":"create","clientId":["x"]}`, []string{"clientId"}},
-		{"create: maxClients 0", fresh, `{"type":"create","clientId":"x","maxClients":0}`, []string{"maxClients"}},
-		{"create: maxClients -1", fresh, `{"type":"create","clientId":"x","maxClients":-1}`, []string{"maxClients"}},
-		{"create: maxClients 2.5", fresh, `{"type":"create","clientId":"x","maxClients":2.5}`, []string{"maxClients"}},
-		{"create: maxClients a string", fresh, `{"type":"create","clientId":"x","maxClients":"4"}`, []string{"maxClients"}},
-		{"create: maxClients over the limit", fresh, `{"type":"create","clientId":"x","maxClients":1001}`, []string{"maxClients"}},
-		{"create: maxClients huge", fresh, `{"type":"create","clientId":"x","maxClients":99999999999999999999}`, []string{"maxClients"}},
-		{"create: maxClients a bool", fresh, `{"type":"create","clientId":"x","maxClients":true}`, []string{"maxClients"}},
-		{"create: already in a room", inRoom, `{"type":"create","clientId":"again"}`, []string{"already in a room"}},
-		{"join: missing clientId", fresh, `{"type":"join","room":"` + other + `"}`, []string{"clientId"}},
-		{"join: clientId of 129 bytes", fresh, `{"type":"join","clientId":"` + long + `","room":"` + other + `"}`, []string{"clientId"}},
-		{"join: clientId a number", fresh, `{"type":"join","clientId":1,"room":"` + other + `"}`, []string{"clientId"}},
-		{"join: missing room", fresh, `{"type":"join","clientId":"x"}`, []string{"room"}},
-		{"join: room a number", fresh, `{"type":"join","clientId":"x","room":1234}`, []string{"room"}},
-		{"join: room not found", fresh, `{"type":"join","clientId":"x","room":"QQQQQQ"}`, []string{"not found"}},
-		{"join: room full", fresh, `{"type":"join","clientId":"x","room":"` + full + `"}`, []string{"full"}},
-		{"join: already in a room", inRoom, `{"type":"join","clientId":"again","room":"` + other + `"}`, []string{"already in a room"}},
-		{"join: own room again", inRoom, `{"type":"join","clientId":"again","room":"OWN"}`, []string{"already in a room"}},
-		{"send: not in a room", fresh, `{"type":"send","data":1}`, []string{"not in a room"}},
-		{"leave: not in a room", fresh, `{"type":"leave"}`, []string{"not in a room"}},
-		{"set_state: not in a room", fresh, `{"type":"set_state","state":1}`, []string{"not in a room"}},
-		{"send: unknown target", inRoom, `{"type":"send","to":"nobody","data":1}`, []string{"unknown target", "nobody"}},
-		{"send: target a number", inRoom, `{"type":"send","to":5,"data":1}`, []string{"to"}},
-		{"set_state: missing state", inRoom, `{"type":"set_state"}`, []string{"state"}},
-		{"set_state: state too large", inRoom, `{"type":"set_state","state":"` + strings.Repeat("y", 16<<10) + `"}`, []string{"state too large"}},
-		{"invalid JSON", fresh, `{"type":"create",`, []string{"invalid JSON"}},
-		{"invalid JSON in a room", inRoom, `not json`, []string{"invalid JSON"}},
-		{"non-object JSON: array", fresh, `[{"type":"create","clientId":"x"}]`, []string{"JSON object"}},
-		{"non-object JSON: string", fresh, `"create"`, []string{"JSON object"}},
-		{"non-object JSON: number", inRoom, `42`, []string{"JSON object"}},
-		{"non-object JSON: null", fresh, `null`, []string{"JSON object"}},
-		{"non-object JSON: true", fresh, `true`, []string{"JSON object"}},
-		{"unknown type", fresh, `{"type":"dance"}`, []string{"unknown type", "dance"}},
-		{"unknown type in a room", inRoom, `{"type":"CREATE","clientId":"x"}`, []string{"unknown type"}},
-		{"missing type", fresh, `{"clientId":"x"}`, []string{"type"}},
-		{"type not a string", fresh, `{"type":1}`, []string{"type"}},
-		{"empty object", inRoom, `{}`, []string{"type"}},
-		{"binary frame", fresh, []byte(`{"type":"create","clientId":"x"}`), []string{"binary"}},
-		{"binary frame in a room", inRoom, []byte(`{"type":"send","data":1}`), []string{"binary"}},
+		{"create: missing clientId", fresh, `{"type":"create"}`, "clientId is required", true},
+		{"create: empty clientId", fresh, `{"type":"create","clientId":""}`, "clientId is required", true},
+		{"create: clientId of 129 bytes", fresh, `{"type":"create","clientId":"` + long + `"}`, "clientId too long: at most 128 bytes", true},
+		{"create: clientId a number", fresh, `{"type":"create","clientId":42}`, "clientId is required", true},
+		{"create: clientId null", fresh, `{"type":"create","clientId":null}`, "clientId is required", true},
+		{"create: clientId an object", fresh, `{"type":"create","clientId":{"id":"x"}}`, "clientId is required", true},
+		{"create: clientId an array", fresh, `{"type":"create","clientId":["x"]}`, "clientId is required", true},
+		{"create: maxClients 0", fresh, `{"type":"create","clientId":"x","maxClients":0}`, "maxClients must be a positive number", true},
+		{"create: maxClients -1", fresh, `{"type":"create","clientId":"x","maxClients":-1}`, "maxClients must be a positive number", true},
+		{"create: maxClients 2.5", fresh, `{"type":"create","clientId":"x","maxClients":2.5}`, "maxClients must be an integer from 1 to 1000", true},
+		{"create: maxClients a string", fresh, `{"type":"create","clientId":"x","maxClients":"4"}`, "maxClients must be a positive number", true},
+		{"create: maxClients over the limit", fresh, `{"type":"create","clientId":"x","maxClients":1001}`, "maxClients must be an integer from 1 to 1000", true},
+		{"create: maxClients huge", fresh, `{"type":"create","clientId":"x","maxClients":99999999999999999999}`, "maxClients must be an integer from 1 to 1000", true},
+		{"create: maxClients a bool", fresh, `{"type":"create","clientId":"x","maxClients":true}`, "maxClients must be a positive number", true},
+		{"create: already in a room", inRoom, `{"type":"create","clientId":"again"}`, "Already in a room", true},
+		{"join: missing clientId", fresh, `{"type":"join","room":"` + other + `"}`, "clientId is required", true},
+		{"join: clientId of 129 bytes", fresh, `{"type":"join","clientId":"` + long + `","room":"` + other + `"}`, "clientId too long: at most 128 bytes", true},
+		{"join: clientId a number", fresh, `{"type":"join","clientId":1,"room":"` + other + `"}`, "clientId is required", true},
+		{"join: missing room", fresh, `{"type":"join","clientId":"x"}`, "room is required", true},
+		{"join: room a number", fresh, `{"type":"join","clientId":"x","room":1234}`, "room is required", true},
+		{"join: room not found", fresh, `{"type":"join","clientId":"x","room":"QQQQQQ"}`, "Room not found", true},
+		{"join: room full", fresh, `{"type":"join","clientId":"x","room":"` + full + `"}`, "Room is full", true},
+		{"join: already in a room", inRoom, `{"type":"join","clientId":"again","room":"` + other + `"}`, "Already in a room", true},
+		{"join: own room again", inRoom, `{"type":"join","clientId":"again","room":"OWN"}`, "Already in a room", true},
+		{"send: not in a room", fresh, `{"type":"send","data":1}`, "Not in a room", true},
+		{"leave: not in a room", fresh, `{"type":"leave"}`, "Not in a room", true},
+		{"set_state: not in a room", fresh, `{"type":"set_state","state":1}`, "Not in a room", true},
+		{"send: unknown target", inRoom, `{"type":"send","to":"nobody","data":1}`, "Target client not found", true},
+		{"send: target a number", inRoom, `{"type":"send","to":5,"data":1}`, "Target client not found", true},
+		{"set_state: missing state", inRoom, `{"type":"set_state"}`, "set_state needs a state field", true},
+		{"set_state: state too large", inRoom, `{"type":"set_state","state":"` + strings.Repeat("y", 16<<10) + `"}`, "state too large", false},
+		{"invalid JSON", fresh, `{"type":"create",`, "Invalid JSON", true},
+		{"invalid JSON in a room", inRoom, `not json`, "Invalid JSON", true},
+		{"non-object JSON: array", fresh, `[{"type":"create","clientId":"x"}]`, "Unknown message type", true},
+		{"non-object JSON: string", fresh, `"create"`, "Unknown message type", true},
+		{"non-object JSON: number", inRoom, `42`, "Unknown message type", true},
+		{"non-object JSON: null", fresh, `null`, "Unknown message type", true},
+		{"non-object JSON: true", fresh, `true`, "Unknown message type", true},
+		{"unknown type", fresh, `{"type":"dance"}`, "Unknown message type", true},
+		{"unknown type in a room", inRoom, `{"type":"CREATE","clientId":"x"}`, "Unknown message type", true},
+		{"missing type", fresh, `{"clientId":"x"}`, "Unknown message type", true},
+		{"type not a string", fresh, `{"type":1}`, "Unknown message type", true},
+		{"empty object", inRoom, `{}`, "Unknown message type", true},
+		{"binary frame", fresh, []byte(`{"type":"create","clientId":"x"}`), "binary", false},
+		{"binary frame in a room", inRoom, []byte(`{"type":"send","data":1}`), "binary", false},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -652,7 +653,9 @@ func TestErrors(t *testing.T) {
 			case string:
 				c.Send(strings.ReplaceAll(m, `"OWN"`, `"`+own+`"`))
 			}
-			expectError(t, c, tc.want...)
+			if got := expectError(t, c, tc.want); tc.exact && got != tc.want {
+				t.Fatalf("error %q, want exactly %q", got, tc.want)
+			}
 
 			// The connection stays open and its state is unchanged.
 			if tc.setup == fresh {
@@ -710,7 +713,7 @@ func TestEscapedType(t *testing.T) {
 		t.Fatalf("a got %+v", m)
 	}
 	b.Send(`{"type":"s\u0065nds"}`)
-	expectError(t, b, "unknown type", "sends")
+	expectExact(t, b, "Unknown message type")
 }
 
 // TestMaxClientsIsAtomic races many joins for one free slot: exactly one
@@ -752,7 +755,7 @@ func TestMaxClientsIsAtomic(t *testing.T) {
 				switch {
 				case m["type"] == "joined":
 					results <- "joined"
-				case m["type"] == "error" && strings.Contains(msg, "full"):
+				case m["type"] == "error" && msg == "Room is full":
 					results <- "full"
 				default:
 					results <- string(b)
@@ -776,7 +779,7 @@ func TestMaxClientsIsAtomic(t *testing.T) {
 		// peer_joined is the reply to its own request.
 		owner.Expect("peer_joined")
 		owner.Send(`{"type":"bogus"}`)
-		expectError(t, owner, "unknown type")
+		expectExact(t, owner, "Unknown message type")
 	}
 }
 
@@ -808,7 +811,7 @@ func TestThousandMembers(t *testing.T) {
 	}
 	extra := e.dial()
 	extra.Send(map[string]any{"type": "join", "clientId": "one-too-many", "room": code})
-	expectError(t, extra, "full")
+	expectExact(t, extra, "Room is full")
 
 	owner.Send(`{"type":"send","data":{"round":"go"}}`)
 	owner.Send(`{"type":"set_state","state":"end"}`) // reaches everyone: the end marker

@@ -278,7 +278,7 @@ func TestSeatGrace(t *testing.T) {
 	}
 	c := e.dial()
 	c.Send(map[string]any{"type": "join", "clientId": "c", "room": code})
-	expectError(t, c, "full") // the away seat counts toward maxClients
+	expectExact(t, c, "Room is full") // the away seat counts toward maxClients
 
 	b, j = e.rejoin(code, "b", token, "", 0)
 	if m := a.Expect("peer_back"); m.Str("clientId") != "b" {
@@ -322,7 +322,7 @@ func TestJoinFailuresThrottled(t *testing.T) {
 	c := e.dial()
 	for i := range 5 {
 		c.Send(map[string]any{"type": "join", "clientId": "x", "room": fmt.Sprintf("ZZZ%d", i)})
-		expectError(t, c, "not found")
+		expectExact(t, c, "Room not found")
 	}
 	c.Send(map[string]any{"type": "join", "clientId": "x", "room": "ZZZZ"})
 	expectError(t, c, "too many failed joins")
@@ -332,7 +332,7 @@ func TestJoinFailuresThrottled(t *testing.T) {
 	d := e.dial()
 	for i := range 3 {
 		d.Send(map[string]any{"type": "join", "clientId": "x", "room": fmt.Sprintf("YYY%d", i)})
-		expectError(t, d, "not found")
+		expectExact(t, d, "Room not found")
 	}
 	d.Send(map[string]any{"type": "join", "clientId": "x", "room": "YYYY"})
 	expectError(t, d, "too many failed joins")

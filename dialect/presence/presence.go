@@ -2,7 +2,7 @@
 // updates for a user's contacts) and the layer it shares with /chat: the
 // AUTH flow and request queue of a connection (Gate), the presence
 // Registry, and Core, which owns the token verifier, the store and their
-// worker pools. See PROTOCOLS.md "chat and presence" and docs/chat.md.
+// worker pools. See docs/protocols.md "chat and presence" and docs/chat.md.
 //
 // Concurrency: Session methods run on the connection's event loop and
 // never block. Token verification runs on the auth pool, store reads and

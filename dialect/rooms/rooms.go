@@ -1,7 +1,7 @@
 // Package rooms is the ChatServer example of seed 003: every connection
 // gets a server-generated clientId, joins any number of named rooms under
 // a username, and posts messages and typing indicators to them. See
-// PROTOCOLS.md "echo, rooms, notify".
+// docs/protocols.md "echo, rooms, notify".
 //
 // Concurrency: Session methods run on the connection's event loop; the
 // session's own set of rooms is loop-only. A room is a routing.Room

@@ -1,6 +1,6 @@
 // Package teams is the two-team relay of seed 000: a connection registers
 // as one of N teams with {"team":1}, then sends {"from":1,"to":2,
-// "message":"hi"} to every connection of another team. See PROTOCOLS.md
+// "message":"hi"} to every connection of another team. See docs/protocols.md
 // "teams".
 //
 // Concurrency: Session methods run on the connection's event loop. A team
@@ -54,7 +54,7 @@ func (d *Dialect) Rooms() int64 { return d.hub.Rooms() }
 // Hub exposes the teams (rooms "1".."N") to tests and a cluster backplane.
 func (d *Dialect) Hub() *routing.Hub { return d.hub }
 
-// Error texts (PROTOCOLS.md fixes the first and the shape of the rest).
+// Error texts (docs/protocols.md fixes the first and the shape of the rest).
 const (
 	errNotRegistered = "Team not registered. Send registration message first"
 	errInvalidJSON   = "Invalid JSON"

@@ -8,7 +8,7 @@ import (
 	"partyline/codec"
 )
 
-// Channels is the channels dialect (PROTOCOLS.md, "channels": the
+// Channels is the channels dialect (docs/protocols.md, "channels": the
 // ws-chat-server seed): one channel per path /channels/{name} (a room is a
 // channel), a client claims a name with identity, answers the server's
 // heartbeats, and a message reaches every connection in the channel, the

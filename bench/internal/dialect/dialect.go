@@ -80,6 +80,8 @@ func Lookup(name string) (Dialect, error) {
 	switch name {
 	case "party":
 		return Party{}, nil
+	case "party-v2":
+		return PartyV2{}, nil
 	case "rooms":
 		return Rooms{}, nil
 	case "channels":
@@ -87,7 +89,7 @@ func Lookup(name string) (Dialect, error) {
 	case "wsecho":
 		return WSEcho{}, nil
 	}
-	return nil, fmt.Errorf("unknown dialect %q (known: party, rooms, channels, wsecho)", name)
+	return nil, fmt.Errorf("unknown dialect %q (known: party, party-v2, rooms, channels, wsecho)", name)
 }
 
 // Chat names the /chat dialect for the chat scenario, which speaks it

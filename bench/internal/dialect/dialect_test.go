@@ -143,3 +143,41 @@ func TestWSEchoRoundTrip(t *testing.T) {
 		t.Fatal("path or echo")
 	}
 }
+
+func TestPartyV2Parse(t *testing.T) {
+	var d PartyV2
+	st := Stamp{T: 1763769600123456789, I: 12345, S: 678, K: 19}
+	out, _ := AppendSized(d, nil, nil, "", "", st, 150)
+	data := out[len(`{"type":"send","data":`) : len(out)-1]
+	for _, msg := range []string{
+		`{"type":"message","from":3,"data":` + string(data) + `}`,
+		`{"data":` + string(data) + `,"from":3,"type":"message"}`,
+	} {
+		ev, ok := d.Parse([]byte(msg))
+		if !ok || ev.Kind != Message || string(ev.Peer) != "3" || !ev.HasStamp || ev.Stamp != st {
+			t.Fatalf("Parse(%s) = %+v, %v", msg, ev, ok)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		kind Kind
+		peer string
+		n    int
+	}{
+		{`{"type":"created","room":"Mu5h6Z","instance":"","region":"","index":0}`, Created, "0", -1},
+		{`{"type":"joined","room":"Mu5h6Z","index":2,"peers":[0,1]}`, Joined, "2", 3},
+		{`{"type":"peer_joined","index":7}`, PeerJoined, "7", -1},
+		{`{"type":"peer_left","index":7}`, PeerLeft, "7", -1},
+	} {
+		ev, ok := d.Parse([]byte(tc.in))
+		if !ok || ev.Kind != tc.kind || string(ev.Peer) != tc.peer || ev.Members != tc.n {
+			t.Fatalf("Parse(%s) = %+v, %v", tc.in, ev, ok)
+		}
+	}
+	if c := d.AppendCreate(nil, "a", "", 0); string(c) != `{"type":"create","clientId":"a","maxClients":1073741824}` {
+		t.Fatalf("create %s", c)
+	}
+	if s := d.AppendSend(nil, "", "4", []byte("1")); string(s) != `{"type":"send","to":4,"data":1}` {
+		t.Fatalf("send %s", s)
+	}
+}

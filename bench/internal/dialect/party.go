@@ -7,7 +7,7 @@ import (
 	"partyline/codec"
 )
 
-// Party is the party dialect (PROTOCOLS.md, section "party"): the server
+// Party is the party dialect (docs/protocols.md, section "party"): the server
 // names rooms with a code in reply to create, members join by code, and a
 // send reaches every other member, or one member named by "to".
 type Party struct{}
@@ -110,14 +110,18 @@ func parseGeneral(p []byte) (Event, bool) {
 			typ = v
 		case "room":
 			ev.Room = jscan.Unquote(v)
-		case "clientId", "from":
-			ev.Peer = jscan.Unquote(v)
+		case "clientId", "from", "index": // party-v2: numbers
+			if ev.Peer = jscan.Unquote(v); ev.Peer == nil {
+				ev.Peer = v
+			}
 		case "data":
 			ev.Data = v
 		case "message":
 			ev.Text = jscan.Unquote(v)
 		case "clients":
 			ev.Members = jscan.ArrayLen(v)
+		case "peers": // party-v2: the others
+			ev.Members = jscan.ArrayLen(v) + 1
 		}
 	}
 	if it.Err() || typ == nil {

@@ -7,7 +7,7 @@ import (
 	"partyline/codec"
 )
 
-// Rooms is the /rooms dialect (PROTOCOLS.md, "echo, rooms, notify": the
+// Rooms is the /rooms dialect (docs/protocols.md, "echo, rooms, notify": the
 // ChatServer example): clients name rooms, join with a username, and a
 // message reaches every member, the sender included. The stamp travels in
 // content as a string ("T I S K xxx").

@@ -17,7 +17,7 @@ import (
 	"partyline/codec"
 )
 
-// The chat scenario (PROTOCOLS.md, "chat and presence"): Conns users
+// The chat scenario (docs/protocols.md, "chat and presence"): Conns users
 // u0..uN-1, one /chat connection each, authenticated with an HS256 token
 // signed here with --jwt-secret. Users are grouped RoomSize to a group
 // (a room of the rooms machinery; JOIN_GROUP when --group-frac > 0). Each

@@ -50,4 +50,3 @@ func (r *Reader[T]) Done(req *T) {
 	*req = zero
 	r.pool.Put(req)
 }
-

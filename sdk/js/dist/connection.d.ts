@@ -51,7 +51,7 @@ export interface ConnectionOptions {
 /** Where a Connection is in its life. */
 export type ConnectionState = "idle" | "connecting" | "handshaking" | "open" | "reconnecting" | "closed";
 /** What kind of trouble an `error` event reports. */
-export type ErrorKind = "server" | "replaced" | "auth" | "policy" | "too_big" | "protocol" | "handshake" | "give_up" | "queue_full" | "parse" | "socket";
+export type ErrorKind = "server" | "replaced" | "auth" | "room_closed" | "policy" | "too_big" | "protocol" | "handshake" | "give_up" | "queue_full" | "parse" | "socket";
 export declare class PartylineError extends Error {
     readonly kind: ErrorKind;
     readonly code?: number;
@@ -131,6 +131,8 @@ export declare class Connection<In extends {
     private onlineHook;
     /** The `type` of the dialect's error reply, surfaced as an `error` event. */
     protected errorType: string | null;
+    /** Close codes after which this connection never reconnects (a helper may add its dialect's own). */
+    protected finalCloseCodes: ReadonlySet<number>;
     constructor(url: string, options?: ConnectionOptions);
     /** The current state. */
     get state(): ConnectionState;

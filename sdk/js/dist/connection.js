@@ -42,6 +42,8 @@ export class Connection {
         this.onlineHook = null;
         /** The `type` of the dialect's error reply, surfaced as an `error` event. */
         this.errorType = null;
+        /** Close codes after which this connection never reconnects (a helper may add its dialect's own). */
+        this.finalCloseCodes = FINAL_CLOSE_CODES;
         this.url = url;
         const WS = options.WebSocket ?? globalThis.WebSocket;
         if (!WS) {
@@ -409,6 +411,9 @@ export class Connection {
             case 4401:
                 this.emit("error", new PartylineError("auth", `authentication failed (${text})`, code));
                 break;
+            case 4001:
+                this.emit("error", new PartylineError("room_closed", `the room was closed (${text})`, code));
+                break;
             case 1008:
                 this.emit("error", new PartylineError("policy", `closed by server policy (${text})`, code));
                 break;
@@ -420,7 +425,7 @@ export class Connection {
                 this.emit("error", new PartylineError("protocol", `protocol error (${text})`, code));
                 break;
         }
-        if (FINAL_CLOSE_CODES.has(code) || !this.retry.enabled) {
+        if (this.finalCloseCodes.has(code) || !this.retry.enabled) {
             this.emit("close", { code, reason, willReconnect: false });
             this.finish();
             return;

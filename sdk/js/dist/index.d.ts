@@ -2,6 +2,7 @@ export * from "./connection.js";
 export * from "./url.js";
 export * from "./auth.js";
 export * from "./party.js";
+export * from "./party-v2.js";
 export * from "./teams.js";
 export * from "./channels.js";
 export * from "./echo.js";

@@ -66,6 +66,7 @@ export type ErrorKind =
   | "server" // the dialect's own error reply ({type:"error"}, ERROR, ...)
   | "replaced" // close 4000: another connection took this identity; never reconnects
   | "auth" // close 4401: authentication failed; never reconnects
+  | "room_closed" // close 4001 (party-v2): the host closed the room or it expired; never reconnects
   | "policy" // close 1008 (e.g. slow consumer)
   | "too_big" // close 1009: a message exceeded the server's limit
   | "protocol" // close 1002/1007: a protocol violation
@@ -161,6 +162,8 @@ export class Connection<
   private onlineHook: (() => void) | null = null;
   /** The `type` of the dialect's error reply, surfaced as an `error` event. */
   protected errorType: string | null = null;
+  /** Close codes after which this connection never reconnects (a helper may add its dialect's own). */
+  protected finalCloseCodes: ReadonlySet<number> = FINAL_CLOSE_CODES;
 
   constructor(url: string, options: ConnectionOptions = {}) {
     this.url = url;
@@ -525,6 +528,9 @@ export class Connection<
       case 4401:
         this.emit("error", new PartylineError("auth", `authentication failed (${text})`, code));
         break;
+      case 4001:
+        this.emit("error", new PartylineError("room_closed", `the room was closed (${text})`, code));
+        break;
       case 1008:
         this.emit("error", new PartylineError("policy", `closed by server policy (${text})`, code));
         break;
@@ -536,7 +542,7 @@ export class Connection<
         this.emit("error", new PartylineError("protocol", `protocol error (${text})`, code));
         break;
     }
-    if (FINAL_CLOSE_CODES.has(code) || !this.retry.enabled) {
+    if (this.finalCloseCodes.has(code) || !this.retry.enabled) {
       this.emit("close", { code, reason, willReconnect: false });
       this.finish();
       return;

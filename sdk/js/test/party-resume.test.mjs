@@ -305,12 +305,12 @@ test("a re-join refused by the server (room gone) forgets the room and its offse
       return;
     }
     await conn.next();
-    conn.send({ type: "error", message: "room not found: GONE" });
+    conn.send({ type: "error", message: "Room not found" });
   });
   const c = party(srv.url);
   await c.create();
   const e = await nextEvent(c, "error", 3000, (x) => x.kind === "handshake");
-  assert.match(e.message, /rejoining room GONE failed: room not found/);
+  assert.match(e.message, /rejoining room GONE failed: Room not found/);
   assert.deepEqual([c.room, c.epoch, c.seq, c.offset], [null, null, null, null]);
 });
 
@@ -318,14 +318,14 @@ test("a join with since that is refused leaves no offset behind, and the next jo
   const srv = await fake(async (conn) => {
     const first = await conn.next();
     assert.deepEqual(first.since, { epoch: "OLD", seq: 9 });
-    conn.send({ type: "error", message: "room not found: GONE" });
+    conn.send({ type: "error", message: "Room not found" });
     const second = await conn.next();
     assert.equal(second.since, undefined);
     conn.send({ type: "joined", room: "NEW", clients: ["me"], token: "t", epoch: "E", seq: 3 });
   });
   const c = party(srv.url);
   const seen = watch(c);
-  await assert.rejects(c.join("GONE", "tok", { epoch: "OLD", seq: 9 }), /room not found/);
+  await assert.rejects(c.join("GONE", "tok", { epoch: "OLD", seq: 9 }), /Room not found/);
   assert.deepEqual([c.room, c.epoch, c.seq], [null, null, null]);
   await c.join("NEW");
   assert.deepEqual(seen.rejoined, []);

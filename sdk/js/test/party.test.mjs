@@ -60,7 +60,7 @@ test("create, join, broadcast, targeted send, state and peers", async () => {
 
   // A fourth client is refused: the room holds 3.
   const d = party(srv.wsBase, { clientId: "dave" });
-  await assert.rejects(d.join(room), /full/);
+  await assert.rejects(d.join(room), /Room is full/);
 
   const left = nextMessage(a, "peer_left");
   c.leave();

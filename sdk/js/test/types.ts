@@ -1,6 +1,6 @@
 // Compile-time checks of the published types (tsc --noEmit -p test): the
 // lines marked @ts-expect-error must not compile.
-import { PartyClient, TeamsClient, ChatClient, Connection, PartylineError } from "../dist/index.js";
+import { PartyClient, PartyV2Client, TeamsClient, ChatClient, Connection, PartylineError } from "../dist/index.js";
 
 declare const party: PartyClient;
 party.on("message", (m) => {
@@ -44,3 +44,14 @@ const c = new Connection<Mine, { type: "ping" }>("ws://x/");
 c.on("pong", (m) => m.at.toFixed());
 // @ts-expect-error: only ping may be sent
 c.send({ type: "pang" });
+
+declare const v2: PartyV2Client;
+v2.on("message", (m) => m.from.toFixed());
+v2.on("joined", (m) => m.peers.map((p) => p + 1));
+// @ts-expect-error: party-v2 peers are indices, not clientIds
+v2.on("peer_joined", (m) => m.clientId);
+v2.sendTo(2, { x: 1 });
+// @ts-expect-error: send to an index
+v2.sendTo("bob", 1);
+v2.create(4, "https://ctl.example/{room}").then((r) => r.instance + r.region + r.room);
+v2.onEvent("error", (e) => e.kind === "room_closed");

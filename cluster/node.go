@@ -11,6 +11,9 @@
 //   - Shared state lives in JetStream key-value buckets: party rooms and
 //     retained state (pl_party), per-node connection counts (pl_census),
 //     claimed names (pl_names) and node leases (pl_nodes).
+//   - Room logs (RoomLog): a JetStream stream with a subject per room that
+//     sequences a dialect's room frames; each node follows the rooms it has
+//     members in, on one goroutine per followed room (roomlog.go).
 //   - A node that stops heart-beating for the lease is dead: the lowest
 //     live node removes what it held (OnNodeDead).
 //

@@ -53,7 +53,6 @@ const (
 	hdrMember = "Pl-Member" // node#incarnation holding the clientId
 	hdrInst   = "Pl-Inst"   // connection instance
 	hdrRoom   = "Pl-Room"   // room code (directed messages)
-	hdrRev    = "Pl-Rev"    // state revision
 )
 
 // clustered is the dialect's cluster side.
@@ -137,9 +136,7 @@ func (s *session) closeCluster() {
 		return
 	}
 	if undo := s.cs.op.Cancel(); undo != nil {
-		if !s.d.cl.n.Go(undo) {
-			go undo() // the pool is full or stopped: the removal must still happen
-		}
+		s.d.goAlways(undo)
 	}
 	s.cs.op = nil
 }
@@ -569,7 +566,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 			cl.n.Direct(node, "party.replaced", nats.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
 		}
 		if res.old.Away != 0 {
-			s.d.announceCluster(r, `{"type":"peer_back","clientId":`, "back", res.me, s.c)
+			s.d.announceCode(r.Name, `{"type":"peer_back","clientId":`, "back", res.me, s.c)
 			return
 		}
 		f := routing.NewTextFrom(nil)
@@ -577,21 +574,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		f.Release()
 		return
 	}
-	s.d.announceCluster(r, `{"type":"peer_joined","clientId":`, "join", res.me, s.c)
-}
-
-// announceCluster sends prefix+x's clientId+"}" to the room's members on
-// this node (except except) and on every other node, with the roster
-// event ev.
-func (d *Dialect) announceCluster(r *routing.Room, prefix, ev string, x recMember, except routing.Sender) {
-	f := routing.NewText()
-	f.AppendStr(prefix)
-	f.SetBuf(codec.AppendString(f.Buf(), x.Client))
-	f.Append('}')
-	f.End()
-	r.Broadcast(f, except, false)
-	d.cl.b.PublishRemote(r.Name, f, false, nats.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}})
-	f.Release()
+	s.d.announceCode(r.Name, `{"type":"peer_joined","clientId":`, "join", res.me, s.c)
 }
 
 func (s *session) sendCreated(r *routing.Room, m *routing.Member) {
@@ -650,10 +633,7 @@ func (s *session) leaveCluster(r *routing.Room, m *routing.Member) {
 	}
 	pm := m.Data.(*member)
 	me := recMember{Client: m.ID, Member: s.d.cl.n.Member(), Inst: pm.inst}
-	work := func() { s.d.removeMember(r.Name, me, true) }
-	if !s.d.cl.n.Go(work) {
-		go work()
-	}
+	s.d.goAlways(func() { s.d.removeMember(r.Name, me, true) })
 }
 
 // removeMember removes the entry of me (same connection instance) from
@@ -678,12 +658,12 @@ func (d *Dialect) removeMember(code string, me recMember, announce bool) {
 
 // announceLeft publishes peer_left for x to the room on every node.
 func (d *Dialect) announceLeft(code string, x recMember) {
-	d.announceCode(code, `{"type":"peer_left","clientId":`, "leave", x)
+	d.announceCode(code, `{"type":"peer_left","clientId":`, "leave", x, nil)
 }
 
 // announceCode publishes prefix+x's clientId+"}" to the room code on
-// every node, with the roster event ev.
-func (d *Dialect) announceCode(code, prefix, ev string, x recMember) {
+// every node (here, to every member but except), with the roster event ev.
+func (d *Dialect) announceCode(code, prefix, ev string, x recMember, except routing.Sender) {
 	f := routing.NewText()
 	f.AppendStr(prefix)
 	f.SetBuf(codec.AppendString(f.Buf(), x.Client))
@@ -700,7 +680,7 @@ func (d *Dialect) announceCode(code, prefix, ev string, x recMember) {
 			}
 			st.mu.Unlock()
 		}
-		r.Broadcast(f, nil, false)
+		r.Broadcast(f, except, false)
 	}
 	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}})
 	f.Release()
@@ -732,13 +712,11 @@ func (s *session) awayCluster() {
 			return nil
 		})
 		for _, x := range marked {
-			d.announceCode(r.Name, `{"type":"peer_away","clientId":`, "away", x)
+			d.announceCode(r.Name, `{"type":"peer_away","clientId":`, "away", x, nil)
 			d.expireAway(r.Name, x)
 		}
 	}
-	if !d.cl.n.Go(work) {
-		go work() // the pool is full: the seat must still be marked
-	}
+	d.goAlways(work)
 }
 
 // expireAway removes the away entry x when its deadline passes, unless
@@ -760,10 +738,16 @@ func (d *Dialect) expireAway(code string, x recMember) {
 				d.announceLeft(code, y)
 			}
 		}
-		if !d.cl.n.Go(work) {
-			go work()
-		}
+		d.goAlways(work)
 	})
+}
+
+// goAlways runs fn on the cluster worker pool, or on a goroutine of its
+// own when the pool is full: registry clean-ups must happen.
+func (d *Dialect) goAlways(fn func()) {
+	if !d.cl.n.Go(fn) {
+		go fn()
+	}
 }
 
 // updateRoom applies fn to the room's record with a revision-checked
@@ -908,7 +892,7 @@ func (d *Dialect) reap(node, keepInc string) {
 			d.announceLeft(code, x)
 		}
 		for _, x := range away {
-			d.announceCode(code, `{"type":"peer_away","clientId":`, "away", x)
+			d.announceCode(code, `{"type":"peer_away","clientId":`, "away", x, nil)
 			d.expireAway(code, x)
 		}
 		for _, x := range kept {

@@ -59,6 +59,8 @@ type feed struct {
 func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 	cl := d.cl
 	var fd *feed
+	var last uint64 // the log's latest entry when Follow started, for a new feed
+	started := false
 	for try := 0; ; try++ {
 		cl.mu.Lock()
 		fd = cl.feeds[code]
@@ -89,8 +91,8 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 		fd = &feed{code: code, id: rec.ID, room: r, ready: make(chan struct{}), pins: 1}
 		cl.feeds[code] = fd
 		cl.mu.Unlock()
-		fl, _, err := cl.log.Follow(rec.ID, func(e cluster.LogEntry) { d.deliver(fd, e) })
-		fd.fl, fd.err = fl, err
+		fl, at, err := cl.log.Follow(rec.ID, func(e cluster.LogEntry) { d.deliver(fd, e) })
+		fd.fl, fd.err, last, started = fl, err, at, true
 		close(fd.ready)
 		if err != nil {
 			fd.err = errText("cannot follow the room: " + err.Error())
@@ -99,7 +101,10 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 		}
 		break
 	}
-	last, err := cl.log.Last(rec.ID)
+	var err error
+	if !started { // a running feed: wait for what the log holds now
+		last, err = cl.log.Last(rec.ID)
+	}
 	if err == nil && !fd.fl.Wait(last, feedWait) {
 		err = errText("room history did not catch up in time")
 	}
@@ -342,9 +347,7 @@ func (d *Dialect) storeState(id string, f *routing.Frame, seq uint64) {
 			backoff(try)
 		}
 	}
-	if !d.cl.n.Go(work) {
-		go work() // the pool is full: the retained copy must still be written
-	}
+	d.goAlways(work)
 }
 
 // stateSeq is the seq of a state kept in the registry (0: none).

@@ -97,7 +97,7 @@ type roomState struct {
 
 	// cluster mode only
 	id     string            // the room's id in the registry
-	rev    uint64            // state's revision in the registry
+	rev    uint64            // the seq of state (cluster_log.go keepState)
 	roster map[string]string // clientId -> node (cluster.Node.Member), every node's members
 }
 
@@ -605,10 +605,7 @@ func (s *session) send(req *request) {
 			return
 		}
 	}
-	f.AppendStr(`,"seq":`)
-	f.SetBuf(codec.AppendInt(f.Buf(), int64(seq)))
-	f.Append('}')
-	f.End()
+	appendSeq(f, seq)
 	toID := ""
 	if target != nil {
 		target.Conn.Send(f, false)
@@ -669,14 +666,8 @@ func (s *session) setState(req *request) {
 		s.setStateCluster(r, req.State)
 		return
 	}
-	f := routing.NewText()
-	f.AppendStr(`{"type":"state","state":`)
-	f.Append(req.State...)
 	seq := r.BeginSeq()
-	f.AppendStr(`,"seq":`)
-	f.SetBuf(codec.AppendInt(f.Buf(), int64(seq)))
-	f.Append('}')
-	f.End()
+	f := stateFrame(req.State, seq)
 	st.mu.Lock()
 	old := st.state
 	st.state = f // the room keeps the caller's reference

@@ -77,7 +77,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 	fs.StringVar(&cfg.MetricsKey, "metrics-key", "", "bearer key for /metrics (none: open)")
 	fs.IntVar(&cfg.MaxHTTPConns, "http-max-connections", cfg.MaxHTTPConns, "HTTP connections at once; past it the longest-idle one is closed (503 if none is idle)")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name (default hostname:port); unique in a cluster")
-	fs.StringVar(&cfg.NATSURL, "nats", "", "cluster mode through NATS at `URL` (JetStream enabled), e.g. nats://127.0.0.1:4222; none: single node")
+	fs.StringVar(&cfg.NATSURL, "nats", "", "cluster mode through NATS at `URL` (nats-server 2.10 or later with JetStream), e.g. nats://127.0.0.1:4222; none: single node")
 	fs.DurationVar(&cfg.NodeLease, "node-lease", 15*time.Second, "cluster: a node silent this long is dead and its connections' memberships are removed")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the embedded durable store (chat history, groups)")
 	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest message in bytes (close 1009 beyond)")

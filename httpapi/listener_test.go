@@ -43,6 +43,14 @@ func keepAliveGet(c net.Conn, br *bufio.Reader, path string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// awaitIdle waits until the server counts n idle HTTP connections: the
+// server marks a connection idle after it wrote the answer the client has
+// already read, so "oldest idle" is only well defined once it has.
+func awaitIdle(t *testing.T, s *server.Server, n int) {
+	t.Helper()
+	testutil.Eventually(t, func() bool { _, idle := s.HTTPConns(); return idle == n })
+}
+
 // closedWithin waits up to d for the peer to close c (EOF or reset) and
 // reports whether it did.
 func closedWithin(c net.Conn, d time.Duration) bool {
@@ -90,6 +98,7 @@ func TestHTTPIdleConnsDoNotStarve(t *testing.T) {
 			t.Fatalf("idle connection %d: %d %v", i, code, err)
 		}
 		conns[i] = c
+		awaitIdle(t, s, min(i+1, 256)) // the default cap closes the oldest past 256
 	}
 	for i := range 5 {
 		if d := timedHealthz(t, s); d > 100*time.Millisecond {
@@ -117,6 +126,7 @@ func TestHTTPConnCap(t *testing.T) {
 			t.Fatalf("setup: %d %v", code, err)
 		}
 		idle = append(idle, c)
+		awaitIdle(t, s, len(idle))
 	}
 	if d := timedHealthz(t, s); d > 100*time.Millisecond {
 		t.Fatalf("/healthz at the cap took %v", d)

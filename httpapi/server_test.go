@@ -14,6 +14,10 @@ import (
 	"partyline/server"
 )
 
+// noKeepAlive leaves no idle connection behind on the server, so the HTTP
+// connection-cap tests count only their own.
+var noKeepAlive = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 func get(t *testing.T, url, auth string) (int, string, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
@@ -23,7 +27,7 @@ func get(t *testing.T, url, auth string) (int, string, http.Header) {
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := noKeepAlive.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}

@@ -101,6 +101,19 @@ func (l *httpConns) oldestIdleLocked() *trackedConn {
 	return old
 }
 
+// counts returns the open connections and how many of them wait for a
+// request. Any goroutine.
+func (l *httpConns) counts() (open, idle int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		if c.idle {
+			idle++
+		}
+	}
+	return len(l.conns), idle
+}
+
 // state is the http.Server's ConnState hook.
 func (l *httpConns) state(c net.Conn, st http.ConnState) {
 	tc, ok := c.(*trackedConn)

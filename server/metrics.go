@@ -92,6 +92,10 @@ func (m *metrics) engineGauges(node string, s *Server) {
 			func() float64 { return float64(s.outTotal.Load()) }),
 		g("outbound_budget_bytes", "--max-outbound-total.",
 			func() float64 { return float64(s.cfg.MaxOutboundTotal) }),
+		g("http_connections", "Open connections on the HTTP listener (capped by --http-max-connections).",
+			func() float64 { open, _ := s.HTTPConns(); return float64(open) }),
+		g("http_connections_idle", "HTTP connections waiting for a request (the first to be closed at the cap).",
+			func() float64 { _, idle := s.HTTPConns(); return float64(idle) }),
 	)
 }
 

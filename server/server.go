@@ -177,6 +177,15 @@ func (s *Server) HTTPAddr() net.Addr {
 	return s.httpLn.Addr()
 }
 
+// HTTPConns reports the HTTP listener's open connections and how many of
+// them wait for a request (0, 0 without one). Any goroutine, after Ready.
+func (s *Server) HTTPConns() (open, idle int) {
+	if l, ok := s.httpLn.(*httpConns); ok {
+		return l.counts()
+	}
+	return 0, 0
+}
+
 // webListeners tells the web pages where the WebSocket listeners are: nil
 // until they are bound. Any goroutine.
 func (s *Server) webListeners() []web.Listener {

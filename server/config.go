@@ -198,20 +198,7 @@ func (c *Config) Validate() error {
 	if c.CompressionMinSize < 0 {
 		return errors.New("compression-min-size must not be negative")
 	}
-	if c.NATSURL != "" && c.servesPartyV2() {
-		return errors.New("the party-v2 dialect is not supported with --nats yet: bind no listener to it, nor --default-dialect")
-	}
 	return c.Dialects.validate()
-}
-
-// servesPartyV2 reports whether a listener or "/" is bound to party-v2.
-func (c *Config) servesPartyV2() bool {
-	for _, l := range c.Listeners {
-		if l.Dialect == "party-v2" {
-			return true
-		}
-	}
-	return c.DefaultDialect == "party-v2"
 }
 
 // fdReserve is kept free for listeners, epoll, HTTP, the store and logs.

@@ -67,7 +67,7 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		// Cluster mode: the dialects share rooms and counts through NATS.
 		node = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Lease: cfg.NodeLease, Logger: cfg.Logger})
 		p.UseCluster(node)
-		p2.RefuseCluster() // no cluster mode yet: Validate refuses a listener bound to it
+		p2.UseCluster(node)
 		t.UseCluster(node)
 		c.UseCluster(node)
 		r.UseCluster(node)

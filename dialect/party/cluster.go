@@ -3,7 +3,8 @@ package party
 // Cluster mode (--nats): rooms live in the pl_party key-value bucket, so
 // every node sees one code space, one membership and one capacity.
 //
-//   - room.<CODE> holds the room: id, maxClients, created and the members
+//   - room.<CODE> (party-v2: room2.<CODE>, with the slots; v2cluster.go)
+//     holds the room: id, maxClients, created and the members
 //     in join order, each with the node (cluster.Node.Member) and the
 //     connection instance that holds the clientId. Creation is a
 //     create-if-absent of the key; joins, replacements and leaves are
@@ -33,6 +34,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	mrand "math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,11 +50,13 @@ import (
 
 // Header names of party cluster messages.
 const (
-	hdrEv     = "Pl-Ev"     // join, leave, replace, state
-	hdrClient = "Pl-Client" // clientId
-	hdrMember = "Pl-Member" // node#incarnation holding the clientId
-	hdrInst   = "Pl-Inst"   // connection instance
-	hdrRoom   = "Pl-Room"   // room code (directed messages)
+	hdrEv     = "Pl-Ev"      // join, leave, replace, state
+	hdrClient = "Pl-Client"  // clientId
+	hdrMember = "Pl-Member"  // node#incarnation holding the clientId
+	hdrInst   = "Pl-Inst"    // connection instance
+	hdrRoom   = "Pl-Room"    // room code (directed messages)
+	hdrIndex  = "Pl-Index"   // party-v2: the slot index
+	hdrRoomID = "Pl-Room-Id" // party-v2 "close": the room's registry id
 )
 
 // clustered is the dialect's cluster side.
@@ -73,12 +77,12 @@ func (cl *clustered) kv() jetstream.KeyValue { return cl.n.KV(cluster.BucketPart
 // UseCluster puts the dialect in cluster mode on node n. Call before the
 // server starts.
 func (d *Dialect) UseCluster(n *cluster.Node) {
-	cl := &clustered{n: n, b: n.Broker("party", d.hub), feeds: map[string]*feed{}}
-	cl.log = n.RoomLog(cluster.RoomLogConfig{Stream: "PL_PARTY", Prefix: "pl.ph", PerRoom: int64(d.cfg.HistorySize) + 1})
+	cl := &clustered{n: n, b: n.Broker(d.prof.name, d.hub), feeds: map[string]*feed{}}
+	cl.log = n.RoomLog(cluster.RoomLogConfig{Stream: d.prof.stream, Prefix: d.prof.logPrefix, PerRoom: int64(d.cfg.HistorySize) + 1})
 	cl.log.OnLost = d.onLost
 	cl.b.OnMessage = d.onRemote
 	d.hub.OnGone(d.feedGone)
-	n.Handle("party.replaced", d.onReplaced)
+	n.Handle(d.prof.name+".replaced", d.onReplaced)
 	n.OnNodeDead(d.reap)
 	d.cl, d.broker = cl, cl.b
 }
@@ -89,6 +93,14 @@ type roomRec struct {
 	Max     int         `json:"max"`
 	Created time.Time   `json:"created"`
 	Members []recMember `json:"members"` // join order
+
+	// party-v2 (v2cluster.go)
+	V2     bool    `json:"v2,omitempty"`
+	Slots  int     `json:"s,omitempty"`  // slots ever created: the next new clientId's index
+	MaxF   float64 `json:"mf,omitempty"` // maxClients as sent: connected entries must stay below it
+	URL    string  `json:"u,omitempty"`  // the resolved controller URL
+	HasURL bool    `json:"hu,omitempty"`
+	Grace  int64   `json:"g,omitempty"` // the host's grace deadline (unix ms), 0 while the host is connected
 }
 
 type recMember struct {
@@ -97,10 +109,28 @@ type recMember struct {
 	Token  string `json:"t"`
 	Inst   string `json:"i"`           // the connection instance
 	Away   int64  `json:"a,omitempty"` // away seat: its deadline (unix ms), kept by Member's node
+	Index  int    `json:"x,omitempty"` // party-v2: the slot index
+	Off    bool   `json:"o,omitempty"` // party-v2: the slot's socket closed (Member's node marked it)
 }
 
-func roomKey(code string) string { return "room." + code }
-func stateKey(id string) string  { return "state." + id }
+// empty reports whether the room is over: party's has no entry left,
+// party-v2's no connected entry.
+func (rec *roomRec) empty() bool {
+	if !rec.V2 {
+		return len(rec.Members) == 0
+	}
+	for _, x := range rec.Members {
+		if !x.Off {
+			return false
+		}
+	}
+	return true
+}
+
+// roomKey is the registry key of a room: room.<CODE> for party,
+// room2.<CODE> for party-v2 (the dialects have code spaces of their own).
+func (d *Dialect) roomKey(code string) string { return d.prof.key + code }
+func stateKey(id string) string               { return "state." + id }
 
 func randomID() string {
 	var b [12]byte
@@ -164,19 +194,28 @@ type joinResult struct {
 	since   *sinceReq      // the join's since
 }
 
-func (s *session) createCluster(id string, max int) {
+// createCluster creates the room rec (its ID, Created and Members are
+// filled here; a party-v2 controller URL template is resolved with the
+// code) with the session as its first member.
+func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 	cl := s.d.cl
 	op := s.begin()
 	c := s.c
-	me := recMember{Client: id, Member: cl.n.Member(), Token: newToken(), Inst: randomID()}
+	me := recMember{Client: id, Member: cl.n.Member(), Inst: randomID()}
+	if !rec.V2 {
+		me.Token = newToken()
+	}
 	if !s.goWork(func() {
 		res := &joinResult{me: me}
-		rec := roomRec{ID: randomID(), Max: max, Created: time.Now().UTC(), Members: []recMember{me}}
-		body, _ := json.Marshal(rec)
+		rec.ID, rec.Created, rec.Members = randomID(), time.Now().UTC(), []recMember{me}
 		for i := 0; i < 64 && res.code == ""; i++ {
-			code := s.d.newCode()
+			code := s.d.code()
+			if rec.HasURL {
+				rec.URL = resolveURL(urlTmpl, code, s.d.cfg.InstanceID)
+			}
+			body, _ := json.Marshal(rec)
 			ctx, cancel := cl.n.Ctx()
-			_, err := cl.kv().Create(ctx, roomKey(code), body)
+			_, err := cl.kv().Create(ctx, s.d.roomKey(code), body)
 			cancel()
 			switch {
 			case err == nil:
@@ -350,7 +389,7 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 	cl := d.cl
 	for try := 0; ; try++ {
 		ctx, cancel := cl.n.Ctx()
-		e, err := cl.kv().Get(ctx, roomKey(code))
+		e, err := cl.kv().Get(ctx, d.roomKey(code))
 		cancel()
 		var rec roomRec
 		if err == nil && json.Unmarshal(e.Value(), &rec) != nil {
@@ -378,7 +417,7 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 		}
 		body, _ := json.Marshal(rec)
 		ctx, cancel = cl.n.Ctx()
-		_, err = cl.kv().Update(ctx, roomKey(code), body, e.Revision())
+		_, err = cl.kv().Update(ctx, d.roomKey(code), body, e.Revision())
 		cancel()
 		if err == nil {
 			for _, r := range reqs {
@@ -401,6 +440,9 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 // applyJoin adds r's joiner to rec, replacing the clientId's entry or
 // checking the capacity; false (and r.res.err) when refused.
 func (d *Dialect) applyJoin(rec *roomRec, r *joinReq) bool {
+	if rec.V2 {
+		return applyJoinV2(rec, r)
+	}
 	me := r.me
 	me.Token = ""
 	next := rec.Members[:0:0]
@@ -479,6 +521,9 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 	}
 	cl := s.d.cl
 	m := newMember(res.me.Client, s.c)
+	if res.rec.V2 {
+		m = slotMember(res.me.Client, res.me.Index, s.c)
+	}
 	pm := m.Data.(*member)
 	pm.token, pm.inst = res.me.Token, res.me.Inst
 	r := res.feed.room
@@ -487,14 +532,20 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		st.mu.Lock()
 		for _, x := range res.rec.Members {
 			st.roster[x.Client] = x.Member
+			st.seat(x)
 		}
 		st.mu.Unlock()
 		if res.state != nil {
 			s.d.keepState(st, res.state, res.rev)
 		}
-		if created {
+		switch {
+		case res.rec.V2 && created:
+			s.sendCreatedV2(r, res.rec.URL, res.rec.HasURL)
+		case res.rec.V2:
+			s.sendJoinedSlots(r, m, peersOf(&res.rec, m.ID), res.rec.URL, res.rec.HasURL)
+		case created:
 			s.sendCreated(r, m)
-		} else {
+		default:
 			s.sendJoinedList(r, m, res.rec.Members, res.since)
 		}
 	})
@@ -555,6 +606,11 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		}
 	}
 	if created {
+		s.d.origins.roomCreated(originOf(s.c))
+		return
+	}
+	if res.old != nil && res.old.Off { // party-v2: a slot reclaimed
+		s.d.announceCode(r.Name, s.d.prof.peerJoined, "join", res.me, s.c)
 		return
 	}
 	if res.old != nil {
@@ -563,7 +619,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		// every node updates its roster.
 		node, _ := cluster.MemberNode(res.old.Member)
 		if node != cl.n.ID() && res.old.Away == 0 {
-			cl.n.Direct(node, "party.replaced", nats.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
+			cl.n.Direct(node, s.d.prof.name+".replaced", nats.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
 		}
 		if res.old.Away != 0 {
 			s.d.announceCode(r.Name, `{"type":"peer_back","clientId":`, "back", res.me, s.c)
@@ -574,7 +630,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		f.Release()
 		return
 	}
-	s.d.announceCode(r.Name, `{"type":"peer_joined","clientId":`, "join", res.me, s.c)
+	s.d.announceCode(r.Name, s.d.prof.peerJoined, "join", res.me, s.c)
 }
 
 func (s *session) sendCreated(r *routing.Room, m *routing.Member) {
@@ -640,6 +696,10 @@ func (s *session) leaveCluster(r *routing.Room, m *routing.Member) {
 // the room, deletes an emptied room, and with announce publishes peer_left
 // to every node. Worker.
 func (d *Dialect) removeMember(code string, me recMember, announce bool) {
+	if d.prof.slots {
+		d.markOff(code, me, announce) // a party-v2 slot stays for the room's life
+		return
+	}
 	removed := d.updateRoom(code, func(rec *roomRec) []recMember {
 		for i, x := range rec.Members {
 			if x.Client == me.Client && x.Inst == me.Inst {
@@ -658,7 +718,7 @@ func (d *Dialect) removeMember(code string, me recMember, announce bool) {
 
 // announceLeft publishes peer_left for x to the room on every node.
 func (d *Dialect) announceLeft(code string, x recMember) {
-	d.announceCode(code, `{"type":"peer_left","clientId":`, "leave", x, nil)
+	d.announceCode(code, d.prof.peerLeft, "leave", x, nil)
 }
 
 // announceCode publishes prefix+x's clientId+"}" to the room code on
@@ -666,23 +726,24 @@ func (d *Dialect) announceLeft(code string, x recMember) {
 func (d *Dialect) announceCode(code, prefix, ev string, x recMember, except routing.Sender) {
 	f := routing.NewText()
 	f.AppendStr(prefix)
-	f.SetBuf(codec.AppendString(f.Buf(), x.Client))
+	hdr := nats.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}}
+	if d.prof.slots {
+		f.SetBuf(codec.AppendInt(f.Buf(), int64(x.Index)))
+		hdr.Set(hdrIndex, itoa(x.Index))
+	} else {
+		f.SetBuf(codec.AppendString(f.Buf(), x.Client))
+	}
 	f.Append('}')
 	f.End()
 	if r := d.hub.Get(code); r != nil {
 		if st, ok := r.Ext().(*roomState); ok {
 			st.mu.Lock()
-			switch {
-			case ev != "leave":
-				st.roster[x.Client] = x.Member
-			case st.roster[x.Client] == x.Member:
-				delete(st.roster, x.Client)
-			}
+			st.rosterEvent(ev, x)
 			st.mu.Unlock()
 		}
 		r.Broadcast(f, except, false)
 	}
-	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}})
+	d.cl.b.PublishRemote(code, f, false, hdr)
 	f.Release()
 }
 
@@ -757,7 +818,7 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) []r
 	kv := d.cl.kv()
 	for try := 0; try < 200; try++ {
 		ctx, cancel := d.cl.n.Ctx()
-		e, err := kv.Get(ctx, roomKey(code))
+		e, err := kv.Get(ctx, d.roomKey(code))
 		if err != nil {
 			cancel()
 			return nil
@@ -772,15 +833,15 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) []r
 			cancel()
 			return nil
 		}
-		if len(rec.Members) == 0 {
-			err = kv.Delete(ctx, roomKey(code), jetstream.LastRevision(e.Revision()))
+		if rec.empty() {
+			err = kv.Delete(ctx, d.roomKey(code), jetstream.LastRevision(e.Revision()))
 			if err == nil {
 				_ = kv.Purge(ctx, stateKey(rec.ID))
 				_ = d.cl.log.Purge(rec.ID)
 			}
 		} else {
 			body, _ := json.Marshal(rec)
-			_, err = kv.Update(ctx, roomKey(code), body, e.Revision())
+			_, err = kv.Update(ctx, d.roomKey(code), body, e.Revision())
 		}
 		cancel()
 		if err == nil {
@@ -808,22 +869,21 @@ func (d *Dialect) onRemote(code string, m *cluster.Msg) bool {
 	}
 	st, _ := r.Ext().(*roomState)
 	if st == nil {
-		return ev == "replace"
+		return ev == "replace" || ev == "close"
 	}
-	client, mem := m.Header.Get(hdrClient), m.Header.Get(hdrMember)
+	x := recMember{Client: m.Header.Get(hdrClient), Member: m.Header.Get(hdrMember)}
+	if v := m.Header.Get(hdrIndex); v != "" {
+		x.Index, _ = strconv.Atoi(v)
+	}
 	switch ev {
-	case "join", "replace", "back", "away":
+	case "close": // party-v2: the room ended (close_room, host grace)
+		d.closeLocal(code, m.Header.Get(hdrRoomID))
+		return true
+	case "join", "replace", "back", "away", "leave":
 		st.mu.Lock()
-		st.roster[client] = mem
+		st.rosterEvent(ev, x)
 		st.mu.Unlock()
 		return ev == "replace"
-	case "leave":
-		st.mu.Lock()
-		if st.roster[client] == mem {
-			delete(st.roster, client)
-		}
-		st.mu.Unlock()
-		return false
 	}
 	return false
 }
@@ -850,15 +910,19 @@ func (d *Dialect) onReplaced(m *cluster.Msg) {
 func (d *Dialect) reap(node, keepInc string) {
 	n := d.cl.n
 	ctx, cancel := n.Ctx()
-	kl, err := d.cl.kv().ListKeysFiltered(ctx, "room.*")
+	kl, err := d.cl.kv().ListKeysFiltered(ctx, d.prof.key+"*")
 	var codes []string
 	if err == nil {
 		for k := range kl.Keys() {
-			codes = append(codes, strings.TrimPrefix(k, "room."))
+			codes = append(codes, strings.TrimPrefix(k, d.prof.key))
 		}
 	}
 	cancel()
 	for _, code := range codes {
+		if d.prof.slots {
+			d.reapV2(code, node, keepInc)
+			continue
+		}
 		// With seat grace a dead node's members become away seats kept
 		// by this node (those already away keep their deadline); without
 		// it, or past the deadline, they leave.
@@ -906,7 +970,7 @@ func (d *Dialect) reap(node, keepInc string) {
 func (d *Dialect) roomInfo(code string) (roomRec, bool) {
 	ctx, cancel := d.cl.n.Ctx()
 	defer cancel()
-	e, err := d.cl.kv().Get(ctx, roomKey(code))
+	e, err := d.cl.kv().Get(ctx, d.roomKey(code))
 	if err != nil {
 		return roomRec{}, false
 	}

@@ -87,7 +87,11 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		r.SetExt(&roomState{id: rec.ID, roster: map[string]string{}})
+		st := &roomState{id: rec.ID, roster: map[string]string{}}
+		if rec.V2 {
+			st.slots = map[int]string{}
+		}
+		r.SetExt(st)
 		fd = &feed{code: code, id: rec.ID, room: r, ready: make(chan struct{}), pins: 1}
 		cl.feeds[code] = fd
 		cl.mu.Unlock()
@@ -165,12 +169,16 @@ func (d *Dialect) deliver(fd *feed, e cluster.LogEntry) {
 			r.EndSeq()
 		}
 	case evState:
-		f := stateFrame(e.Data, e.Seq)
+		f := d.logStateFrame(e.Data, e.Seq)
 		if r.BeginAt(e.Seq) {
 			if st, ok := r.Ext().(*roomState); ok {
 				d.keepState(st, f, e.Seq)
 			}
-			r.Broadcast(f, nil, false)
+			var except routing.Sender
+			if m := r.LookupLockedID(e.From); m != nil && d.prof.slots {
+				except = m.Conn // 2.x does not echo the host's state
+			}
+			r.Broadcast(f, except, false)
 			r.CommitAt(f, e.Seq, "", "", e.At)
 			r.EndSeq()
 		}
@@ -178,12 +186,21 @@ func (d *Dialect) deliver(fd *feed, e cluster.LogEntry) {
 	default: // a message
 		f := routing.NewText()
 		f.AppendStr(`{"type":"message","from":`)
-		f.SetBuf(codec.AppendString(f.Buf(), e.From))
+		if d.prof.slots { // the sender's slot index, carried as Rev-1
+			f.SetBuf(codec.AppendInt(f.Buf(), int64(e.Rev)-1))
+		} else {
+			f.SetBuf(codec.AppendString(f.Buf(), e.From))
+		}
 		if len(e.Data) > 0 {
 			f.AppendStr(`,"data":`)
 			f.Append(e.Data...)
 		}
-		appendSeq(f, e.Seq)
+		if d.prof.slots {
+			f.Append('}') // 2.x frames carry no seq
+			f.End()
+		} else {
+			appendSeq(f, e.Seq)
+		}
 		if r.BeginAt(e.Seq) {
 			if e.To != "" {
 				if t := r.LookupLockedID(e.To); t != nil {
@@ -210,6 +227,19 @@ func stateFrame(state []byte, seq uint64) *routing.Frame {
 	f.Append(state...)
 	appendSeq(f, seq)
 	return f
+}
+
+// logStateFrame is the dialect's "state" frame of a log entry: party's
+// with its seq, party-v2's as 2.x writes it.
+func (d *Dialect) logStateFrame(state []byte, seq uint64) *routing.Frame {
+	if !d.prof.slots {
+		return stateFrame(state, seq)
+	}
+	f := routing.NewText()
+	f.AppendStr(`{"type":"state","data":`)
+	f.Append(state...)
+	f.Append('}')
+	return f.End()
 }
 
 // appendSeq closes a frame with `,"seq":N}`.
@@ -313,7 +343,7 @@ func (s *session) setStateCluster(r *routing.Room, state []byte) {
 	d, id := s.d, st.id
 	data := append([]byte(nil), state...)
 	if !d.cl.log.AppendThen(id, cluster.LogEntry{Ev: evState, From: s.me.ID, Data: data}, func(seq uint64) {
-		d.storeState(id, stateFrame(data, seq), seq)
+		d.storeState(id, d.logStateFrame(data, seq), seq)
 	}) {
 		s.fail(errBusy)
 	}

@@ -46,10 +46,9 @@ type Dialect struct {
 	states    stateBudget       // retained state bytes of every room (limits.go)
 	sweepStop chan struct{}     // stops the history sweeper (persist.go)
 
-	prof      *profile     // party or party-v2 (v2.go)
-	noCluster bool         // party-v2 on a node in a cluster: refuse handshakes
-	origins   *originTable // per-origin counters of the HTTP /metrics (plain.go)
-	started   time.Time
+	prof    *profile     // party or party-v2 (v2.go)
+	origins *originTable // per-origin counters of the HTTP /metrics (plain.go)
+	started time.Time
 }
 
 // New returns the dialect with the in-process broker.
@@ -69,12 +68,7 @@ func (d *Dialect) Name() string      { return d.prof.name }
 func (d *Dialect) Rooms() int64      { return d.hub.Rooms() }
 func (d *Dialect) Hub() *routing.Hub { return d.hub }
 
-func (d *Dialect) Accept(*dialect.Request) error {
-	if d.noCluster {
-		return dialect.Refuse(503, d.prof.name+" is not available in cluster mode yet")
-	}
-	return nil
-}
+func (d *Dialect) Accept(*dialect.Request) error { return nil }
 
 func (d *Dialect) Open(c dialect.Conn) dialect.Session {
 	d.origins.connected(originOf(c))
@@ -99,6 +93,36 @@ type roomState struct {
 	id     string            // the room's id in the registry
 	rev    uint64            // the seq of state (cluster_log.go keepState)
 	roster map[string]string // clientId -> node (cluster.Node.Member), every node's members
+	slots  map[int]string    // party-v2: connected slot index -> clientId, every node's members
+}
+
+// rosterEvent applies a membership event (join, replace, back, away,
+// leave) of x to the roster. Under st.mu.
+func (st *roomState) rosterEvent(ev string, x recMember) {
+	if ev != "leave" {
+		st.roster[x.Client] = x.Member
+		x.Off = false
+		st.seat(x)
+		return
+	}
+	if st.roster[x.Client] == x.Member {
+		delete(st.roster, x.Client)
+	}
+	x.Off = true
+	st.seat(x)
+}
+
+// seat records a party-v2 slot's state in slots. Under st.mu.
+func (st *roomState) seat(x recMember) {
+	if st.slots == nil {
+		return
+	}
+	switch {
+	case !x.Off:
+		st.slots[x.Index] = x.Client
+	case st.slots[x.Index] == x.Client:
+		delete(st.slots, x.Index)
+	}
 }
 
 // member is the party data of a routing.Member.
@@ -311,7 +335,7 @@ func (s *session) create(req *request) {
 		return
 	}
 	if s.d.cl != nil {
-		s.createCluster(id, max)
+		s.createCluster(id, roomRec{Max: max}, "")
 		return
 	}
 	var r *routing.Room
@@ -687,6 +711,14 @@ func newMember(id string, c routing.Sender) *routing.Member {
 	_, _ = rand.Read(b[:])
 	pm := &member{token: base64.RawURLEncoding.EncodeToString(b[:]), quotedID: codec.AppendString(nil, id)}
 	return &routing.Member{ID: strings.Clone(id), Conn: c, Data: pm}
+}
+
+// code draws a new room code of the dialect.
+func (d *Dialect) code() string {
+	if d.prof.slots {
+		return base58Code()
+	}
+	return d.newCode()
 }
 
 func (d *Dialect) newCode() string {

@@ -61,7 +61,10 @@ func (d *Dialect) ServePlain(path string, fallback bool) []byte {
 func (d *Dialect) roomAnswer(seg string) []byte {
 	hdr := corsHeader + "X-Instance-Id: " + headerValue(d.cfg.InstanceID) + "\r\n"
 	code, err := url.PathUnescape(seg)
-	if d.cl != nil {
+	switch {
+	case d.cl != nil && d.prof.slots:
+		return plainResponse(501, "application/json", `{"error":"GET /room is not served in cluster mode"}`, hdr)
+	case d.cl != nil:
 		return plainResponse(501, "application/json", `{"error":"in cluster mode room info is GET /api/rooms/{code} on the HTTP listener"}`, hdr)
 	}
 	if !d.prof.slots {

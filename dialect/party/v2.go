@@ -28,8 +28,9 @@ import (
 //     room is closed after Config.HostGrace (Room.CloseIf);
 //   - codes, error texts and the created/joined fields.
 //
-// A party-v2 room has no offsets or history (2.x has no recovery), is not
-// persisted and is single-node: cluster mode refuses it (server config).
+// A party-v2 room has no offsets or history (2.x has no recovery) and is
+// not persisted. In cluster mode it uses party's cluster machinery with
+// the slots in the registry record (v2cluster.go).
 
 // profile is what tells the party dialects apart.
 type profile struct {
@@ -38,13 +39,18 @@ type profile struct {
 	targetNotFound string // send to an unknown "to"
 	peerJoined     string // frame prefixes, followed by the member's quotedID and '}'
 	peerLeft       string
+
+	// cluster mode: registry key prefix, room-log stream and subject prefix
+	key, stream, logPrefix string
 }
 
 var (
 	v1Profile = &profile{name: "party", targetNotFound: errTargetNotFound,
-		peerJoined: `{"type":"peer_joined","clientId":`, peerLeft: `{"type":"peer_left","clientId":`}
+		peerJoined: `{"type":"peer_joined","clientId":`, peerLeft: `{"type":"peer_left","clientId":`,
+		key: "room.", stream: "PL_PARTY", logPrefix: "pl.ph"}
 	v2Profile = &profile{name: "party-v2", slots: true, targetNotFound: "Target peer not found",
-		peerJoined: `{"type":"peer_joined","index":`, peerLeft: `{"type":"peer_left","index":`}
+		peerJoined: `{"type":"peer_joined","index":`, peerLeft: `{"type":"peer_left","index":`,
+		key: "room2.", stream: "PL_PARTY_V2", logPrefix: "pl.p2"}
 )
 
 // Party-Sockets 2.x's own error texts (the shared ones are in party.go).
@@ -76,11 +82,6 @@ func NewV2(cfg Config) *Dialect {
 	d.prof = v2Profile
 	return d
 }
-
-// RefuseCluster makes the dialect refuse every handshake (503): party-v2
-// has no cluster mode yet, and a node in a cluster must not serve rooms
-// the other nodes cannot see.
-func (d *Dialect) RefuseCluster() { d.noCluster = true }
 
 // slotRoom is the party-v2 part of a room's state.
 type slotRoom struct {
@@ -156,6 +157,10 @@ func (s *session) createV2(req *request) {
 			return
 		}
 	}
+	if s.d.cl != nil {
+		s.createCluster(id, roomRec{V2: true, Slots: 1, MaxF: max, HasURL: sr.hasURL}, tmpl)
+		return
+	}
 	var r *routing.Room
 	for i := 0; i < 10 && r == nil; i++ {
 		r = s.d.hub.Create(base58Code(), 0)
@@ -171,20 +176,25 @@ func (s *session) createV2(req *request) {
 	s.d.origins.roomCreated(originOf(s.c))
 	m := slotMember(id, 0, s.c)
 	if _, err := r.Join(m, nil, func([]*routing.Member) {
-		f := routing.NewText()
-		f.AppendStr(`{"type":"created","room":`)
-		f.SetBuf(codec.AppendString(f.Buf(), r.Name))
-		s.d.appendPlace(f)
-		f.AppendStr(`,"index":0`)
-		appendURL(f, sr)
-		f.Append('}')
-		s.c.Send(f.End(), false)
-		f.Release()
+		s.sendCreatedV2(r, sr.url, sr.hasURL)
 	}); err != nil {
 		s.fail(errRoomNotFound)
 		return
 	}
 	s.room, s.me = r, m
+}
+
+// sendCreatedV2 queues party-v2's "created" (the creator is slot 0).
+func (s *session) sendCreatedV2(r *routing.Room, url string, hasURL bool) {
+	f := routing.NewText()
+	f.AppendStr(`{"type":"created","room":`)
+	f.SetBuf(codec.AppendString(f.Buf(), r.Name))
+	s.d.appendPlace(f)
+	f.AppendStr(`,"index":0`)
+	appendURL(f, url, hasURL)
+	f.Append('}')
+	s.c.Send(f.End(), false)
+	f.Release()
 }
 
 // appendPlace writes `,"instance":I,"region":R`.
@@ -195,10 +205,10 @@ func (d *Dialect) appendPlace(f *routing.Frame) {
 	f.SetBuf(codec.AppendString(f.Buf(), d.cfg.Region))
 }
 
-func appendURL(f *routing.Frame, sr *slotRoom) {
-	if sr.hasURL {
+func appendURL(f *routing.Frame, url string, hasURL bool) {
+	if hasURL {
 		f.AppendStr(`,"url":`)
-		f.SetBuf(codec.AppendString(f.Buf(), sr.url))
+		f.SetBuf(codec.AppendString(f.Buf(), url))
 	}
 }
 
@@ -209,6 +219,10 @@ func (s *session) joinV2(req *request) {
 	}
 	code, ok := s.roomCode(req)
 	if !ok {
+		return
+	}
+	if s.d.cl != nil {
+		s.joinCluster(id, code, "", false, nil)
 		return
 	}
 	r := s.d.hub.Get(code)
@@ -283,6 +297,12 @@ func (s *session) sendJoinedV2(r *routing.Room, st *roomState, m *routing.Member
 			peers = append(peers, x.Data.(*member).index)
 		}
 	}
+	s.sendJoinedSlots(r, m, peers, st.slot.url, st.slot.hasURL)
+}
+
+// sendJoinedSlots queues "joined" with the connected peers' indices (in
+// any order) and the room's retained state. Under the room's lock.
+func (s *session) sendJoinedSlots(r *routing.Room, m *routing.Member, peers []int, url string, hasURL bool) {
 	slices.Sort(peers)
 	f := routing.NewText()
 	f.AppendStr(`{"type":"joined","room":`)
@@ -297,10 +317,11 @@ func (s *session) sendJoinedV2(r *routing.Room, st *roomState, m *routing.Member
 		f.SetBuf(codec.AppendInt(f.Buf(), int64(p)))
 	}
 	f.Append(']')
-	appendURL(f, st.slot)
+	appendURL(f, url, hasURL)
 	f.Append('}')
 	s.c.Send(f.End(), false)
 	f.Release()
+	st, _ := r.Ext().(*roomState)
 	st.mu.Lock()
 	if st.state != nil {
 		s.c.Send(st.state, false)
@@ -329,6 +350,10 @@ func slotIndexSlow(raw []byte) (int, bool) {
 }
 
 func (s *session) sendV2(r *routing.Room, req *request) {
+	if s.d.cl != nil {
+		s.sendClusterV2(r, req)
+		return
+	}
 	var target *routing.Member
 	if len(req.To) > 0 {
 		if idx, ok := slotIndex(req.To); ok {
@@ -387,6 +412,10 @@ func (s *session) setStateV2(req *request) {
 		s.fail(errStateTooLarge)
 		return
 	}
+	if s.d.cl != nil {
+		s.setStateCluster(r, req.Data)
+		return
+	}
 	st, _ := r.Ext().(*roomState)
 	f := routing.NewText()
 	f.AppendStr(`{"type":"state","data":`)
@@ -409,6 +438,10 @@ func (s *session) setStateV2(req *request) {
 
 func (s *session) closeRoom() {
 	if r := s.host(errHostClose); r != nil {
+		if s.d.cl != nil {
+			s.closeRoomCluster(r)
+			return
+		}
 		s.d.teardown(r, nil)
 	}
 }
@@ -467,10 +500,17 @@ func (d *Dialect) armGrace(r *routing.Room, sr *slotRoom) {
 // closeV2 ends a party-v2 member's connection: its slot stays, away, for
 // the room's life; the room ends with its last connected member. Loop only.
 func (s *session) closeV2() {
+	if s.d.cl != nil {
+		s.closeCluster()
+	}
 	r, m := s.room, s.me
 	s.room, s.me = nil, nil
 	if r == nil || m.Data.(*member).replaced.Load() {
 		return // no slot, or a newer socket has it
+	}
+	if s.d.cl != nil {
+		s.offCluster(r, m)
+		return
 	}
 	pm := m.Data.(*member)
 	away := &routing.Member{ID: m.ID, Conn: routing.Away, Data: &member{index: pm.index, quotedID: pm.quotedID, away: true}}

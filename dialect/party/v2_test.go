@@ -772,16 +772,6 @@ func TestV2OriginInRoomInfo(t *testing.T) {
 	}
 }
 
-// TestV2ClusterRefused: --nats with party-v2 bound to a listener does not start.
-func TestV2ClusterRefused(t *testing.T) {
-	cfg := testutil.Config(t)
-	cfg.Listeners = []server.Listener{{Addr: "127.0.0.1:0", Dialect: "party-v2"}}
-	cfg.NATSURL, cfg.NodeID = "nats://127.0.0.1:1", "n1"
-	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "party-v2") {
-		t.Fatalf("server.New: %v, want a party-v2 refusal", err)
-	}
-}
-
 // runServer starts a server whose shutdown the test controls: stop cancels
 // its context and returns a channel closed when Run has returned.
 func runServer(t *testing.T, cfg server.Config) (*server.Server, func() <-chan struct{}) {

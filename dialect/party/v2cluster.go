@@ -1,0 +1,275 @@
+package party
+
+// party-v2 in cluster mode: party's cluster machinery (registry records
+// created and updated with compare-and-set, batched joins, room logs,
+// announcements through the broker, reaping of dead nodes) with the 2.x
+// rules held as data in the record (key room2.<CODE>):
+//
+//   - the record carries V2, the next new slot (Slots), maxClients as sent
+//     (MaxF), the controller URL and the host grace's deadline (Grace);
+//   - each entry carries its slot Index; an entry whose socket closed stays
+//     with Off set, so its clientId gets its slot back on any node; only
+//     entries without Off count toward maxClients and are peers;
+//   - a room with no connected entry is deleted (updateRoom, roomRec.empty);
+//     so is a room whose host stayed off past its grace, and one its host
+//     closed: then every node closes its members with 4001 "room closed"
+//     (the "close" event). The node that marked the host off keeps the
+//     grace timer; a node that reaps a dead one takes its timers over;
+//   - messages and states go through the room's log as party's do; an
+//     entry's From is the sender's clientId (every node finds its own
+//     member to skip by it) and Rev the sender's slot index + 1, so each
+//     node builds the 2.x frame without a lookup. States are not echoed
+//     to the host, as in 2.x.
+//
+// Every node keeps a room's connected slots (roomState.slots) from the
+// record at join and the announcements after it: a send "to" an index is
+// checked against it, as a party send is against the roster.
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"partyline/cluster"
+	"partyline/dialect"
+	"partyline/routing"
+)
+
+// applyJoinV2 adds r's joiner to rec: a clientId with an entry keeps its
+// slot (a replacement if that entry is connected, else a reclaim, which
+// needs room below maxClients), a new one takes the next slot. False (and
+// r.res.err) when the room is full.
+func applyJoinV2(rec *roomRec, r *joinReq) bool {
+	me := r.me
+	connected, at := 0, -1
+	for i, x := range rec.Members {
+		if !x.Off {
+			connected++
+		}
+		if x.Client == me.Client {
+			at = i
+		}
+	}
+	if at >= 0 {
+		old := rec.Members[at]
+		if old.Off && float64(connected) >= rec.MaxF {
+			r.res.err = errRoomFull
+			return false
+		}
+		me.Index = old.Index
+		if me.Index == 0 {
+			rec.Grace = 0 // the host is back
+		}
+		rec.Members[at] = me
+		r.res.old, r.res.me = &old, me
+		return true
+	}
+	if float64(connected) >= rec.MaxF {
+		r.res.err = errRoomFull
+		return false
+	}
+	me.Index = rec.Slots
+	rec.Slots++
+	rec.Members = append(rec.Members, me)
+	r.res.me = me
+	return true
+}
+
+// peersOf lists the connected slots of rec but clientId's.
+func peersOf(rec *roomRec, clientID string) []int {
+	var peers []int
+	for _, x := range rec.Members {
+		if !x.Off && x.Client != clientID {
+			peers = append(peers, x.Index)
+		}
+	}
+	return peers
+}
+
+// sendClusterV2 appends the member's message to the room's log; "to" is
+// a connected slot on any node. Loop.
+func (s *session) sendClusterV2(r *routing.Room, req *request) {
+	st, _ := r.Ext().(*roomState)
+	if st == nil {
+		s.fail(errNotInRoom)
+		return
+	}
+	to := ""
+	if len(req.To) > 0 {
+		if idx, ok := slotIndex(req.To); ok {
+			st.mu.Lock()
+			to = st.slots[idx]
+			st.mu.Unlock()
+		}
+		if to == "" {
+			s.fail(s.d.prof.targetNotFound)
+			return
+		}
+	}
+	data := append([]byte(nil), req.Data...) // the request's buffer is the loop's
+	e := cluster.LogEntry{From: s.me.ID, To: to, Rev: uint64(s.me.Data.(*member).index) + 1, Data: data}
+	if !s.d.cl.log.Append(st.id, e) {
+		s.fail(errBusy)
+	}
+}
+
+// offCluster ends a party-v2 member's connection in cluster mode: the
+// local membership ends at once, the registry marks its slot off (with
+// peer_left to the room) on a worker. Loop.
+func (s *session) offCluster(r *routing.Room, m *routing.Member) {
+	r.Leave(m)
+	me := recMember{Client: m.ID, Inst: m.Data.(*member).inst}
+	code := r.Name
+	s.d.goAlways(func() { s.d.markOff(code, me, true) })
+}
+
+// markOff marks the entry of me (same connection instance) off: with
+// announce peer_left goes to the room; the host going off starts its
+// grace here; a room left with nobody connected is deleted. Worker.
+func (d *Dialect) markOff(code string, me recMember, announce bool) {
+	var grace int64
+	off := d.updateRoom(code, func(rec *roomRec) []recMember {
+		grace = 0
+		for i, x := range rec.Members {
+			if x.Client != me.Client || x.Inst != me.Inst || x.Off {
+				continue
+			}
+			rec.Members[i].Off, rec.Members[i].Member = true, d.cl.n.Member()
+			if x.Index == 0 {
+				rec.Grace = time.Now().Add(d.cfg.HostGrace).UnixMilli()
+				grace = rec.Grace
+			}
+			if rec.empty() {
+				grace = 0 // the room ends here
+			}
+			return []recMember{rec.Members[i]}
+		}
+		return nil
+	})
+	if len(off) == 0 {
+		return
+	}
+	if announce {
+		d.announceLeft(code, off[0])
+	}
+	if grace != 0 {
+		d.hostGrace(code, grace)
+	}
+}
+
+// hostGrace ends the room when deadline passes unless its host came back
+// (or left again: then a later deadline is in the record).
+func (d *Dialect) hostGrace(code string, deadline int64) {
+	time.AfterFunc(max(time.Until(time.UnixMilli(deadline)), 0), func() {
+		d.goAlways(func() {
+			d.endRoom(code, func(rec *roomRec) bool {
+				if rec.Grace != deadline {
+					return false
+				}
+				for _, x := range rec.Members {
+					if x.Index == 0 && !x.Off {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	})
+}
+
+// closeRoomCluster is close_room in cluster mode: the registry entry goes
+// and every node closes its members. Loop.
+func (s *session) closeRoomCluster(r *routing.Room) {
+	st, _ := r.Ext().(*roomState)
+	if st == nil {
+		return
+	}
+	d, code, id := s.d, r.Name, st.id
+	d.goAlways(func() {
+		d.endRoom(code, func(rec *roomRec) bool { return rec.ID == id })
+	})
+}
+
+// endRoom deletes the room's record if cond holds for it, then closes the
+// room's members on every node. Worker.
+func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool) {
+	var id string
+	gone := d.updateRoom(code, func(rec *roomRec) []recMember {
+		if !cond(rec) {
+			return nil
+		}
+		id = rec.ID
+		all := rec.Members
+		rec.Members = nil
+		return all
+	})
+	if len(gone) == 0 {
+		return
+	}
+	d.closeLocal(code, id)
+	f := routing.NewTextFrom(nil)
+	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {"close"}, hdrRoomID: {id}})
+	f.Release()
+}
+
+// closeLocal closes this node's members of the room incarnation id with
+// 4001 "room closed" and ends the local room. Any goroutine.
+func (d *Dialect) closeLocal(code, id string) {
+	r := d.hub.Get(code)
+	if r == nil {
+		return
+	}
+	if st, ok := r.Ext().(*roomState); !ok || st.id != id {
+		return
+	}
+	members, ok := r.CloseIf(func([]*routing.Member) bool { return true })
+	if !ok {
+		return
+	}
+	dropState(r)
+	for _, m := range members {
+		m.Data.(*member).replaced.Store(true) // its slot is gone with the room: nothing to mark off
+		if c, ok := m.Conn.(dialect.Conn); ok {
+			c.Close(4001, "room closed")
+		}
+	}
+}
+
+// reapV2 marks a dead node's connected entries of the room off (peer_left)
+// and takes over the host's grace timer if that node kept it; a room left
+// with nobody connected is deleted.
+func (d *Dialect) reapV2(code, node, keepInc string) {
+	var off []recMember
+	var grace int64
+	d.updateRoom(code, func(rec *roomRec) []recMember {
+		off, grace = nil, 0
+		var changed []recMember
+		for i, x := range rec.Members {
+			if !cluster.Stale(x.Member, node, keepInc) {
+				continue
+			}
+			rec.Members[i].Member = d.cl.n.Member()
+			if !x.Off {
+				rec.Members[i].Off = true
+				off = append(off, rec.Members[i])
+				if x.Index == 0 {
+					rec.Grace = time.Now().Add(d.cfg.HostGrace).UnixMilli()
+				}
+			}
+			if x.Index == 0 {
+				grace = rec.Grace
+			}
+			changed = append(changed, rec.Members[i])
+		}
+		if rec.empty() {
+			grace = 0
+		}
+		return changed
+	})
+	for _, x := range off {
+		d.announceLeft(code, x)
+	}
+	if grace != 0 {
+		d.hostGrace(code, grace)
+	}
+}

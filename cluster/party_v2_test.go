@@ -2,7 +2,10 @@ package cluster_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -265,4 +268,44 @@ func TestPartyV2NodeDies(t *testing.T) {
 		t.Fatalf("after the kill: %v %v", m, err)
 	}
 	g.ExpectClose(4001)
+}
+
+// TestPartyV2RoomInfoAcrossNodes: GET /room/<code> on a port bound to
+// party-v2 answers for a room created on another node, from the registry
+// (off the event loop), as Party-Sockets 2.x does on one machine.
+func TestPartyV2RoomInfoAcrossNodes(t *testing.T) {
+	ns := startNATS(t)
+	a := node(t, ns.url, "a", nil)
+	b := node(t, ns.url, "b", func(c *server.Config) {
+		c.Listeners = append(c.Listeners, server.Listener{Addr: "127.0.0.1:0", Dialect: "party-v2"})
+		c.Party.InstanceID = "node-b"
+	})
+	base := "http://" + b.Addrs()[len(b.Addrs())-1].String()
+	get := func(path string) (int, string, http.Header) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), resp.Header
+	}
+	h := partyV2(t, a)
+	h.Send(M{"type": "create", "clientId": "host", "maxClients": 2.5, "url": "https://ctl.example/{room}"})
+	code := h.Expect("created").Str("room")
+	want := `{"clients":1,"maxClients":2.5,"origin":"unknown","url":"https://ctl.example/` + code + `"}`
+	if st, body, hdr := get("/room/" + code); st != 200 || body != want || hdr.Get("Access-Control-Allow-Origin") != "*" || hdr.Get("X-Instance-Id") != "node-b" {
+		t.Fatalf("GET /room: %d %s %v", st, body, hdr)
+	}
+	v2Join(t, b, code, "guest")
+	if _, body, _ := get("/room/" + code); !strings.HasPrefix(body, `{"clients":2,`) {
+		t.Fatalf("after a join on b: %s", body)
+	}
+	if st, body, _ := get("/room/ZZZZZZ"); st != 404 || body != `{"error":"Room not found"}` {
+		t.Fatalf("unknown room: %d %s", st, body)
+	}
+	h.Send(M{"type": "close_room"})
+	h.ExpectClose(4001)
+	testutil.Eventually(t, func() bool { st, _, _ := get("/room/" + code); return st == 404 })
 }

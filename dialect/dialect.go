@@ -182,6 +182,15 @@ type PlainHTTP interface {
 	ServePlain(path string, fallback bool) []byte
 }
 
+// PlainHTTPDeferred is implemented by a PlainHTTP dialect whose answer to
+// some GET requests needs blocking work (a cluster lookup). PlainWork
+// returns that work for path, or nil when ServePlain answers at once; the
+// engine runs it off the event loop (bounded, like deferred Accept
+// checks) and writes what it returns, a complete response as ServePlain's.
+type PlainHTTPDeferred interface {
+	PlainWork(path string) func() []byte
+}
+
 // Lingerer is implemented by sessions that a graceful shutdown should leave
 // open while they report true (a room that keeps serving while the server
 // drains); the end of the drain window closes them all the same. Event loop.

@@ -54,6 +54,16 @@ func newHS(s *Server) *hsState {
 		OnRequest: func(uri []byte) error {
 			path, rawQuery, _ := strings.Cut(string(uri), "?")
 			h.req.Path, h.req.RawQuery = path, rawQuery
+			if h.decided != nil {
+				if p, ok := h.decided.value.(plainReply); ok {
+					h.plain = p
+					return errPlain
+				}
+			}
+			if w := plainWork(h.bind, path); w != nil {
+				h.deferred = &dialect.Deferred{Check: func() (any, error) { return plainReply(w()), nil }}
+				return errDeferred
+			}
 			if h.plain = plainAnswer(h.bind, path, false); h.plain != nil {
 				return errPlain
 			}
@@ -145,6 +155,22 @@ func plainAnswer(b *binding, path string, fallback bool) []byte {
 	}
 	if p, ok := b.dialect.(dialect.PlainHTTP); ok {
 		return p.ServePlain(path, fallback)
+	}
+	return nil
+}
+
+// plainReply is a deferred plain HTTP answer (dialect.PlainHTTPDeferred),
+// carried into the handshake's second run as the decision's value.
+type plainReply []byte
+
+// plainWork is the blocking work behind the bound dialect's answer to a
+// plain HTTP request for path, or nil.
+func plainWork(b *binding, path string) func() []byte {
+	if b == nil || b.dialect == nil {
+		return nil
+	}
+	if p, ok := b.dialect.(dialect.PlainHTTPDeferred); ok {
+		return p.PlainWork(path)
 	}
 	return nil
 }

@@ -93,6 +93,7 @@ type roomRec struct {
 	Max     int         `json:"max"`
 	Created time.Time   `json:"created"`
 	Members []recMember `json:"members"` // join order
+	Origin  string      `json:"or,omitempty"` // the creator's handshake Origin (GET /room)
 
 	// party-v2 (v2cluster.go)
 	V2     bool    `json:"v2,omitempty"`
@@ -205,6 +206,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 	if !rec.V2 {
 		me.Token = newToken()
 	}
+	rec.Origin = originOf(c)
 	if !s.goWork(func() {
 		res := &joinResult{me: me}
 		rec.ID, rec.Created, rec.Members = randomID(), time.Now().UTC(), []recMember{me}

@@ -46,7 +46,7 @@ func (d *Dialect) ServePlain(path string, fallback bool) []byte {
 		return plainResponse(200, "application/json", `{"status":"ok"}`, corsHeader)
 	case path == "/metrics":
 		return plainResponse(200, "text/plain; version=0.0.4", d.metricsText(), "")
-	case strings.HasPrefix(path, "/room/") && len(path) > len("/room/") && !strings.Contains(path[len("/room/"):], "/"):
+	case roomPath(path):
 		return d.roomAnswer(path[len("/room/"):])
 	case fallback && d.prof.slots:
 		var clients int
@@ -57,21 +57,31 @@ func (d *Dialect) ServePlain(path string, fallback bool) []byte {
 	return nil
 }
 
-// roomAnswer is GET /room/<seg>: {"clients","maxClients","origin","url"?}.
-func (d *Dialect) roomAnswer(seg string) []byte {
-	hdr := corsHeader + "X-Instance-Id: " + headerValue(d.cfg.InstanceID) + "\r\n"
+// roomPath reports whether path is /room/<one non-empty segment>.
+func roomPath(path string) bool {
+	return strings.HasPrefix(path, "/room/") && len(path) > len("/room/") && !strings.Contains(path[len("/room/"):], "/")
+}
+
+// roomCodeOf decodes GET /room's segment into a room code of the dialect.
+func (d *Dialect) roomCodeOf(seg string) (string, bool) {
 	code, err := url.PathUnescape(seg)
-	switch {
-	case d.cl != nil && d.prof.slots:
-		return plainResponse(501, "application/json", `{"error":"GET /room is not served in cluster mode"}`, hdr)
-	case d.cl != nil:
-		return plainResponse(501, "application/json", `{"error":"in cluster mode room info is GET /api/rooms/{code} on the HTTP listener"}`, hdr)
-	}
 	if !d.prof.slots {
 		code = strings.ToUpper(code) // party codes are case-insensitive
 	}
+	return code, err == nil
+}
+
+// roomAnswer is GET /room/<seg>: {"clients","maxClients","origin","url"?}.
+// In cluster mode the engine asks PlainWork first; a request that still
+// comes here (not a GET) gets 501.
+func (d *Dialect) roomAnswer(seg string) []byte {
+	hdr := d.roomHeader()
+	if d.cl != nil {
+		return plainResponse(501, "application/json", `{"error":"in cluster mode GET /room needs the GET method"}`, hdr)
+	}
+	code, ok := d.roomCodeOf(seg)
 	var r *routing.Room
-	if err == nil {
+	if ok {
 		r = d.hub.Get(code)
 	}
 	st, _ := roomStateOf(r)
@@ -79,24 +89,59 @@ func (d *Dialect) roomAnswer(seg string) []byte {
 		return plainResponse(404, "application/json", `{"error":"Room not found"}`, hdr)
 	}
 	members := r.Members()
-	b := []byte(`{"clients":`)
 	if st.slot != nil {
-		b = strconv.AppendInt(b, int64(connected(members)), 10)
-		b = append(b, `,"maxClients":`...)
-		b = append(b, st.slot.maxText...)
-	} else {
-		b = strconv.AppendInt(b, int64(len(members)), 10)
-		b = append(b, `,"maxClients":`...)
-		b = strconv.AppendInt(b, int64(r.Max), 10)
+		return roomBody(hdr, connected(members), st.slot.maxText, st.origin, st.slot.url, st.slot.hasURL)
 	}
+	return roomBody(hdr, len(members), itoa(r.Max), st.origin, "", false)
+}
+
+func (d *Dialect) roomHeader() string {
+	return corsHeader + "X-Instance-Id: " + headerValue(d.cfg.InstanceID) + "\r\n"
+}
+
+// roomBody is GET /room's 200 answer.
+func roomBody(hdr string, clients int, maxText, origin, url string, hasURL bool) []byte {
+	b := []byte(`{"clients":`)
+	b = strconv.AppendInt(b, int64(clients), 10)
+	b = append(b, `,"maxClients":`...)
+	b = append(b, maxText...)
 	b = append(b, `,"origin":`...)
-	b = codec.AppendString(b, st.origin)
-	if st.slot != nil && st.slot.hasURL {
+	b = codec.AppendString(b, origin)
+	if hasURL {
 		b = append(b, `,"url":`...)
-		b = codec.AppendString(b, st.slot.url)
+		b = codec.AppendString(b, url)
 	}
 	b = append(b, '}')
 	return plainResponse(200, "application/json", string(b), hdr)
+}
+
+// PlainWork implements dialect.PlainHTTPDeferred: in cluster mode GET
+// /room/<code> reads the room's registry record, which blocks, so the
+// engine runs it off the loop. Any goroutine.
+func (d *Dialect) PlainWork(path string) func() []byte {
+	if d.cl == nil || !roomPath(path) {
+		return nil
+	}
+	seg := path[len("/room/"):]
+	return func() []byte {
+		hdr := d.roomHeader()
+		code, ok := d.roomCodeOf(seg)
+		var rec roomRec
+		if ok {
+			rec, ok = d.roomInfo(code)
+		}
+		if !ok || rec.empty() {
+			return plainResponse(404, "application/json", `{"error":"Room not found"}`, hdr)
+		}
+		origin := rec.Origin
+		if origin == "" {
+			origin = "unknown"
+		}
+		if !rec.V2 {
+			return roomBody(hdr, len(rec.Members), itoa(rec.Max), origin, "", false)
+		}
+		return roomBody(hdr, len(peersOf(&rec, "")), jsNumber(rec.MaxF), origin, rec.URL, rec.HasURL)
+	}
 }
 
 func roomStateOf(r *routing.Room) (*roomState, bool) {

@@ -92,7 +92,7 @@ type roomRec struct {
 	ID      string      `json:"id"`
 	Max     int         `json:"max"`
 	Created time.Time   `json:"created"`
-	Members []recMember `json:"members"` // join order
+	Members []recMember `json:"members"`      // join order
 	Origin  string      `json:"or,omitempty"` // the creator's handshake Origin (GET /room)
 
 	// party-v2 (v2cluster.go)

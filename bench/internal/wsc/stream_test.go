@@ -101,7 +101,10 @@ func (r *recorder) Close(c *Conn, err error) {
 }
 
 func TestStreamAcrossReads(t *testing.T) {
-	const frames, conns = 300, 8
+	frames, conns := 300, 8
+	if raceEnabled {
+		frames, conns = 70, 4
+	}
 	addr := streamServer(t, frames)
 	e, err := New(Config{Addr: addr, Loops: 2})
 	if err != nil {
@@ -118,8 +121,11 @@ func TestStreamAcrossReads(t *testing.T) {
 	for i, r := range recs {
 		select {
 		case <-r.closed:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("conn %d: timeout after %d messages", i, r.got)
+		case <-time.After(60 * time.Second):
+			r.mu.Lock()
+			got := r.got
+			r.mu.Unlock()
+			t.Fatalf("conn %d: timeout after %d messages", i, got)
 		}
 		if r.bad != "" || r.got != frames {
 			t.Fatalf("conn %d: got %d of %d: %s", i, r.got, frames, r.bad)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package wsc
+
+const raceEnabled = false

@@ -55,6 +55,7 @@ func New(cfg Config) http.Handler {
 		mux.Handle("GET /metrics", g.Metrics(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
 	api := g.API
+	mountRooms(mux, api, cfg.Dialects)
 	for _, d := range cfg.Dialects {
 		if r, ok := d.(dialect.HTTPRoutes); ok {
 			r.Routes(mux, api)

@@ -156,6 +156,10 @@ func (s *session) createV2(req *request) {
 			return
 		}
 	}
+	listing, ok := s.listing(req)
+	if !ok {
+		return
+	}
 	var r *routing.Room
 	for i := 0; i < 10 && r == nil; i++ {
 		r = s.d.hub.Create(base58Code(), 0)
@@ -167,7 +171,7 @@ func (s *session) createV2(req *request) {
 	if sr.hasURL {
 		sr.url = resolveURL(tmpl, r.Name, s.d.cfg.InstanceID)
 	}
-	r.SetExt(&roomState{slot: sr, origin: originOf(s.c)})
+	r.SetExt(&roomState{slot: sr, origin: originOf(s.c), public: listing.public, meta: listing.meta})
 	s.d.origins.roomCreated(originOf(s.c))
 	m := slotMember(id, 0, s.c)
 	if _, err := r.Join(m, nil, func([]*routing.Member) {

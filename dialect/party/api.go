@@ -81,7 +81,10 @@ func (h *roomHeap) Pop() any {
 // ListRooms implements dialect.RoomAPI. A room that exists for a whole
 // walk of the pages is listed exactly once.
 func (d *Dialect) ListRooms(f dialect.RoomFilter, after string, limit int) ([]dialect.RoomSummary, bool, error) {
-	if d.inCluster() {
+	switch {
+	case d.cl != nil:
+		return d.clusterList(f, after, limit)
+	case d.noCluster:
 		return nil, false, errClusterAPI
 	}
 	h := make(roomHeap, 0, min(limit+1, 1024))
@@ -368,4 +371,45 @@ func (d *Dialect) CloseRoom(code string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// clusterList answers ListRooms from the registry (every node's rooms):
+// the room keys after the cursor in code order, each read until the page
+// is full. Cluster rooms have no listing fields yet: public=true lists
+// none.
+func (d *Dialect) clusterList(f dialect.RoomFilter, after string, limit int) ([]dialect.RoomSummary, bool, error) {
+	if f.PublicOnly {
+		return []dialect.RoomSummary{}, false, nil
+	}
+	ctx, cancel := d.cl.n.Ctx()
+	defer cancel()
+	kl, err := d.cl.kv().ListKeysFiltered(ctx, roomKey("*"))
+	if err != nil {
+		return nil, false, dialect.APIErr(http.StatusServiceUnavailable, "cannot list the cluster's rooms: "+err.Error())
+	}
+	var codes []string
+	for k := range kl.Keys() {
+		if code := strings.TrimPrefix(k, roomKey("")); code > after {
+			codes = append(codes, code)
+		}
+	}
+	_ = kl.Stop()
+	if ctx.Err() != nil {
+		return nil, false, dialect.APIErr(http.StatusServiceUnavailable, "cannot list the cluster's rooms: "+ctx.Err().Error())
+	}
+	slices.Sort(codes)
+	codes = slices.Compact(codes) // a lister may report a key twice
+	out := []dialect.RoomSummary{}
+	for _, code := range codes {
+		rec, ok := d.roomInfo(code)
+		if !ok || (f.HasSpace && len(rec.Members) >= rec.Max) {
+			continue // deleted since it was listed, or full
+		}
+		if len(out) == limit {
+			return out, true, nil
+		}
+		out = append(out, dialect.RoomSummary{Code: code, Dialect: d.prof.name, Members: len(rec.Members),
+			MaxClients: float64(rec.Max), Created: rec.Created.UTC()})
+	}
+	return out, false, nil
 }

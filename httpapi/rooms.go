@@ -32,7 +32,7 @@ type roomsAPI struct {
 }
 
 // mountRooms mounts the rooms API if a dialect serves it.
-func mountRooms(mux *http.ServeMux, api func(http.Handler) http.Handler, ds []dialect.Dialect) {
+func mountRooms(mux dialect.Mux, api func(http.Handler) http.Handler, ds []dialect.Dialect) {
 	var ra roomsAPI
 	for _, d := range ds {
 		if x, ok := d.(dialect.RoomAPI); ok {

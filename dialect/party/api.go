@@ -263,6 +263,9 @@ func (d *Dialect) SendToRoom(code string, data []byte, to string) (int, error) {
 	}
 	seq := r.BeginSeq()
 	defer r.EndSeq()
+	if d.hub.Get(r.Name) != r { // closed since it was found (the hub drops it under its lock)
+		return 0, notFound(r.Name)
+	}
 	var target *routing.Member
 	if to != "" {
 		target = r.LookupLockedID(to)

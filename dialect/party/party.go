@@ -682,6 +682,13 @@ func (s *session) setState(req *request) {
 		return
 	}
 	seq := r.BeginSeq()
+	if s.d.hub.Get(r.Name) != r { // closed through the API since current(): dropState has run
+		r.EndSeq()
+		st.mu.Lock()
+		s.d.states.resize(st, 0)
+		st.mu.Unlock()
+		return
+	}
 	f := stateFrame(req.State, seq)
 	st.mu.Lock()
 	old := st.state

@@ -400,6 +400,10 @@ func (s *session) setStateV2(req *request) {
 	// Under the room's lock: a joiner gets either this state after its
 	// "joined" or the push, never neither.
 	r.Locked(func([]*routing.Member) {
+		if s.d.hub.Get(r.Name) != r { // closed through the API since host(): dropState has run
+			f.Release()
+			return
+		}
 		st.mu.Lock()
 		old := st.state
 		st.state = f // the room keeps the caller's reference

@@ -25,6 +25,7 @@ func dialectFlags(fs *flag.FlagSet, d *server.Dialects) {
 	fs.IntVar(&d.Party.JoinFailuresPerMinutePerIP, "join-failures-per-minute-per-ip", d.Party.JoinFailuresPerMinutePerIP, "party: failed joins one address may make per minute (0: no limit)")
 	fs.StringVar(&d.Party.InstanceID, "instance-id", "", "party, party-v2: \"instance\" in created, {instance} in party-v2 controller URLs and the X-Instance-Id header of GET /room/CODE")
 	fs.StringVar(&d.Party.Region, "region", "", "party, party-v2: \"region\" in created and the region label of their /metrics")
+	fs.DurationVar(&d.Party.EmptyRoomTTL, "party-empty-room-ttl", d.Party.EmptyRoomTTL, "party, party-v2: a room created through POST /api/rooms is discarded if nobody joins it within this")
 	fs.IntVar(&d.Teams.Teams, "teams", d.Teams.Teams, "number of teams in the teams dialect (ids 1..N)")
 	fs.DurationVar(&d.Channels.Heartbeat, "channels-heartbeat", d.Channels.Heartbeat, "channels heartbeat period")
 	fs.DurationVar(&d.Channels.HeartbeatTimeout, "channels-heartbeat-timeout", d.Channels.HeartbeatTimeout, "channels: identity lost after no heartbeat reply for")

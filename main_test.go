@@ -121,8 +121,8 @@ func TestParseConfigFlags(t *testing.T) {
 				t.Fatalf("%+v", c)
 			}
 		}},
-		{"party flags", []string{"--room-code-length", "6", "--party-max-clients", "50", "--party-strict-reconnect"}, nil, func(t *testing.T, c server.Config) {
-			if c.Party.CodeLength != 6 || c.Party.MaxClients != 50 || !c.Party.StrictReconnect {
+		{"party flags", []string{"--room-code-length", "6", "--party-max-clients", "50", "--party-strict-reconnect", "--party-empty-room-ttl", "5m"}, nil, func(t *testing.T, c server.Config) {
+			if c.Party.CodeLength != 6 || c.Party.MaxClients != 50 || !c.Party.StrictReconnect || c.Party.EmptyRoomTTL != 5*time.Minute {
 				t.Fatalf("party %+v", c.Party)
 			}
 		}},
@@ -207,6 +207,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"code length out of range", []string{"--room-code-length", "2"}, nil, "room-code-length"},
 		{"code length too long", []string{"--room-code-length", "17"}, nil, "room-code-length"},
 		{"negative max clients", []string{"--party-max-clients", "-1"}, nil, "party-max-clients"},
+		{"negative empty-room TTL", []string{"--party-empty-room-ttl", "-1s"}, nil, "party-empty-room-ttl"},
 		{"zero max message size", []string{"--max-message-size", "0"}, nil, "max-message-size"},
 		{"negative ping interval", []string{"--ping-interval", "-1s"}, nil, "ping-interval"},
 		{"negative drain", []string{"--drain", "-1s"}, nil, "negative"},

@@ -86,7 +86,14 @@ type Param interface {
 // HTTPRoutes is implemented by dialects that serve HTTP endpoints on the
 // HTTP listener. api wraps a handler with the API-key check.
 type HTTPRoutes interface {
-	Routes(mux *http.ServeMux, api func(http.Handler) http.Handler)
+	Routes(mux Mux, api func(http.Handler) http.Handler)
+}
+
+// Mux is where HTTPRoutes mounts its handlers (an *http.ServeMux, or the
+// HTTP listener's table of routes, which also lists them for the OpenAPI
+// check): patterns as http.ServeMux reads them ("POST /api/notify").
+type Mux interface {
+	Handle(pattern string, h http.Handler)
 }
 
 // HTTPError answers an HTTP request with status and {"error": msg}, as

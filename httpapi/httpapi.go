@@ -44,7 +44,29 @@ type Config struct {
 
 // New returns the HTTP handler.
 func New(cfg Config) http.Handler {
-	mux := http.NewServeMux()
+	h, _ := build(cfg)
+	return h
+}
+
+// routeTable is the listener's mux with the patterns mounted on it, in
+// order (the OpenAPI test compares them with the document).
+type routeTable struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (t *routeTable) Handle(pattern string, h http.Handler) {
+	t.patterns = append(t.patterns, pattern)
+	t.ServeMux.Handle(pattern, h)
+}
+
+func (t *routeTable) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	t.Handle(pattern, http.HandlerFunc(h))
+}
+
+// build is New with the patterns it mounted (the web pages' "/" aside).
+func build(cfg Config) (*http.ServeMux, []string) {
+	mux := &routeTable{ServeMux: http.NewServeMux()}
 	g := NewGuard(cfg.APIKey, cfg.MetricsKey)
 	g.proxies = cfg.Proxies
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -55,15 +77,18 @@ func New(cfg Config) http.Handler {
 		mux.Handle("GET /metrics", g.Metrics(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
 	api := g.API
+	mountRooms(mux, api, cfg.Dialects)
 	for _, d := range cfg.Dialects {
 		if r, ok := d.(dialect.HTTPRoutes); ok {
 			r.Routes(mux, api)
 		}
 	}
+	mux.Handle("GET /api/openapi.json", http.HandlerFunc(serveOpenAPI))
+	routes := mux.patterns
 	if cfg.Web != nil {
 		mux.Handle("/", cfg.Web)
 	}
-	return mux
+	return mux.ServeMux, routes
 }
 
 // health is the /healthz body: {"status":"ok"}, or {"status":"degraded",

@@ -20,7 +20,7 @@ type fakeDialect struct{}
 func (fakeDialect) Name() string                      { return "fake" }
 func (fakeDialect) Accept(*dialect.Request) error     { return nil }
 func (fakeDialect) Open(dialect.Conn) dialect.Session { return nil }
-func (fakeDialect) Routes(mux *http.ServeMux, api func(http.Handler) http.Handler) {
+func (fakeDialect) Routes(mux dialect.Mux, api func(http.Handler) http.Handler) {
 	mux.Handle("GET /api/fake", api(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, `{"fake":true}`)
 	})))

@@ -116,11 +116,12 @@ func (r *Room) EndSeq() { r.mu.Unlock() }
 // CommitSeq files f (published as the seq BeginSeq returned, from and to as
 // in Entry) in the room's history, taking a reference, and evicts what the
 // limits no longer allow; the room stays locked. It returns the highest
-// seq that has left history (what a durable copy may drop).
+// seq that has left history (what a durable copy may drop). A room that
+// has died (CloseIf while a member was publishing) keeps nothing.
 func (r *Room) CommitSeq(f *Frame, from, to string) (gone uint64) {
 	o := r.off
 	o.seq++
-	if o.ring != nil {
+	if o.ring != nil && !r.dead {
 		now := time.Now().UnixNano()
 		f.Retain()
 		o.push(Entry{Seq: o.seq, From: from, To: to, At: now, F: f})

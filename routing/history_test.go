@@ -209,3 +209,24 @@ func TestNewTextExact(t *testing.T) {
 		f.Release()
 	}
 }
+
+// A publish that reaches a room closed under it (CloseIf between the
+// publisher's check and its BeginSeq) files nothing: nobody would release it.
+func TestCommitAfterCloseKeepsNothing(t *testing.T) {
+	var held Gauge
+	r := NewHub().CreateSequenced("R", 0, time.Time{}, "E", 0, HistoryLimits{Size: 8, Bytes: 1 << 20, TTL: time.Hour}, &held)
+	if _, err := r.Join(&Member{ID: "a", Conn: Away}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(r, "before", "a", "")
+	if held.Load() == 0 {
+		t.Fatal("history holds nothing before the close")
+	}
+	if _, ok := r.CloseIf(func([]*Member) bool { return true }); !ok {
+		t.Fatal("CloseIf did not close")
+	}
+	publish(r, "after", "a", "")
+	if n := held.Load(); n != 0 {
+		t.Fatalf("a closed room holds %d bytes of history", n)
+	}
+}

@@ -20,7 +20,7 @@ import (
 // Routes mounts POST /api/notify and POST /api/broadcast behind the API
 // key check. The handlers run on net/http goroutines: they only build
 // frames and publish them (Conn.Send is safe from any goroutine).
-func (d *Dialect) Routes(mux *http.ServeMux, api func(http.Handler) http.Handler) {
+func (d *Dialect) Routes(mux dialect.Mux, api func(http.Handler) http.Handler) {
 	mux.Handle("POST /api/notify", api(http.HandlerFunc(d.postNotify)))
 	mux.Handle("POST /api/broadcast", api(http.HandlerFunc(d.postBroadcast)))
 }

@@ -56,7 +56,8 @@ const (
 	hdrInst   = "Pl-Inst"    // connection instance
 	hdrRoom   = "Pl-Room"    // room code (directed messages)
 	hdrIndex  = "Pl-Index"   // party-v2: the slot index
-	hdrRoomID = "Pl-Room-Id" // party-v2 "close": the room's registry id
+	hdrRoomID = "Pl-Room-Id" // "close": the room's registry id
+	hdrCode   = "Pl-Code"    // "close": the WebSocket close code
 )
 
 // clustered is the dialect's cluster side.
@@ -83,6 +84,7 @@ func (d *Dialect) UseCluster(n *cluster.Node) {
 	cl.b.OnMessage = d.onRemote
 	d.hub.OnGone(d.feedGone)
 	n.Handle(d.prof.name+".replaced", d.onReplaced)
+	n.Handle(d.prof.name+".kick", d.onKick)
 	n.OnNodeDead(d.reap)
 	d.cl, d.broker = cl, cl.b
 }
@@ -114,18 +116,33 @@ type recMember struct {
 	Off    bool   `json:"o,omitempty"` // party-v2: the slot's socket closed (Member's node marked it)
 }
 
+// size counts the members as GET /api/rooms and GET /room do: party's
+// seats (away ones included), party-v2's connected slots.
+func (rec *roomRec) size() int {
+	if !rec.V2 {
+		return len(rec.Members)
+	}
+	n := 0
+	for _, x := range rec.Members {
+		if !x.Off {
+			n++
+		}
+	}
+	return n
+}
+
+// capacity is the room's maxClients.
+func (rec *roomRec) capacity() float64 {
+	if rec.V2 {
+		return rec.MaxF
+	}
+	return float64(rec.Max)
+}
+
 // empty reports whether the room is over: party's has no entry left,
 // party-v2's no connected entry.
 func (rec *roomRec) empty() bool {
-	if !rec.V2 {
-		return len(rec.Members) == 0
-	}
-	for _, x := range rec.Members {
-		if !x.Off {
-			return false
-		}
-	}
-	return true
+	return rec.size() == 0
 }
 
 // roomKey is the registry key of a room: room.<CODE> for party,
@@ -879,7 +896,11 @@ func (d *Dialect) onRemote(code string, m *cluster.Msg) bool {
 	}
 	switch ev {
 	case "close": // party-v2: the room ended (close_room, host grace)
-		d.closeLocal(code, m.Header.Get(hdrRoomID))
+		closeCode, err := strconv.Atoi(m.Header.Get(hdrCode))
+		if err != nil {
+			closeCode = 4001
+		}
+		d.closeLocal(code, m.Header.Get(hdrRoomID), closeCode)
 		return true
 	case "join", "replace", "back", "away", "leave":
 		st.mu.Lock()

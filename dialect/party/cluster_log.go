@@ -186,7 +186,7 @@ func (d *Dialect) deliver(fd *feed, e cluster.LogEntry) {
 	default: // a message
 		f := routing.NewText()
 		f.AppendStr(`{"type":"message","from":`)
-		if d.prof.slots { // the sender's slot index, carried as Rev-1
+		if d.prof.slots && e.Rev != 0 { // the sender's slot index, carried as Rev-1 ("server" has none)
 			f.SetBuf(codec.AppendInt(f.Buf(), int64(e.Rev)-1))
 		} else {
 			f.SetBuf(codec.AppendString(f.Buf(), e.From))

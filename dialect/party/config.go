@@ -44,6 +44,10 @@ type Config struct {
 	Region     string        // "region" in created (--region)
 	HostGrace  time.Duration // party-v2: a hostless room is closed this long after its host dropped (120s, as 2.x)
 
+	// EmptyRoomTTL is how long a room created through the rooms API
+	// (POST /api/rooms) waits for its first member (--party-empty-room-ttl).
+	EmptyRoomTTL time.Duration
+
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -53,7 +57,8 @@ func Defaults() Config {
 		HistorySize: 64, HistoryBytes: 256 << 10, HistoryTTL: 2 * time.Minute,
 		Persist: true, PersistInterval: 100 * time.Millisecond, RestoreGrace: time.Minute,
 		JoinFailuresPerMinute: 20, JoinFailuresPerMinutePerIP: 200,
-		MaxRooms: 100_000, RoomCreatesPerMinute: 60, MaxStateBytesTotal: 256 << 20, HostGrace: 120 * time.Second}
+		MaxRooms: 100_000, RoomCreatesPerMinute: 60, MaxStateBytesTotal: 256 << 20, HostGrace: 120 * time.Second,
+		EmptyRoomTTL: time.Minute}
 }
 
 // Validate checks c and fills zero values with defaults (history, seat
@@ -95,6 +100,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HostGrace == 0 {
 		c.HostGrace = d.HostGrace
+	}
+	if c.EmptyRoomTTL < 0 {
+		return errors.New("party-empty-room-ttl must not be negative")
+	}
+	if c.EmptyRoomTTL == 0 {
+		c.EmptyRoomTTL = d.EmptyRoomTTL
 	}
 	return nil
 }

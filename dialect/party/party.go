@@ -89,6 +89,10 @@ type roomState struct {
 	origin string    // the creator's handshake Origin ("unknown" if none)
 	slot   *slotRoom // party-v2 rooms only (v2.go)
 
+	// the rooms API's listing (metadata.go); guarded by mu
+	public bool
+	meta   []byte // JSON, at most dialect.MaxMetadata bytes; nil: none
+
 	// cluster mode only
 	id     string            // the room's id in the registry
 	rev    uint64            // the seq of state (cluster_log.go keepState)
@@ -159,6 +163,8 @@ type request struct {
 	Data       sonic.NoCopyRawMessage `json:"data"`
 	State      sonic.NoCopyRawMessage `json:"state"`
 	URL        sonic.NoCopyRawMessage `json:"url"`
+	Public     sonic.NoCopyRawMessage `json:"public"`
+	Metadata   sonic.NoCopyRawMessage `json:"metadata"`
 }
 
 var reqs = msg.Reader[request]{
@@ -214,6 +220,8 @@ func (s *session) dispatch(req *request) {
 		s.leave()
 	case `"set_state"`:
 		s.setState(req)
+	case `"set_metadata"`:
+		s.setMetadata(req)
 	default:
 		s.dispatchSlow(req)
 	}
@@ -230,7 +238,7 @@ func (s *session) dispatchSlow(req *request) {
 	if string(q) != string(req.Type) { // written with escapes: dispatch again
 		req.Type = q
 		switch typ {
-		case "send", "create", "join", "leave", "set_state", "close_room":
+		case "send", "create", "join", "leave", "set_state", "close_room", "set_metadata":
 			s.dispatch(req)
 			return
 		}
@@ -298,6 +306,9 @@ func (s *session) entering(req *request) (string, bool) {
 	case len(id) > 128 && !s.d.prof.slots:
 		s.fail("clientId too long: at most 128 bytes")
 		return "", false
+	case id == ServerID && !s.d.prof.slots:
+		s.fail(errReservedID)
+		return "", false
 	}
 	return id, true
 }
@@ -330,6 +341,10 @@ func (s *session) create(req *request) {
 		}
 		max = n
 	}
+	listing, ok := s.listing(req)
+	if !ok {
+		return
+	}
 	if why := s.mayCreate(); why != "" {
 		s.fail(why)
 		return
@@ -346,7 +361,7 @@ func (s *session) create(req *request) {
 		s.fail("no free room code: try again")
 		return
 	}
-	r.SetExt(&roomState{origin: originOf(s.c)})
+	r.SetExt(&roomState{origin: originOf(s.c), public: listing.public, meta: listing.meta})
 	s.d.origins.roomCreated(originOf(s.c))
 	m := newMember(id, s.c)
 	if _, err := r.Join(m, nil, func(members []*routing.Member) {
@@ -691,6 +706,13 @@ func (s *session) setState(req *request) {
 		return
 	}
 	seq := r.BeginSeq()
+	if s.d.hub.Get(r.Name) != r { // closed through the API since current(): dropState has run
+		r.EndSeq()
+		st.mu.Lock()
+		s.d.states.resize(st, 0)
+		st.mu.Unlock()
+		return
+	}
 	f := stateFrame(req.State, seq)
 	st.mu.Lock()
 	old := st.state

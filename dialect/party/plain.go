@@ -140,7 +140,7 @@ func (d *Dialect) PlainWork(path string) func() []byte {
 		if !rec.V2 {
 			return roomBody(hdr, len(rec.Members), itoa(rec.Max), origin, "", false)
 		}
-		return roomBody(hdr, len(peersOf(&rec, "")), jsNumber(rec.MaxF), origin, rec.URL, rec.HasURL)
+		return roomBody(hdr, rec.size(), jsNumber(rec.MaxF), origin, rec.URL, rec.HasURL)
 	}
 }
 

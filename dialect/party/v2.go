@@ -157,6 +157,10 @@ func (s *session) createV2(req *request) {
 			return
 		}
 	}
+	listing, ok := s.listing(req)
+	if !ok {
+		return
+	}
 	if s.d.cl != nil {
 		s.createCluster(id, roomRec{V2: true, Slots: 1, MaxF: max, HasURL: sr.hasURL}, tmpl)
 		return
@@ -172,7 +176,7 @@ func (s *session) createV2(req *request) {
 	if sr.hasURL {
 		sr.url = resolveURL(tmpl, r.Name, s.d.cfg.InstanceID)
 	}
-	r.SetExt(&roomState{slot: sr, origin: originOf(s.c)})
+	r.SetExt(&roomState{slot: sr, origin: originOf(s.c), public: listing.public, meta: listing.meta})
 	s.d.origins.roomCreated(originOf(s.c))
 	m := slotMember(id, 0, s.c)
 	if _, err := r.Join(m, nil, func([]*routing.Member) {
@@ -425,6 +429,10 @@ func (s *session) setStateV2(req *request) {
 	// Under the room's lock: a joiner gets either this state after its
 	// "joined" or the push, never neither.
 	r.Locked(func([]*routing.Member) {
+		if s.d.hub.Get(r.Name) != r { // closed through the API since host(): dropState has run
+			f.Release()
+			return
+		}
 		st.mu.Lock()
 		old := st.state
 		st.state = f // the room keeps the caller's reference

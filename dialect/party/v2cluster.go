@@ -172,7 +172,7 @@ func (d *Dialect) hostGrace(code string, deadline int64) {
 					}
 				}
 				return true
-			})
+			}, 4001)
 		})
 	})
 }
@@ -186,35 +186,39 @@ func (s *session) closeRoomCluster(r *routing.Room) {
 	}
 	d, code, id := s.d, r.Name, st.id
 	d.goAlways(func() {
-		d.endRoom(code, func(rec *roomRec) bool { return rec.ID == id })
+		d.endRoom(code, func(rec *roomRec) bool { return rec.ID == id }, 4001)
 	})
 }
 
 // endRoom deletes the room's record if cond holds for it, then closes the
-// room's members on every node. Worker.
-func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool) {
+// room's members on every node with closeCode and "room closed" (4001:
+// close_room and the host grace; 4004: the rooms API). It returns how
+// many members the record had, and whether it deleted it. Blocks.
+func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode int) (int, bool) {
 	var id string
+	n := 0
 	gone := d.updateRoom(code, func(rec *roomRec) []recMember {
 		if !cond(rec) {
 			return nil
 		}
-		id = rec.ID
+		id, n = rec.ID, rec.size()
 		all := rec.Members
 		rec.Members = nil
 		return all
 	})
 	if len(gone) == 0 {
-		return
+		return 0, false
 	}
-	d.closeLocal(code, id)
+	d.closeLocal(code, id, closeCode)
 	f := routing.NewTextFrom(nil)
-	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {"close"}, hdrRoomID: {id}})
+	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {"close"}, hdrRoomID: {id}, hdrCode: {itoa(closeCode)}})
 	f.Release()
+	return n, true
 }
 
 // closeLocal closes this node's members of the room incarnation id with
-// 4001 "room closed" and ends the local room. Any goroutine.
-func (d *Dialect) closeLocal(code, id string) {
+// closeCode and "room closed", and ends the local room. Any goroutine.
+func (d *Dialect) closeLocal(code, id string, closeCode int) {
 	r := d.hub.Get(code)
 	if r == nil {
 		return
@@ -230,7 +234,7 @@ func (d *Dialect) closeLocal(code, id string) {
 	for _, m := range members {
 		m.Data.(*member).replaced.Store(true) // its slot is gone with the room: nothing to mark off
 		if c, ok := m.Conn.(dialect.Conn); ok {
-			c.Close(4001, "room closed")
+			c.Close(uint16(closeCode), "room closed")
 		}
 	}
 }

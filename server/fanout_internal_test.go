@@ -17,7 +17,8 @@ func TestRunFansCrossesBudget(t *testing.T) {
 	h := routing.NewHub()
 	h.SetFanoutMin(1)
 	r := h.Create("R", 0)
-	members := fanBudget/4 + 1 // four broadcasts cross the budget
+	const members = 1000
+	first := (fanBudget + members - 1) / members // the Fanouts the first pass takes
 	conns := make([]*conn, members)
 	for i := range conns {
 		conns[i] = &conn{loop: l, srv: s, state: stateOpen}
@@ -25,10 +26,10 @@ func TestRunFansCrossesBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	frames := make([]*routing.Frame, 6)
+	frames := make([]*routing.Frame, first+2)
 	for i := range frames {
 		frames[i] = routing.NewTextFrom([]byte(strconv.Itoa(i)))
-		if i < 5 {
+		if i <= first {
 			r.Broadcast(frames[i], nil, false)
 		}
 	}
@@ -36,16 +37,16 @@ func TestRunFansCrossesBudget(t *testing.T) {
 	if len(dirty) != members {
 		t.Fatalf("%d connections made dirty, want %d", len(dirty), members)
 	}
-	if len(l.fans) != 1 || len(conns[0].q) != 4 {
-		t.Fatalf("first pass: %d fanouts left, %d frames queued; want 1 and 4", len(l.fans), len(conns[0].q))
+	if len(l.fans) != 1 || len(conns[0].q) != first {
+		t.Fatalf("first pass: %d fanouts left, %d frames queued; want 1 and %d", len(l.fans), len(conns[0].q), first)
 	}
-	r.Broadcast(frames[5], nil, false) // queued behind the leftover
+	r.Broadcast(frames[first+1], nil, false) // queued behind the leftover
 	if dirty := l.runFans(nil); len(dirty) != 0 {
 		t.Fatalf("second pass filed %d connections already dirty", len(dirty))
 	}
 	for i, c := range conns {
-		if len(c.q) != 6 {
-			t.Fatalf("conn %d: %d frames, want 6", i, len(c.q))
+		if len(c.q) != len(frames) {
+			t.Fatalf("conn %d: %d frames, want %d", i, len(c.q), len(frames))
 		}
 		for k, f := range c.q {
 			if f != frames[k] {
@@ -54,7 +55,7 @@ func TestRunFansCrossesBudget(t *testing.T) {
 		}
 		releaseAll(c.q)
 	}
-	if len(l.fans) != 0 || l.fansOut != 6*members {
+	if len(l.fans) != 0 || l.fansOut != len(frames)*members {
 		t.Fatalf("%d fanouts left, %d deliveries counted", len(l.fans), l.fansOut)
 	}
 	for _, f := range frames {

@@ -29,7 +29,7 @@
 //     every queued frame of a connection in one writev and releases them.
 //   - Big rooms (fanout.go): a loop is a routing.Group; other goroutines
 //     hand it routing.Fanouts under loop.mu, and its flush pass queues
-//     them (oldest first, up to fanBudget deliveries a pass) to its own
+//     them (oldest first, up to loop.fanBudget deliveries a pass) to its own
 //     connections before it writes the dirty ones.
 //     A connection that negotiated permessage-deflate (compression.go) is
 //     written the frame's shared compressed variant, built once by the

@@ -9,7 +9,7 @@ import (
 // Fanout with that loop's members, and the loop queues the frame to them
 // itself at the start of its next flush pass, so the sender's loop does
 // O(loops) work instead of O(members) and every loop writes its own
-// members in parallel. A pass queues Fanouts up to fanBudget deliveries,
+// members in parallel. A pass queues Fanouts up to its budget of deliveries,
 // then writes what it queued (one writev per connection, however many
 // frames: the peer_joined of a join storm go out together) and leaves the
 // rest for its next pass, so the loop serves its sockets (reads,
@@ -17,12 +17,19 @@ import (
 // delays a loop's other work by at most one pass.
 
 // fanBudget bounds the member deliveries one flush pass takes from the
-// loop's queued Fanouts (a Fanout is never split): about 25 ms of queueing.
-// It is a bound, not a batch size: what a pass writes costs one writev per
-// connection however many frames each got, so a pass takes all it can (a
-// budget of 16,384 made a join storm into a 6,000-member room write 3
-// frames per writev instead of hundreds, and slowed it down).
-const fanBudget = 1 << 18
+// loop's queued Fanouts (a Fanout is never split): at least fanBudgetMin
+// (about 25 ms of queueing), or fanPerConn per connection of the loop. It
+// is a bound, not a batch size: what a pass writes costs one writev per
+// connection however many frames each got, so a pass takes as much as it
+// may. A flat 16,384 (and 262,144 at 10,000 connections) let a join storm
+// queue announcements faster than the passes wrote them, a few frames per
+// writev: the storm and the messages behind it fell tens of seconds behind.
+func (l *loop) fanBudget() int { return max(fanBudgetMin, fanPerConn*len(l.conns)) }
+
+const (
+	fanBudgetMin = 1 << 18
+	fanPerConn   = 64
+)
 
 // Fanout implements routing.Group: fo is delivered on l's goroutine in
 // the order of the calls. Any goroutine.
@@ -45,8 +52,8 @@ func (l *loop) runFans(list []*conn) []*conn {
 	l.fans = l.fanSpare[:0]
 	l.fanSpare = nil
 	l.mu.Unlock()
-	done, i := 0, 0
-	for ; i < len(fans) && done < fanBudget; i++ {
+	done, i, budget := 0, 0, l.fanBudget()
+	for ; i < len(fans) && done < budget; i++ {
 		fo := fans[i]
 		f, drop := fo.Frame(), fo.Droppable()
 		for j := range fo.Len() {

@@ -7,18 +7,18 @@ import (
 	"partyline/routing"
 )
 
-// A flush pass takes Fanouts until fanBudget deliveries and leaves the
+// A flush pass takes Fanouts until its budget of deliveries and leaves the
 // rest, in order and ahead of later ones, for the next pass; each
 // connection gets every frame once, in the order of the broadcasts.
 func TestRunFansCrossesBudget(t *testing.T) {
 	s := &Server{cfg: Defaults(), metrics: newMetrics("t", nil)}
-	l := &loop{srv: s}
+	l := &loop{srv: s, conns: map[*conn]struct{}{}}
 	l.scheduled.Store(true) // no engine: wake must not queue a task
 	h := routing.NewHub()
 	h.SetFanoutMin(1)
 	r := h.Create("R", 0)
 	const members = 1000
-	first := (fanBudget + members - 1) / members // the Fanouts the first pass takes
+	first := (l.fanBudget() + members - 1) / members // the Fanouts the first pass takes
 	conns := make([]*conn, members)
 	for i := range conns {
 		conns[i] = &conn{loop: l, srv: s, state: stateOpen}

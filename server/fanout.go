@@ -14,7 +14,9 @@ import (
 // frames: the peer_joined of a join storm go out together) and leaves the
 // rest for its next pass, so the loop serves its sockets (reads,
 // handshakes, timers) in between: a join storm into a 10,000-member room
-// delays a loop's other work by at most one pass.
+// delays a loop's other work by at most one pass. Before it reads a
+// connection, a loop also queues what it was handed meanwhile (drainFans),
+// so announcements cannot pile up behind a storm of cheap joins.
 
 // fanBudget bounds the member deliveries one flush pass takes from the
 // loop's queued Fanouts (a Fanout is never split): at least fanBudgetMin
@@ -36,8 +38,30 @@ const (
 func (l *loop) Fanout(fo *routing.Fanout) {
 	l.mu.Lock()
 	l.fans = append(l.fans, fo)
+	l.fanQueued.Store(true)
 	l.mu.Unlock()
 	l.wake()
+}
+
+// drainFans queues the loop's pending Fanouts before it reads a
+// connection's input, and files the connections they made dirty for the
+// next flush pass. Joins then pay for their announcements as they are
+// handled, as when the announcing loop queued to every member itself: a
+// join storm cannot queue announcements (and the room's messages behind
+// them) faster than the loop delivers them. Loop only.
+func (l *loop) drainFans() {
+	if !l.fanQueued.Load() {
+		return
+	}
+	list := l.runFans(l.drained[:0])
+	if len(list) > 0 {
+		l.mu.Lock()
+		l.dirty = append(l.dirty, list...)
+		l.mu.Unlock()
+		l.wake()
+	}
+	clear(list)
+	l.drained = list[:0]
 }
 
 // Group implements routing.Looped: a room files c under its loop.
@@ -51,6 +75,7 @@ func (l *loop) runFans(list []*conn) []*conn {
 	fans := l.fans
 	l.fans = l.fanSpare[:0]
 	l.fanSpare = nil
+	l.fanQueued.Store(false)
 	l.mu.Unlock()
 	done, i, budget := 0, 0, l.fanBudget()
 	for ; i < len(fans) && done < budget; i++ {
@@ -79,6 +104,7 @@ func (l *loop) runFans(list []*conn) []*conn {
 	if i < len(fans) { // the rest goes ahead of what came in meanwhile
 		l.mu.Lock()
 		l.fans = append(fans[i:len(fans):len(fans)], l.fans...)
+		l.fanQueued.Store(true)
 		l.mu.Unlock()
 		l.wake()
 	} else {

@@ -62,3 +62,35 @@ func TestRunFansCrossesBudget(t *testing.T) {
 		f.Release() // panics if a Fanout released it too often
 	}
 }
+
+// Before reading input a loop queues the Fanouts handed to it and files
+// the connections they reached for its next flush pass.
+func TestDrainFansFilesConns(t *testing.T) {
+	s := &Server{cfg: Defaults(), metrics: newMetrics("t", nil)}
+	l := &loop{srv: s, conns: map[*conn]struct{}{}}
+	l.scheduled.Store(true) // no engine: wake must not queue a task
+	h := routing.NewHub()
+	h.SetFanoutMin(1)
+	r := h.Create("R", 0)
+	conns := []*conn{{loop: l, srv: s, state: stateOpen}, {loop: l, srv: s, state: stateOpen}}
+	for i, c := range conns {
+		if _, err := r.Join(&routing.Member{ID: strconv.Itoa(i), Conn: c}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := routing.NewTextFrom([]byte(`"x"`))
+	defer f.Release()
+	l.drainFans() // nothing queued: nothing filed
+	if len(l.dirty) != 0 {
+		t.Fatal("filed connections with no Fanout queued")
+	}
+	r.Broadcast(f, conns[0], false)
+	if !l.fanQueued.Load() {
+		t.Fatal("Fanout not marked queued")
+	}
+	l.drainFans()
+	if l.fanQueued.Load() || len(l.dirty) != 1 || l.dirty[0] != conns[1] || len(conns[1].q) != 1 || len(conns[0].q) != 0 {
+		t.Fatalf("after drain: queued %v, dirty %d, queues %d/%d", l.fanQueued.Load(), len(l.dirty), len(conns[0].q), len(conns[1].q))
+	}
+	releaseAll(conns[1].q)
+}

@@ -24,6 +24,8 @@ type loop struct {
 	dirty     []*conn
 	fans      []*routing.Fanout // big rooms' broadcasts to this loop's members (fanout.go)
 	fanSpare  []*routing.Fanout // loop only
+	drained   []*conn           // loop only: scratch of drainFans
+	fanQueued atomic.Bool       // fans is not empty
 	spare     []*conn           // loop only
 	scheduled atomic.Bool       // a flush task is queued on the loop
 

@@ -7,16 +7,22 @@ import (
 	"partyline/routing"
 )
 
+// fanLoop returns a server, a loop without an engine (wake queues no
+// task) and a room that fans out from one member.
+func fanLoop() (*Server, *loop, *routing.Room) {
+	s := &Server{cfg: Defaults(), metrics: newMetrics("t", nil)}
+	l := &loop{srv: s, conns: map[*conn]struct{}{}}
+	l.scheduled.Store(true)
+	h := routing.NewHub()
+	h.SetFanoutMin(1)
+	return s, l, h.Create("R", 0)
+}
+
 // A flush pass takes Fanouts until its budget of deliveries and leaves the
 // rest, in order and ahead of later ones, for the next pass; each
 // connection gets every frame once, in the order of the broadcasts.
 func TestRunFansCrossesBudget(t *testing.T) {
-	s := &Server{cfg: Defaults(), metrics: newMetrics("t", nil)}
-	l := &loop{srv: s, conns: map[*conn]struct{}{}}
-	l.scheduled.Store(true) // no engine: wake must not queue a task
-	h := routing.NewHub()
-	h.SetFanoutMin(1)
-	r := h.Create("R", 0)
+	s, l, r := fanLoop()
 	const members = 1000
 	first := (l.fanBudget() + members - 1) / members // the Fanouts the first pass takes
 	conns := make([]*conn, members)
@@ -66,12 +72,7 @@ func TestRunFansCrossesBudget(t *testing.T) {
 // Before reading input a loop queues the Fanouts handed to it and files
 // the connections they reached for its next flush pass.
 func TestDrainFansFilesConns(t *testing.T) {
-	s := &Server{cfg: Defaults(), metrics: newMetrics("t", nil)}
-	l := &loop{srv: s, conns: map[*conn]struct{}{}}
-	l.scheduled.Store(true) // no engine: wake must not queue a task
-	h := routing.NewHub()
-	h.SetFanoutMin(1)
-	r := h.Create("R", 0)
+	s, l, r := fanLoop()
 	conns := []*conn{{loop: l, srv: s, state: stateOpen}, {loop: l, srv: s, state: stateOpen}}
 	for i, c := range conns {
 		if _, err := r.Join(&routing.Member{ID: strconv.Itoa(i), Conn: c}, nil, nil); err != nil {

@@ -92,6 +92,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 	origins := fs.String("allowed-origins", "", "comma-separated Origin allow-list for WebSocket handshakes (403 otherwise); empty allows any")
 	fs.StringVar(&cfg.DefaultDialect, "default-dialect", cfg.DefaultDialect, "dialect of / on a listener without one")
 	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "number of event loops (0: one per CPU)")
+	fs.IntVar(&cfg.FanoutMin, "fanout-min", 0, "room size from which a broadcast is handed to each event loop for its members (0: 512)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", 0, "WebSocket connections at once; more get HTTP 503 (0: the descriptor limit less 512)")
 	fs.BoolVar(&cfg.Compression, "compression", false, "accept permessage-deflate (RFC 7692) from clients that offer it, without context takeover")
 	fs.IntVar(&cfg.CompressionMinSize, "compression-min-size", cfg.CompressionMinSize, "with --compression: messages under this many bytes are sent uncompressed")

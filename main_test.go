@@ -95,9 +95,9 @@ func TestParseConfigFlags(t *testing.T) {
 		}},
 		{"every engine flag", []string{"--api-key", "k", "--node-id", "n1", "--max-message-size", "1000",
 			"--ping-interval", "5s", "--drain", "1s", "--allowed-origins", "https://a.example, https://b.example,,",
-			"--default-dialect", "echo", "--event-loops", "3", "--outbound-cap", "4096"}, nil, func(t *testing.T, c server.Config) {
+			"--default-dialect", "echo", "--event-loops", "3", "--outbound-cap", "4096", "--fanout-min", "64"}, nil, func(t *testing.T, c server.Config) {
 			if c.APIKey != "k" || c.NodeID != "n1" || c.MaxMessageSize != 1000 || c.PingInterval != 5*time.Second ||
-				c.Drain != time.Second || c.DefaultDialect != "echo" || c.EventLoops != 3 || c.OutboundCap != 4096 {
+				c.Drain != time.Second || c.DefaultDialect != "echo" || c.EventLoops != 3 || c.OutboundCap != 4096 || c.FanoutMin != 64 {
 				t.Fatalf("%+v", c)
 			}
 			if !reflect.DeepEqual(c.AllowedOrigins, []string{"https://a.example", "https://b.example"}) {

@@ -169,10 +169,20 @@ func (r *Room) CommitAt(f *Frame, seq uint64, from, to string, at int64) (gone u
 }
 
 // LookupLocked is Lookup for a caller that holds the room's lock.
-func (r *Room) LookupLocked(id []byte) *Member { return r.byID[string(id)] }
+func (r *Room) LookupLocked(id []byte) *Member {
+	if sl := r.byID[string(id)]; sl != nil {
+		return sl.m.Load()
+	}
+	return nil
+}
 
 // LookupLockedID is LookupLocked for an ID held in a string.
-func (r *Room) LookupLockedID(id string) *Member { return r.byID[id] }
+func (r *Room) LookupLockedID(id string) *Member {
+	if sl := r.byID[id]; sl != nil {
+		return sl.m.Load()
+	}
+	return nil
+}
 
 // Replay reports whether every frame addressed to member id after seq
 // since is still in history, and if so calls fn (unless nil) with each of

@@ -23,7 +23,30 @@ type Hub struct {
 	ns     string  // namespace for a cross-node broker (see Watch)
 	watch  Watcher // nil: nobody watches (single node)
 	gone   func(*Room)
+	fanMin atomic.Int64 // 0: DefaultFanoutMin
 }
+
+// FanoutMin is the room size from which a broadcast is handed to the
+// members' loops (see Fanout): the hub's own setting, else the process's
+// (SetFanoutMin), else DefaultFanoutMin.
+func (h *Hub) FanoutMin() int {
+	if n := h.fanMin.Load(); n > 0 {
+		return int(n)
+	}
+	if n := fanMin.Load(); n > 0 {
+		return int(n)
+	}
+	return DefaultFanoutMin
+}
+
+// SetFanoutMin sets the hub's FanoutMin (n <= 0: the process's). Any time.
+func (h *Hub) SetFanoutMin(n int) { h.fanMin.Store(int64(max(n, 0))) }
+
+var fanMin atomic.Int64
+
+// SetFanoutMin sets FanoutMin for every hub without its own (n <= 0:
+// DefaultFanoutMin). Any time; the server's --fanout-min.
+func SetFanoutMin(n int) { fanMin.Store(int64(max(n, 0))) }
 
 // OnGone installs fn, which runs when a room loses its last member, under
 // the room's lock and before the room leaves the hub (so before a new room

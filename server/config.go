@@ -65,6 +65,7 @@ type Config struct {
 	AllowedOrigins   []string      // Origin allow-list; empty = any
 	DefaultDialect   string        // dialect of "/" on a listener without one
 	EventLoops       int           // gnet event loops; 0 = one per CPU
+	FanoutMin        int           // room size from which broadcasts go through the members' loops; 0 = routing.DefaultFanoutMin
 	MaxConnections   int           // WebSocket connections; 0 = the descriptor limit less a reserve
 	MaxHTTPConns     int           // concurrent HTTP connections, the oldest idle one closed past it; 0 = 256
 	HTTPTimeouts                   // HTTP server timeouts; zero fields take the defaults
@@ -162,6 +163,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EventLoops < 0 {
 		return errors.New("event-loops must not be negative")
+	}
+	if c.FanoutMin < 0 {
+		return errors.New("fanout-min must not be negative")
 	}
 	if c.MaxConnections < 0 || c.MaxHTTPConns < 0 {
 		return errors.New("max-connections must not be negative")

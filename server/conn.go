@@ -84,31 +84,43 @@ func (c *conn) Request() *dialect.Request { return c.req }
 
 // Send implements routing.Sender.
 func (c *conn) Send(f *routing.Frame, droppable bool) bool {
+	ok, filed := c.queue(f, droppable)
+	if filed {
+		c.loop.schedule(c)
+	}
+	return ok
+}
+
+// queue is Send without waking the loop: filed reports that c has just
+// become dirty and must be put in a flush pass (c.dirty is set). Any
+// goroutine.
+func (c *conn) queue(f *routing.Frame, droppable bool) (ok, filed bool) {
 	n := f.Len()
 	cap := c.srv.cfg.OutboundCap
 	c.mu.Lock()
 	if c.closed || c.closeCode != 0 {
 		c.mu.Unlock()
-		return false
+		return false, false
 	}
 	if droppable && c.qBytes+int(c.outBuffered.Load())+n > cap/2 {
 		c.mu.Unlock()
 		c.srv.metrics.dropped.Inc()
-		return false
+		return false, false
 	}
 	if c.qBytes+n > cap {
 		c.slow = true
 		c.requestCloseLocked(codec.ClosePolicyViolation, "slow consumer")
 		c.mu.Unlock()
-		return false
+		return false, false
 	}
 	f.Retain()
 	c.q = append(c.q, f)
 	c.qBytes += n
-	c.markDirtyLocked()
+	filed = !c.dirty
+	c.dirty = true
 	c.mu.Unlock()
 	c.srv.outTotal.Add(int64(n))
-	return true
+	return true, filed
 }
 
 // SendText implements dialect.Conn.

@@ -27,6 +27,10 @@
 //     short mutex, at the handshake and in OnClose only.
 //   - Outbound frames are reference counted (routing.Frame); a flush writes
 //     every queued frame of a connection in one writev and releases them.
+//   - Big rooms (fanout.go): a loop is a routing.Group; other goroutines
+//     hand it routing.Fanouts under loop.mu, and its flush pass queues
+//     them (oldest first, up to loop.fanBudget deliveries a pass) to its own
+//     connections before it writes the dirty ones.
 //     A connection that negotiated permessage-deflate (compression.go) is
 //     written the frame's shared compressed variant, built once by the
 //     first loop that needs it (Frame.Deflated is safe from any goroutine).

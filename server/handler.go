@@ -83,6 +83,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 
 func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*conn)
+	c.loop.drainFans() // big rooms' announcements before more input (fanout.go)
 	buf, _ := gc.Peek(-1)
 	c.heard = true
 	done := 0

@@ -20,15 +20,20 @@ type loop struct {
 	el  gnet.EventLoop
 	srv *Server
 
-	mu        sync.Mutex // guards dirty
+	mu        sync.Mutex // guards dirty and fans
 	dirty     []*conn
-	spare     []*conn     // loop only
-	scheduled atomic.Bool // a flush task is queued on the loop
+	fans      []*routing.Fanout // big rooms' broadcasts to this loop's members (fanout.go)
+	fanSpare  []*routing.Fanout // loop only
+	drained   []*conn           // loop only: scratch of drainFans
+	fanQueued atomic.Bool       // fans is not empty
+	spare     []*conn           // loop only
+	scheduled atomic.Bool       // a flush task is queued on the loop
 
 	// loop only
 	iov       [][]byte
 	framesOut int // counted during a flush pass, added to metrics once
 	bytesOut  int
+	fansOut   int // deliveries from Fanouts, added to metrics once
 	hs        *hsState
 	wheel     wheel
 	conns     map[*conn]struct{}
@@ -62,18 +67,28 @@ func (l *loop) schedule(c *conn) {
 	l.mu.Lock()
 	l.dirty = append(l.dirty, c)
 	l.mu.Unlock()
+	l.wake()
+}
+
+// wake queues a flush pass unless one is queued already. Any goroutine.
+func (l *loop) wake() {
 	if !l.scheduled.Swap(true) {
 		_ = l.el.Execute(context.Background(), l.flushTask) // fails only in engine shutdown
 	}
 }
 
-// flush writes every dirty connection's queue. Loop only.
+// flush queues the frames of pending Fanouts (fanout.go), then writes
+// every dirty connection's queue. Loop only.
 func (l *loop) flush() {
 	l.scheduled.Store(false)
 	l.mu.Lock()
 	list := l.dirty
 	l.dirty = l.spare[:0]
+	fanning := len(l.fans) > 0
 	l.mu.Unlock()
+	if fanning {
+		list = l.runFans(list)
+	}
 	for _, c := range list {
 		c.flush(l)
 	}
@@ -83,6 +98,10 @@ func (l *loop) flush() {
 		l.srv.metrics.framesOut.Add(float64(l.framesOut))
 		l.srv.metrics.bytesOut.Add(float64(l.bytesOut))
 		l.framesOut, l.bytesOut = 0, 0
+	}
+	if l.fansOut > 0 {
+		l.srv.metrics.fanout.Add(float64(l.fansOut))
+		l.fansOut = 0
 	}
 }
 

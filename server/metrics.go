@@ -27,6 +27,7 @@ type metrics struct {
 	slow          prometheus.Counter
 	dropped       prometheus.Counter
 	rateLimited   prometheus.Counter
+	fanout        prometheus.Counter
 }
 
 func newMetrics(node string, ds []dialect.Dialect) *metrics {
@@ -54,9 +55,11 @@ func newMetrics(node string, ds []dialect.Dialect) *metrics {
 		dropped: c("dropped_frames_total", "Droppable frames shed under backpressure."),
 		rateLimited: c("rate_limited_messages_total",
 			"Inbound messages dropped by the per-connection rate limits (--max-messages-per-second, --max-bytes-per-second)."),
+		fanout: c("fanout_deliveries_total",
+			"Frames of big rooms' broadcasts queued to members by the members' own event loops (one per recipient)."),
 	}
 	reg.MustRegister(m.conns, m.accepted, m.handshakes, m.handshakeFail, m.framesIn, m.bytesIn,
-		m.framesOut, m.bytesOut, m.closes, m.slow, m.dropped, m.rateLimited,
+		m.framesOut, m.bytesOut, m.closes, m.slow, m.dropped, m.rateLimited, m.fanout,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		security.Collector(node))
 	for _, d := range ds {

@@ -22,6 +22,7 @@ import (
 	"partyline/dialect"
 	"partyline/httpapi"
 	"partyline/internal/security"
+	"partyline/routing"
 	"partyline/web"
 )
 
@@ -96,6 +97,9 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(node, s.dialects)
 	s.metrics.engineGauges(node, s)
 	security.SetLogger(cfg.Logger)
+	if cfg.FanoutMin > 0 {
+		routing.SetFanoutMin(cfg.FanoutMin) // process-wide: every dialect's hub
+	}
 	if s.node != nil {
 		s.metrics.clusterMetrics(node, s.node)
 		s.node.OnFenced(func() { s.fencedID.Store(s.nextID.Load()); s.fences.Add(1) })

@@ -204,7 +204,7 @@ func (d *Dialect) deliver(fd *feed, e cluster.LogEntry) {
 		if r.BeginAt(e.Seq) {
 			if e.To != "" {
 				if t := r.LookupLockedID(e.To); t != nil {
-					t.Conn.Send(f, false)
+					r.SendTo(t, f, false)
 				}
 			} else {
 				var except routing.Sender

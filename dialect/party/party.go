@@ -647,7 +647,7 @@ func (s *session) send(req *request) {
 	appendSeq(f, seq)
 	toID := ""
 	if target != nil {
-		target.Conn.Send(f, false)
+		r.SendTo(target, f, false) // behind the room's earlier frames
 		toID = target.ID
 	} else {
 		s.d.broker.Publish(r, f, s.c, false)

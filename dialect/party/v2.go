@@ -382,7 +382,7 @@ func (s *session) sendV2(r *routing.Room, req *request) {
 // deliver queues f to target, or to every other member when target is nil.
 func (s *session) deliver(r *routing.Room, f *routing.Frame, target *routing.Member) {
 	if target != nil {
-		target.Conn.Send(f, false)
+		r.SendTo(target, f, false) // behind the room's earlier frames
 	} else {
 		s.d.broker.Publish(r, f, s.c, false)
 	}

@@ -259,7 +259,7 @@ func (d *Dialect) SendToRoom(code string, data []byte, to string) (int, error) {
 		if err := sendable(m, to); err != nil {
 			return 0, err
 		}
-		m.Conn.Send(f, false)
+		r.SendTo(m, f, false) // behind the room's earlier frames
 		return 1, nil
 	}
 	seq := r.BeginSeq()
@@ -277,7 +277,7 @@ func (d *Dialect) SendToRoom(code string, data []byte, to string) (int, error) {
 	appendSeq(f, seq)
 	n := 1
 	if target != nil {
-		target.Conn.Send(f, false)
+		r.SendTo(target, f, false)
 	} else {
 		n = d.broker.Publish(r, f, nil, false)
 	}

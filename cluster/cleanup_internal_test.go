@@ -32,15 +32,24 @@ func startEmbedded(t *testing.T) *embedded {
 
 func (e *embedded) start() {
 	e.t.Helper()
-	s, err := natsd.NewServer(&natsd.Options{Host: "127.0.0.1", Port: e.port, JetStream: true, StoreDir: e.dir, NoSigs: true})
+	e.s = RunEmbeddedNATS(e.t, e.dir, e.port)
+	e.port = e.s.Addr().(*net.TCPAddr).Port
+}
+
+// RunEmbeddedNATS starts a NATS server with JetStream storing in dir, on
+// port (-1: any free one), for the tests of this package and of
+// cluster_test.
+func RunEmbeddedNATS(t testing.TB, dir string, port int) *natsd.Server {
+	t.Helper()
+	s, err := natsd.NewServer(&natsd.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true})
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatalf("nats server: %v", err)
 	}
 	s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
-		e.t.Fatal("nats server not ready")
+		t.Fatal("nats server not ready")
 	}
-	e.s, e.port = s, s.Addr().(*net.TCPAddr).Port
+	return s
 }
 
 func (e *embedded) stop() {

@@ -160,23 +160,7 @@ func reader(c *testutil.Client) <-chan testutil.Msg {
 
 // fenceKV opens the fence bucket on the test's NATS server.
 func fenceKV(t testing.TB, url string) jetstream.KeyValue {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, cluster.BucketFence)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kv
+	return bucketKV(t, url, cluster.BucketFence)
 }
 
 // A node that learns it was taken for dead (the fence mark a reaper

@@ -22,14 +22,7 @@ type Metrics struct {
 // (no I/O). Zero before Start.
 func (n *Node) Metrics() Metrics {
 	if n.nc == nil {
-		var by [len(DropReasons)]int64
-		for i := range by {
-			by[i] = n.drops.counts[i].Load()
-		}
-		return Metrics{
-			DroppedBy:      by,
-			CleanupQueued:  n.cleanup.len(),
-			CleanupRetried: n.cleanup.retried.Load()}
+		return Metrics{}
 	}
 	st := n.nc.Stats()
 	var logDropped int64

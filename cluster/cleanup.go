@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"sync"
@@ -46,7 +47,7 @@ type cleanups struct {
 
 	mu    sync.Mutex // guards the following
 	ready []*cleanupItem
-	later []*cleanupItem // waiting for their back-off
+	later laterHeap // waiting for their back-off, soonest first
 	wake  chan struct{}
 
 	pending atomic.Int64 // clean-ups not done yet (queued, backing off or running)
@@ -75,6 +76,11 @@ func (n *Node) Cleanup(fn func() error) {
 }
 
 func (q *cleanups) push(it *cleanupItem) {
+	if q.n.ctx.Err() != nil { // stopped: no worker will run it
+		q.n.drops.add(dropCleanupStop, 1)
+		q.n.log.Warn("cluster: clean-up queued after stop, not done (the reaper of this node removes its entries)")
+		return
+	}
 	q.pending.Add(1)
 	q.mu.Lock()
 	q.ready = append(q.ready, it)
@@ -108,13 +114,12 @@ func (q *cleanups) take(now time.Time) (*cleanupItem, time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	next := time.Hour
-	for i, it := range q.later {
-		if d := it.at.Sub(now); d > 0 {
-			next = min(next, d)
-			continue
+	if len(q.later) > 0 {
+		if d := q.later[0].at.Sub(now); d > 0 {
+			next = d
+		} else {
+			return heap.Pop(&q.later).(*cleanupItem), 0
 		}
-		q.later = append(q.later[:i], q.later[i+1:]...)
-		return it, 0
 	}
 	if len(q.ready) > 0 {
 		it := q.ready[0]
@@ -171,7 +176,7 @@ func (q *cleanups) work() {
 			q.retried.Add(1)
 			it.at = time.Now().Add(retryDelay(it.tries))
 			q.mu.Lock()
-			q.later = append(q.later, it)
+			heap.Push(&q.later, it)
 			q.mu.Unlock()
 			q.signal()
 		}
@@ -197,6 +202,21 @@ func (q *cleanups) abandon() {
 		q.n.drops.add(dropCleanupStop, int64(left))
 		q.n.log.Warn("cluster: clean-ups not done at stop (the reaper of this node removes its entries)", "count", left)
 	}
+}
+
+// laterHeap orders clean-ups waiting for a retry by time (container/heap).
+type laterHeap []*cleanupItem
+
+func (h laterHeap) Len() int           { return len(h) }
+func (h laterHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h laterHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *laterHeap) Push(x any)        { *h = append(*h, x.(*cleanupItem)) }
+func (h *laterHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return it
 }
 
 // retryDelay is the back-off before try number tries (1, 2, ...) of a

@@ -197,6 +197,7 @@ func (n *Node) start() error {
 	}
 	n.nc = nc
 	if err := checkServer(nc); err != nil {
+		n.stopped.Store(true) // no "disconnected" warning: the refusal is the one line
 		nc.Close()
 		return err
 	}
@@ -208,6 +209,7 @@ func (n *Node) start() error {
 	_, err = n.js.AccountInfo(ctx)
 	cancel()
 	if err != nil {
+		n.stopped.Store(true)
 		nc.Close()
 		return fmt.Errorf("cluster: JetStream is not available on the NATS server at %s (start nats-server with -js): %w", nc.ConnectedUrlRedacted(), err)
 	}

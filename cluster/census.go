@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +31,10 @@ type Census struct {
 	// before Start.
 	OnChange func(room string)
 
-	mu    sync.Mutex                // guards cache
+	mu    sync.Mutex                // guards cache, seq and bump
 	cache map[string]map[string]int // room -> member -> count (Watch only)
+	seq   uint64                    // the latest revision the watch applied (Watch only)
+	bump  chan struct{}             // closed (and replaced) when seq grows
 	watch bool
 }
 
@@ -44,7 +49,61 @@ func (n *Node) Census(ns string) *Census {
 
 // Watch keeps a local copy of the namespace's counts (for Remote). Call
 // before Start.
-func (c *Census) Watch() { c.watch, c.cache = true, map[string]map[string]int{} }
+func (c *Census) Watch() {
+	c.watch, c.cache, c.bump = true, map[string]map[string]int{}, make(chan struct{})
+}
+
+// errNotWatched is Sync's answer for a census without Watch.
+var errNotWatched = errors.New("cluster: census has no local copy (Watch)")
+
+// Sync waits until the local copy (Watch) holds every write made to the
+// namespace's counts before the call: it asks the bucket for the
+// namespace's latest revision (one round trip) and waits, at most d, for
+// the watch to apply it. After a nil error, Remote (and OnChange's
+// effects) reflect every registration whose census write had completed
+// when Sync was called, on any node: read-your-writes. Blocks.
+func (c *Census) Sync(d time.Duration) error {
+	if !c.watch {
+		return errNotWatched
+	}
+	ctx, cancel := c.n.Ctx()
+	m, err := c.n.census.stream.GetLastMsgForSubject(ctx, "$KV."+BucketCensus+"."+c.ns+".>")
+	cancel()
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // nothing written yet
+	}
+	if err != nil {
+		return err
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		seen, bump := c.seq, c.bump
+		c.mu.Unlock()
+		if seen >= m.Sequence {
+			return nil
+		}
+		select {
+		case <-bump:
+		case <-t.C:
+			return fmt.Errorf("cluster: census copy of %s not at revision %d within %v (at %d)", c.ns, m.Sequence, d, seen)
+		case <-c.n.ctx.Done():
+			return c.n.ctx.Err()
+		}
+	}
+}
+
+// applied records that the watch applied revision rev (after OnChange).
+func (c *Census) applied(rev uint64) {
+	c.mu.Lock()
+	if rev > c.seq {
+		c.seq = rev
+		close(c.bump)
+		c.bump = make(chan struct{})
+	}
+	c.mu.Unlock()
+}
 
 func (c *Census) key(room string) string { return c.ns + "." + Token(room) }
 
@@ -104,49 +163,76 @@ type pending struct {
 	room  string
 	count func() int
 	dones []func(before, after int)
+	tries int // failed writes so far (retries back off)
 }
 
-// censusWriter applies every census's marks on one goroutine.
+// censusShards is the number of goroutines writing census entries: a key
+// always goes to the same one, so one room's writes keep their order while
+// writes of different rooms do not wait for each other.
+const censusShards = 16
+
+// censusWriter applies every census's marks on censusShards goroutines,
+// sharded by key.
 type censusWriter struct {
-	n    *Node
-	mu   sync.Mutex // guards the following
-	byNS map[string]*Census
+	n      *Node
+	stream jetstream.Stream // the bucket's stream (Census.Sync)
+	seed   maphash.Seed
+	mu     sync.Mutex // guards byNS
+	byNS   map[string]*Census
+	shards [censusShards]censusShard
+}
+
+// censusShard is one writer goroutine's queue: at most one pending write
+// per key (later marks coalesce into it), in queue order.
+type censusShard struct {
+	mu   sync.Mutex          // guards the following
 	q    map[string]*pending // by key
 	keys []string            // queue order
 	busy bool
 	wake chan struct{}
-	idle chan struct{} // signalled when the queue empties
 }
 
 func newCensusWriter(n *Node) *censusWriter {
-	return &censusWriter{n: n, byNS: map[string]*Census{}, q: map[string]*pending{},
-		wake: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
+	w := &censusWriter{n: n, seed: maphash.MakeSeed(), byNS: map[string]*Census{}}
+	for i := range w.shards {
+		w.shards[i] = censusShard{q: map[string]*pending{}, wake: make(chan struct{}, 1)}
+	}
+	return w
 }
 
 func (w *censusWriter) mark(c *Census, room string, count func() int, done func(before, after int)) {
+	w.queue(c, room, count, done, 0)
+}
+
+// queue adds a mark to its key's shard; tries carries a failed write's
+// count into its retry.
+func (w *censusWriter) queue(c *Census, room string, count func() int, done func(before, after int), tries int) {
 	key := c.key(room)
-	w.mu.Lock()
-	p := w.q[key]
+	sh := &w.shards[maphash.String(w.seed, key)%censusShards]
+	sh.mu.Lock()
+	p := sh.q[key]
 	if p == nil {
 		p = &pending{c: c, room: room}
-		w.q[key] = p
-		w.keys = append(w.keys, key)
+		sh.q[key] = p
+		sh.keys = append(sh.keys, key)
 	}
-	p.count = count
+	p.count, p.tries = count, max(p.tries, tries)
 	if done != nil {
 		p.dones = append(p.dones, done)
 	}
-	w.mu.Unlock()
+	sh.mu.Unlock()
 	select {
-	case w.wake <- struct{}{}:
+	case sh.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (w *censusWriter) start() {
+func (w *censusWriter) start() error {
 	n := w.n
-	n.wg.Add(1)
-	go w.run()
+	for i := range w.shards {
+		n.wg.Add(1)
+		go w.run(&w.shards[i])
+	}
 	var filters []string
 	w.mu.Lock()
 	for ns, c := range w.byNS {
@@ -156,6 +242,13 @@ func (w *censusWriter) start() {
 	}
 	w.mu.Unlock()
 	if len(filters) > 0 {
+		ctx, cancel := n.Ctx()
+		st, err := n.js.Stream(ctx, "KV_"+BucketCensus)
+		cancel()
+		if err != nil {
+			return err
+		}
+		w.stream = st
 		kw, err := n.buckets[BucketCensus].WatchFiltered(n.ctx, filters)
 		if err != nil {
 			n.log.Error("cluster: census watch", "err", err)
@@ -165,37 +258,43 @@ func (w *censusWriter) start() {
 		}
 	}
 	n.OnNodeDead(w.reap)
+	return nil
 }
 
-func (w *censusWriter) run() {
+// run writes one shard's marks. A write that fails (NATS unreachable) is
+// not lost: its dones run with the local count, and the key is queued
+// again after a back-off (coalescing with any later mark), until a write
+// succeeds or the node stops.
+func (w *censusWriter) run(sh *censusShard) {
 	defer w.n.wg.Done()
 	for {
 		select {
 		case <-w.n.ctx.Done():
 			return
-		case <-w.wake:
+		case <-sh.wake:
 		}
 		for {
-			w.mu.Lock()
-			if len(w.keys) == 0 {
-				w.busy = false
-				w.mu.Unlock()
-				select {
-				case w.idle <- struct{}{}:
-				default:
-				}
+			sh.mu.Lock()
+			if len(sh.keys) == 0 {
+				sh.busy = false
+				sh.mu.Unlock()
 				break
 			}
-			key := w.keys[0]
-			w.keys = w.keys[1:]
-			p := w.q[key]
-			delete(w.q, key)
-			w.busy = true
-			w.mu.Unlock()
+			key := sh.keys[0]
+			sh.keys[0] = ""
+			sh.keys = sh.keys[1:]
+			p := sh.q[key]
+			delete(sh.q, key)
+			sh.busy = true
+			sh.mu.Unlock()
 			before, after, err := w.write(key, p.count())
 			if err != nil {
 				if !w.n.stopped.Load() {
-					w.n.log.Warn("cluster: census write", "key", key, "err", err)
+					if p.tries == 0 {
+						w.n.log.Warn("cluster: census write failed, retrying", "key", key, "err", err)
+					}
+					c, room, count, tries := p.c, p.room, p.count, p.tries+1
+					time.AfterFunc(retryDelay(tries), func() { w.queue(c, room, count, nil, tries) })
 				}
 				before, after = p.count(), p.count()
 			}
@@ -210,9 +309,13 @@ func (w *censusWriter) run() {
 func (w *censusWriter) drain(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		w.mu.Lock()
-		empty := len(w.keys) == 0 && !w.busy
-		w.mu.Unlock()
+		empty := true
+		for i := range w.shards {
+			sh := &w.shards[i]
+			sh.mu.Lock()
+			empty = empty && len(sh.keys) == 0 && !sh.busy
+			sh.mu.Unlock()
+		}
 		if empty {
 			return
 		}
@@ -322,6 +425,7 @@ func (w *censusWriter) watch(kw jetstream.KeyWatcher) {
 			if c.OnChange != nil {
 				c.OnChange(room)
 			}
+			c.applied(e.Revision())
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -159,23 +160,7 @@ func reader(c *testutil.Client) <-chan testutil.Msg {
 
 // fenceKV opens the fence bucket on the test's NATS server.
 func fenceKV(t testing.TB, url string) jetstream.KeyValue {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, cluster.BucketFence)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kv
+	return bucketKV(t, url, cluster.BucketFence)
 }
 
 // A node that learns it was taken for dead (the fence mark a reaper
@@ -213,4 +198,71 @@ func TestNodeFenced(t *testing.T) {
 	if got["peer_left"] != "alice" || got["peer_joined"] != "alice2" {
 		t.Fatalf("bob got %v, want alice's peer_left and alice2's peer_joined", got)
 	}
+}
+
+// Members who leave while NATS is down are removed from the room's record
+// once it is back: the removals wait on the node's clean-up queue (retried
+// with back-off) instead of failing once and staying in the registry.
+func TestPartyLeavesDuringOutage(t *testing.T) {
+	ns := startNATS(t)
+	ns.embedded(t)
+	a := node(t, ns.url, "a", nil)
+	ca := party(t, a)
+	code, _ := createRoom(t, ca, "alice", 0)
+	var gone []*testutil.Client
+	for _, id := range []string{"bob", "carol", "dave"} {
+		c := party(t, a)
+		joinRoom(t, c, id, code)
+		gone = append(gone, c)
+	}
+
+	ns.stop()
+	for _, c := range gone {
+		c.Conn.Close()
+	}
+	await(t, 10*time.Second, "removals queued", func() bool {
+		v, _ := metric(t, testutil.HTTPURL(a, "/metrics"), "partyline_cluster_cleanup_queue")
+		return v >= 3
+	})
+	ns.start()
+
+	kv := bucketKV(t, ns.url, cluster.BucketParty)
+	await(t, 30*time.Second, "the record holds alice only", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e, err := kv.Get(ctx, "room."+code)
+		if err != nil {
+			return false
+		}
+		var rec struct{ Members []struct{ C string } }
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		return len(rec.Members) == 1 && rec.Members[0].C == "alice"
+	})
+	await(t, 10*time.Second, "clean-up queue empty", func() bool {
+		v, ok := metric(t, testutil.HTTPURL(a, "/metrics"), "partyline_cluster_cleanup_queue")
+		return ok && v == 0
+	})
+}
+
+// bucketKV opens a bucket on the test's NATS server.
+func bucketKV(t testing.TB, url, bucket string) jetstream.KeyValue {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
 }

@@ -13,6 +13,7 @@ import (
 
 	natsd "github.com/nats-io/nats-server/v2/server"
 
+	"partyline/cluster"
 	"partyline/internal/testutil"
 	"partyline/server"
 )
@@ -41,14 +42,7 @@ func startNATS(t testing.TB) *natsServer {
 // start runs the embedded server (again: same port, same store).
 func (s *natsServer) start() {
 	s.t.Helper()
-	ns, err := natsd.NewServer(&natsd.Options{Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.dir, NoSigs: true})
-	if err != nil {
-		s.t.Fatalf("nats server: %v", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		s.t.Fatal("nats server not ready")
-	}
+	ns := cluster.RunEmbeddedNATS(s.t, s.dir, s.port)
 	s.ns, s.url = ns, ns.ClientURL()
 	s.port = ns.Addr().(*net.TCPAddr).Port
 }

@@ -12,6 +12,10 @@ type Metrics struct {
 	NodesAlive    int    // nodes with a current lease, this one included
 	WorkQueued    int    // blocking cluster calls waiting for a worker
 	LogDropped    int64  // room log entries that never reached JetStream (RoomLog)
+
+	DroppedBy      [len(DropReasons)]int64 // losses by reason (DropReasons)
+	CleanupQueued  int                     // clean-ups not done yet (Cleanup)
+	CleanupRetried int64                   // failed clean-up runs queued again
 }
 
 // Metrics returns the current counters. Safe from any goroutine; cheap
@@ -29,16 +33,23 @@ func (n *Node) Metrics() Metrics {
 	n.mu.Unlock()
 	subs := 0
 	n.subs.byKey.Range(func(any, any) bool { subs++; return true })
+	var by [len(DropReasons)]int64
+	for i := range by {
+		by[i] = n.drops.counts[i].Load()
+	}
 	return Metrics{
-		Connected:     n.nc.IsConnected(),
-		Reconnects:    st.Reconnects,
-		Published:     n.pub.sent.Load(),
-		Dropped:       n.pub.dropped.Load(),
-		Queued:        len(n.pub.q),
-		Received:      n.subs.received.Load(),
-		Subscriptions: subs,
-		NodesAlive:    len(n.live.alive()),
-		WorkQueued:    len(n.work),
-		LogDropped:    logDropped,
+		DroppedBy:      by,
+		CleanupQueued:  n.cleanup.len(),
+		CleanupRetried: n.cleanup.retried.Load(),
+		Connected:      n.nc.IsConnected(),
+		Reconnects:     st.Reconnects,
+		Published:      n.pub.sent.Load(),
+		Dropped:        n.pub.dropped.Load(),
+		Queued:         len(n.pub.q),
+		Received:       n.subs.received.Load(),
+		Subscriptions:  subs,
+		NodesAlive:     len(n.live.alive()),
+		WorkQueued:     len(n.work),
+		LogDropped:     logDropped,
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"partyline/cluster"
 	"partyline/internal/testutil"
 )
 
@@ -59,5 +60,20 @@ func TestClusterMetrics(t *testing.T) {
 	}
 	if _, ok := metric(t, ma, "partyline_cluster_publish_dropped_total"); !ok {
 		t.Fatal("publish_dropped_total missing")
+	}
+	resp, err := http.Get(ma)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, reason := range cluster.DropReasons {
+		re := regexp.MustCompile(`(?m)^partyline_cluster_dropped_total\{[^}]*reason="` + reason + `"[^}]*\} 0$`)
+		if !re.Match(body) {
+			t.Fatalf("no partyline_cluster_dropped_total{reason=%q} 0 in /metrics", reason)
+		}
+	}
+	if v, ok := metric(t, ma, "partyline_cluster_cleanup_queue"); !ok || v != 0 {
+		t.Fatalf("cleanup_queue = %v %v", v, ok)
 	}
 }

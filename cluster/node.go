@@ -53,7 +53,10 @@ type Config struct {
 	Lease   time.Duration // a node silent this long is dead (default 15s)
 	Workers int           // goroutines for blocking cluster work (default 32)
 	Queue   int           // cluster work waiting for a worker (default 8192)
-	Logger  *slog.Logger
+	// CleanupQueue bounds the clean-ups waiting (Cleanup): past it, Go
+	// refuses new work until they are done (default 65536).
+	CleanupQueue int
+	Logger       *slog.Logger
 }
 
 // Node is this process's membership of the cluster.
@@ -74,11 +77,13 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	work   chan func()
-	pub    *publisher
-	subs   *subs
-	live   *liveness
-	census *censusWriter
+	work    chan func()
+	pub     *publisher
+	subs    *subs
+	live    *liveness
+	census  *censusWriter
+	cleanup *cleanups
+	drops   drops
 
 	hdrOrigin nats.Header // {Pl-Origin: id}, shared read-only
 	hdrDrop   nats.Header // {Pl-Origin: id, Pl-Drop: 1}
@@ -116,6 +121,9 @@ func New(cfg Config) *Node {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 8192
 	}
+	if cfg.CleanupQueue <= 0 {
+		cfg.CleanupQueue = 1 << 16
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -128,12 +136,17 @@ func New(cfg Config) *Node {
 	n.subs = newSubs(n)
 	n.pub = newPublisher(n, 1<<16)
 	n.census = newCensusWriter(n)
+	n.cleanup = newCleanups(n, cfg.CleanupQueue)
+	n.drops.n = n
 	n.live = newLiveness(n)
 	return n
 }
 
 // ID is the node's name.
 func (n *Node) ID() string { return n.id }
+
+// Logger is the node's logger (for the dialects' cluster-side warnings).
+func (n *Node) Logger() *slog.Logger { return n.log }
 
 // Lease is how long a silent node stays alive.
 func (n *Node) Lease() time.Duration { return n.cfg.Lease }
@@ -168,6 +181,10 @@ func (n *Node) start() error {
 			n.log.Info("cluster: reconnected to NATS", "url", c.ConnectedUrl())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				n.drops.slowConsumer(s) // counted, logged once per interval
+				return
+			}
 			if s != nil {
 				n.log.Warn("cluster: subscription error", "subject", s.Subject, "err", err)
 			} else {
@@ -180,6 +197,7 @@ func (n *Node) start() error {
 	}
 	n.nc = nc
 	if err := checkServer(nc); err != nil {
+		n.stopped.Store(true) // no "disconnected" warning: the refusal is the one line
 		nc.Close()
 		return err
 	}
@@ -191,6 +209,7 @@ func (n *Node) start() error {
 	_, err = n.js.AccountInfo(ctx)
 	cancel()
 	if err != nil {
+		n.stopped.Store(true)
 		nc.Close()
 		return fmt.Errorf("cluster: JetStream is not available on the NATS server at %s (start nats-server with -js): %w", nc.ConnectedUrlRedacted(), err)
 	}
@@ -229,7 +248,13 @@ func (n *Node) start() error {
 		return err
 	}
 	n.pub.start()
-	n.census.start()
+	if err := n.census.start(); err != nil {
+		n.stop()
+		return fmt.Errorf("cluster: census bucket: %w", err)
+	}
+	n.cleanup.start()
+	n.wg.Add(1)
+	go n.drops.run()
 	if err := n.live.start(); err != nil {
 		n.stop()
 		return err
@@ -258,6 +283,7 @@ func (n *Node) stop() {
 	for len(n.work) > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	n.cleanup.drain(time.Until(deadline))
 	n.census.drain(time.Until(deadline))
 	for _, l := range n.logs {
 		l.stop()
@@ -267,14 +293,16 @@ func (n *Node) stop() {
 	n.cancel()
 	close(n.work)
 	n.wg.Wait()
+	n.cleanup.abandon()
 	_ = n.nc.FlushTimeout(time.Second)
 	n.nc.Close()
 }
 
 // Go runs fn on the cluster worker pool and reports false when the queue
-// is full (the caller answers "busy"). Never blocks.
+// is full, or more clean-ups wait than Config.CleanupQueue (the caller
+// answers "busy"). Never blocks.
 func (n *Node) Go(fn func()) bool {
-	if n.stopped.Load() {
+	if n.stopped.Load() || n.cleanup.full() {
 		return false
 	}
 	select {

@@ -16,6 +16,9 @@ import (
 // messages keep their order.
 const dispatchers = 2
 
+// dispatchQueue is the room messages waiting for each dispatcher.
+const dispatchQueue = 1 << 16
+
 // sub is one room subject this node listens to.
 type sub struct {
 	subject string
@@ -23,7 +26,8 @@ type sub struct {
 	b       *Broker
 	refs    int // control goroutine only
 	ns      *nats.Subscription
-	live    atomic.Bool // the server has confirmed the subscription
+	live    atomic.Bool  // the server has confirmed the subscription
+	dropped atomic.Int64 // NATS's drop count of ns already counted (subs.account)
 }
 
 // subOp is a queued change of a subject's reference count.
@@ -36,6 +40,14 @@ type subOp struct {
 
 // subs owns the node's room subscriptions. Reference counts change only on
 // the control goroutine, in queue order; lookups are lock-free.
+//
+// Room traffic reaches the dispatchers through channels of this package
+// (dispatchQueue messages each): NATS's reader hands a message over
+// without waiting, and when a dispatcher's channel is full (this node
+// cannot keep up) NATS drops it and reports the subscription as a slow
+// consumer. Every such drop is counted (drops, reason "room_queue_full")
+// from the subscription's own count, and the room's local members are
+// told (Broker.Lost): never silent.
 type subs struct {
 	n     *Node
 	seed  maphash.Seed
@@ -55,7 +67,7 @@ type subs struct {
 func newSubs(n *Node) *subs {
 	s := &subs{n: n, seed: maphash.MakeSeed(), wake: make(chan struct{}, 1), all: map[string]*nats.Subscription{}}
 	for i := range s.chans {
-		s.chans[i] = make(chan *nats.Msg, 1<<16)
+		s.chans[i] = make(chan *nats.Msg, dispatchQueue)
 	}
 	return s
 }
@@ -137,7 +149,6 @@ func (s *subs) apply(batch []subOp) {
 				if err != nil {
 					s.n.log.Error("cluster: subscribe", "subject", key, "err", err)
 				} else {
-					_ = ns.SetPendingLimits(-1, -1)
 					x.ns = ns
 					s.bySub.Store(ns, x)
 				}
@@ -156,6 +167,7 @@ func (s *subs) apply(batch []subOp) {
 		if x.refs--; x.refs == 0 {
 			s.byKey.Delete(key)
 			if x.ns != nil {
+				s.account(x) // drops since the last look
 				s.bySub.Delete(x.ns)
 				_ = x.ns.Unsubscribe()
 			}
@@ -200,6 +212,14 @@ type Broker struct {
 	ns     string
 	hub    *routing.Hub
 	prefix string // "pl.r.<ns>."
+
+	// Lost, if set, is the notice (the dialect's error frame, say with
+	// LostText) a room's local members get when room traffic from other
+	// nodes was dropped on this node; OnLost, if set, replaces it (it
+	// runs on a NATS or cluster goroutine and must not block). Set before
+	// Start.
+	Lost   *routing.Frame
+	OnLost func(room string)
 
 	// OnMessage, if set, sees every message from another node for a room
 	// of the hub before the default delivery (a local broadcast of the

@@ -132,7 +132,14 @@ func (m *metrics) clusterMetrics(node string, n *cluster.Node) {
 		gauge("subscriptions", "Room and user subjects this node listens to.", func(x cluster.Metrics) float64 { return float64(x.Subscriptions) }),
 		gauge("nodes_alive", "Nodes with a current lease, this one included.", func(x cluster.Metrics) float64 { return float64(x.NodesAlive) }),
 		gauge("work_queue", "Blocking cluster calls waiting for a worker.", func(x cluster.Metrics) float64 { return float64(x.WorkQueued) }),
+		gauge("cleanup_queue", "Clean-ups of shared state (undone memberships, released names) not done yet; retried while NATS is unreachable.", func(x cluster.Metrics) float64 { return float64(x.CleanupQueued) }),
+		counter("cleanup_retries_total", "Failed clean-up runs queued again.", func(x cluster.Metrics) float64 { return float64(x.CleanupRetried) }),
 	)
+	for i, reason := range cluster.DropReasons {
+		opts := o("dropped_total", "Cluster traffic and clean-ups lost, by reason: room_queue_full (other nodes' room messages dropped because this node's dispatch queue was full; the rooms' members were told), slow_consumer (other messages NATS dropped for this node), cleanup_failed, cleanup_at_stop.")
+		opts.ConstLabels = prometheus.Labels{"node": node, "reason": reason}
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts(opts), func() float64 { return float64(n.Metrics().DroppedBy[i]) }))
+	}
 }
 
 // closeReason counts a close: engine reasons by name, dialect closes by code.

@@ -29,6 +29,7 @@ type clustered struct {
 // server starts.
 func (d *Dialect) UseCluster(n *cluster.Node) {
 	d.cl = &clustered{n: n, b: n.Broker("channels", d.hub), names: n.Names("channels")}
+	d.cl.b.Lost = d.ErrorFrame(cluster.LostText)
 	d.broker = d.cl.b
 }
 
@@ -55,7 +56,7 @@ func (s *session) claimCluster(name string, now time.Time) {
 		}
 		var undo func()
 		if ok {
-			undo = func() { _ = cl.names.Release(channel, name, rev) }
+			undo = func() { cl.n.Cleanup(func() error { return cl.names.Release(channel, name, rev) }) }
 		}
 		if !op.Finish(undo) {
 			if undo != nil {
@@ -98,13 +99,11 @@ func (s *session) unreserve(name string) {
 	s.ch.mu.Unlock()
 }
 
-// releaseCluster gives up the claim in the bucket (off the loop).
+// releaseCluster gives up the claim in the bucket (off the loop, on the
+// node's clean-up queue: retried while NATS is unreachable).
 func (s *session) releaseCluster(name string) {
 	cl, channel, rev := s.d.cl, s.room.Name, s.cs.rev
-	work := func() { _ = cl.names.Release(channel, name, rev) }
-	if !cl.n.Go(work) {
-		go work()
-	}
+	cl.n.Cleanup(func() error { return cl.names.Release(channel, name, rev) })
 }
 
 // closeCluster runs from OnClose: a claim in flight is undone.
@@ -113,9 +112,7 @@ func (s *session) closeCluster() {
 		return
 	}
 	if undo := s.cs.op.Cancel(); undo != nil {
-		if !s.d.cl.n.Go(undo) {
-			go undo()
-		}
+		undo() // queues the release; never blocks
 	}
 	s.cs.op = nil
 	s.unreserve(s.cs.want)

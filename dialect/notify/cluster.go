@@ -30,6 +30,7 @@ type clustered struct {
 // server starts.
 func (d *Dialect) UseCluster(n *cluster.Node) {
 	d.cl = &clustered{n: n, b: n.Broker("notify", d.users), users: n.Census("notify"), all: n.Census("notifyall")}
+	d.cl.b.Lost = d.ErrorFrame(cluster.LostText)
 	d.broker = d.cl.b
 	n.OnAll("notify", func(m *cluster.Msg) {
 		f := routing.NewRaw(m.Data)

@@ -70,7 +70,7 @@ func (d *Dialect) clusterSend(code string, data []byte, to string) (int, error) 
 func (d *Dialect) clusterKick(code, clientID, reason string) error {
 	code = d.apiCode(code)
 	var grace int64
-	gone := d.updateRoom(code, func(rec *roomRec) []recMember {
+	gone, err := d.updateRoom(code, func(rec *roomRec) []recMember {
 		grace = 0
 		for i, x := range rec.Members {
 			if x.Client != clientID {
@@ -85,6 +85,9 @@ func (d *Dialect) clusterKick(code, clientID, reason string) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return dialect.APIErr(http.StatusServiceUnavailable, "cannot update the room: "+err.Error())
+	}
 	if len(gone) == 0 {
 		if _, _, err := d.clusterRoom(code); err != nil {
 			return err
@@ -132,8 +135,11 @@ func (d *Dialect) onKick(m *cluster.Msg) {
 // node with 4004 "room closed".
 func (d *Dialect) clusterClose(code string) (int, error) {
 	code = d.apiCode(code)
-	n, ok := d.endRoom(code, func(*roomRec) bool { return true }, CloseClosed)
-	if !ok {
+	n, ok, err := d.endRoom(code, func(*roomRec) bool { return true }, CloseClosed)
+	switch {
+	case err != nil:
+		return 0, dialect.APIErr(http.StatusServiceUnavailable, "cannot update the room: "+err.Error())
+	case !ok:
 		return 0, notFound(code)
 	}
 	return n, nil

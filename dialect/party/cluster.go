@@ -82,6 +82,7 @@ func (d *Dialect) UseCluster(n *cluster.Node) {
 	cl.log = n.RoomLog(cluster.RoomLogConfig{Stream: d.prof.stream, Prefix: d.prof.logPrefix, PerRoom: int64(d.cfg.HistorySize) + 1})
 	cl.log.OnLost = d.onLost
 	cl.b.OnMessage = d.onRemote
+	cl.b.Lost = d.ErrorFrame(cluster.LostText) // peer_* announcements; messages and states recover through the log
 	d.hub.OnGone(d.feedGone)
 	n.Handle(d.prof.name+".replaced", d.onReplaced)
 	n.Handle(d.prof.name+".kick", d.onKick)
@@ -184,7 +185,7 @@ func (s *session) closeCluster() {
 		return
 	}
 	if undo := s.cs.op.Cancel(); undo != nil {
-		s.d.goAlways(undo)
+		s.d.cl.n.Cleanup(func() error { undo(); return nil })
 	}
 	s.cs.op = nil
 }
@@ -258,7 +259,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 		// Listen to the room before anyone can learn its code.
 		cl.b.Ensure(res.code, func(release func()) {
 			res.release = release
-			undo := func() { s.d.removeMember(res.code, me, false); release() }
+			undo := func() { s.d.dropMember(res.code, me); release() }
 			// The room's log starts with its "open" entry (created's seq).
 			if !cl.n.Go(func() {
 				_, err := cl.log.AppendSync(res.rec.ID, cluster.LogEntry{Ev: evOpen})
@@ -267,7 +268,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 				}
 				if err != nil {
 					res.err = "cannot create a room: " + err.Error()
-					s.d.removeMember(res.code, me, false)
+					s.d.dropMember(res.code, me)
 					if op.Finish(nil) {
 						c.Do(func() { s.finishJoin(res, true) })
 					} else {
@@ -282,7 +283,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 				}
 				c.Do(func() { s.finishJoin(res, true) })
 			}) {
-				go s.d.removeMember(res.code, me, false) // the pool is full: the removal must still happen
+				s.d.dropMember(res.code, me) // the pool is full: the removal must still happen
 				res.err = errBusy
 				if op.Finish(nil) {
 					c.Do(func() { s.finishJoin(res, true) })
@@ -383,7 +384,7 @@ func (d *Dialect) runJoins(code string) {
 			}
 			if r.res.err == "" && ferr != nil {
 				r.res.err = ferr.Error()
-				d.removeMember(code, r.res.me, false)
+				d.dropMember(code, r.res.me)
 			}
 			if r.res.err == "" {
 				if state != nil {
@@ -511,7 +512,7 @@ func (r *joinReq) complete() {
 			if res.state != nil {
 				res.state.Release()
 			}
-			s.d.removeMember(res.code, me, false)
+			s.d.dropMember(res.code, me)
 			s.d.unpin(res.feed)
 			res.release()
 		}
@@ -580,7 +581,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 			res.feed = fd
 			if err != nil {
 				res.err = err.Error()
-				s.d.removeMember(res.code, res.me, false)
+				s.d.dropMember(res.code, res.me)
 				if op.Finish(nil) {
 					s.c.Do(func() { s.finishJoin(res, created) })
 				} else {
@@ -595,7 +596,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 				if res.state != nil {
 					res.state.Release()
 				}
-				s.d.removeMember(res.code, res.me, false)
+				s.d.dropMember(res.code, res.me)
 				s.d.unpin(fd)
 				res.release()
 			}
@@ -606,7 +607,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 			s.c.Do(func() { s.finishJoin(res, created) })
 		}) {
 			res.err = errBusy
-			go s.d.removeMember(res.code, res.me, false)
+			s.d.dropMember(res.code, res.me)
 			s.finishJoin(res, created)
 		}
 		return
@@ -708,18 +709,25 @@ func (s *session) leaveCluster(r *routing.Room, m *routing.Member) {
 	}
 	pm := m.Data.(*member)
 	me := recMember{Client: m.ID, Member: s.d.cl.n.Member(), Inst: pm.inst}
-	s.d.goAlways(func() { s.d.removeMember(r.Name, me, true) })
+	s.d.cl.n.Cleanup(func() error { return s.d.removeMember(r.Name, me, true) })
+}
+
+// dropMember queues the removal of me's entry from the room on the
+// node's clean-up queue (retried until NATS takes it). Never blocks.
+func (d *Dialect) dropMember(code string, me recMember) {
+	d.cl.n.Cleanup(func() error { return d.removeMember(code, me, false) })
 }
 
 // removeMember removes the entry of me (same connection instance) from
 // the room, deletes an emptied room, and with announce publishes peer_left
-// to every node. Worker.
-func (d *Dialect) removeMember(code string, me recMember, announce bool) {
+// to every node (a party-v2 slot is marked off instead: it stays for the
+// room's life). An error means the registry could not be reached (try
+// again: it is idempotent). Worker.
+func (d *Dialect) removeMember(code string, me recMember, announce bool) error {
 	if d.prof.slots {
-		d.markOff(code, me, announce) // a party-v2 slot stays for the room's life
-		return
+		return d.markOff(code, me, announce)
 	}
-	removed := d.updateRoom(code, func(rec *roomRec) []recMember {
+	removed, err := d.updateRoom(code, func(rec *roomRec) []recMember {
 		for i, x := range rec.Members {
 			if x.Client == me.Client && x.Inst == me.Inst {
 				rec.Members = append(rec.Members[:i:i], rec.Members[i+1:]...)
@@ -733,6 +741,7 @@ func (d *Dialect) removeMember(code string, me recMember, announce bool) {
 			d.announceLeft(code, x)
 		}
 	}
+	return err
 }
 
 // announceLeft publishes peer_left for x to the room on every node.
@@ -781,8 +790,8 @@ func (s *session) awayCluster() {
 	d := s.d
 	me := recMember{Client: m.ID, Member: d.cl.n.Member(), Inst: m.Data.(*member).inst}
 	deadline := time.Now().Add(d.cfg.SeatGrace).UnixMilli()
-	work := func() {
-		marked := d.updateRoom(r.Name, func(rec *roomRec) []recMember {
+	work := func() error {
+		marked, err := d.updateRoom(r.Name, func(rec *roomRec) []recMember {
 			for i, x := range rec.Members {
 				if x.Client == me.Client && x.Inst == me.Inst && x.Away == 0 {
 					rec.Members[i].Away, rec.Members[i].Member = deadline, me.Member
@@ -795,8 +804,9 @@ func (s *session) awayCluster() {
 			d.announceCode(r.Name, `{"type":"peer_away","clientId":`, "away", x, nil)
 			d.expireAway(r.Name, x)
 		}
+		return err
 	}
-	d.goAlways(work)
+	d.cl.n.Cleanup(work)
 }
 
 // expireAway removes the away entry x when its deadline passes, unless
@@ -804,8 +814,8 @@ func (s *session) awayCluster() {
 func (d *Dialect) expireAway(code string, x recMember) {
 	wait := time.Until(time.UnixMilli(x.Away))
 	time.AfterFunc(max(wait, 0), func() {
-		work := func() {
-			removed := d.updateRoom(code, func(rec *roomRec) []recMember {
+		work := func() error {
+			removed, err := d.updateRoom(code, func(rec *roomRec) []recMember {
 				for i, y := range rec.Members {
 					if y.Client == x.Client && y.Inst == x.Inst && y.Away != 0 {
 						rec.Members = append(rec.Members[:i:i], rec.Members[i+1:]...)
@@ -817,40 +827,41 @@ func (d *Dialect) expireAway(code string, x recMember) {
 			for _, y := range removed {
 				d.announceLeft(code, y)
 			}
+			return err
 		}
-		d.goAlways(work)
+		d.cl.n.Cleanup(work)
 	})
 }
 
-// goAlways runs fn on the cluster worker pool, or on a goroutine of its
-// own when the pool is full: registry clean-ups must happen.
-func (d *Dialect) goAlways(fn func()) {
-	if !d.cl.n.Go(fn) {
-		go fn()
-	}
-}
+// errConflicts is updateRoom's answer after too many conflicting updates.
+var errConflicts = errText("too many concurrent updates")
 
 // updateRoom applies fn to the room's record with a revision-checked
 // update (retried) and returns what fn removed. An emptied room is deleted
-// with its state. Worker.
-func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) []recMember {
+// with its state. An error means the registry could not be reached or
+// kept changing (a missing or damaged record is not one: nothing to do).
+// Worker.
+func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]recMember, error) {
 	kv := d.cl.kv()
 	for try := 0; try < 200; try++ {
 		ctx, cancel := d.cl.n.Ctx()
 		e, err := kv.Get(ctx, d.roomKey(code))
 		if err != nil {
 			cancel()
-			return nil
+			if cluster.NotFound(err) {
+				return nil, nil
+			}
+			return nil, err
 		}
 		var rec roomRec
 		if json.Unmarshal(e.Value(), &rec) != nil {
 			cancel()
-			return nil
+			return nil, nil
 		}
 		removed := fn(&rec)
 		if len(removed) == 0 {
 			cancel()
-			return nil
+			return nil, nil
 		}
 		if rec.empty() {
 			err = kv.Delete(ctx, d.roomKey(code), jetstream.LastRevision(e.Revision()))
@@ -864,14 +875,14 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) []r
 		}
 		cancel()
 		if err == nil {
-			return removed
+			return removed, nil
 		}
 		if !cluster.Conflict(err) {
-			return nil
+			return nil, err
 		}
 		backoff(try)
 	}
-	return nil
+	return nil, errConflicts
 }
 
 // onRemote sees every party message from another node (dispatcher
@@ -951,7 +962,7 @@ func (d *Dialect) reap(node, keepInc string) {
 		// it, or past the deadline, they leave.
 		var gone, away, kept []recMember
 		now := time.Now().UnixMilli()
-		changed := d.updateRoom(code, func(rec *roomRec) []recMember {
+		changed, _ := d.updateRoom(code, func(rec *roomRec) []recMember {
 			gone, away, kept = nil, nil, nil
 			next := rec.Members[:0:0]
 			for _, x := range rec.Members {

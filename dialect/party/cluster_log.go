@@ -351,12 +351,13 @@ func (s *session) setStateCluster(r *routing.Room, state []byte) {
 
 // storeState writes the state frame f (at seq; the caller's reference
 // passes to it) to the registry unless a newer one is there. It queues
-// the write on the cluster workers.
+// the write on the node's clean-up queue (retried while NATS is
+// unreachable).
 func (d *Dialect) storeState(id string, f *routing.Frame, seq uint64) {
-	work := func() {
-		defer f.Release()
-		val := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(f.Bytes())), seq)
-		val = append(val, f.Bytes()...)
+	val := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(f.Bytes())), seq)
+	val = append(val, f.Bytes()...)
+	f.Release()
+	d.cl.n.Cleanup(func() error {
 		kv := d.cl.kv()
 		for try := 0; try < 50; try++ {
 			ctx, cancel := d.cl.n.Ctx()
@@ -366,18 +367,18 @@ func (d *Dialect) storeState(id string, f *routing.Frame, seq uint64) {
 				_, err = kv.Create(ctx, stateKey(id), val)
 			case err == nil && stateSeq(e.Value()) >= seq:
 				cancel()
-				return // a newer state is there
+				return nil // a newer state is there
 			case err == nil:
 				_, err = kv.Update(ctx, stateKey(id), val, e.Revision())
 			}
 			cancel()
 			if err == nil || !cluster.Conflict(err) {
-				return
+				return err
 			}
 			backoff(try)
 		}
-	}
-	d.goAlways(work)
+		return errConflicts
+	})
 }
 
 // stateSeq is the seq of a state kept in the registry (0: none).

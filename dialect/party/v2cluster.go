@@ -120,15 +120,17 @@ func (s *session) offCluster(r *routing.Room, m *routing.Member) {
 	r.Leave(m)
 	me := recMember{Client: m.ID, Inst: m.Data.(*member).inst}
 	code := r.Name
-	s.d.goAlways(func() { s.d.markOff(code, me, true) })
+	s.d.cl.n.Cleanup(func() error { return s.d.markOff(code, me, true) })
 }
 
 // markOff marks the entry of me (same connection instance) off: with
 // announce peer_left goes to the room; the host going off starts its
-// grace here; a room left with nobody connected is deleted. Worker.
-func (d *Dialect) markOff(code string, me recMember, announce bool) {
+// grace here; a room left with nobody connected is deleted. An error
+// means the registry could not be reached (it is idempotent: run it
+// again). Worker.
+func (d *Dialect) markOff(code string, me recMember, announce bool) error {
 	var grace int64
-	off := d.updateRoom(code, func(rec *roomRec) []recMember {
+	off, err := d.updateRoom(code, func(rec *roomRec) []recMember {
 		grace = 0
 		for i, x := range rec.Members {
 			if x.Client != me.Client || x.Inst != me.Inst || x.Off {
@@ -147,7 +149,7 @@ func (d *Dialect) markOff(code string, me recMember, announce bool) {
 		return nil
 	})
 	if len(off) == 0 {
-		return
+		return err
 	}
 	if announce {
 		d.announceLeft(code, off[0])
@@ -155,14 +157,15 @@ func (d *Dialect) markOff(code string, me recMember, announce bool) {
 	if grace != 0 {
 		d.hostGrace(code, grace)
 	}
+	return nil
 }
 
 // hostGrace ends the room when deadline passes unless its host came back
 // (or left again: then a later deadline is in the record).
 func (d *Dialect) hostGrace(code string, deadline int64) {
 	time.AfterFunc(max(time.Until(time.UnixMilli(deadline)), 0), func() {
-		d.goAlways(func() {
-			d.endRoom(code, func(rec *roomRec) bool {
+		d.cl.n.Cleanup(func() error {
+			_, _, err := d.endRoom(code, func(rec *roomRec) bool {
 				if rec.Grace != deadline {
 					return false
 				}
@@ -173,6 +176,7 @@ func (d *Dialect) hostGrace(code string, deadline int64) {
 				}
 				return true
 			}, 4001)
+			return err
 		})
 	})
 }
@@ -185,19 +189,21 @@ func (s *session) closeRoomCluster(r *routing.Room) {
 		return
 	}
 	d, code, id := s.d, r.Name, st.id
-	d.goAlways(func() {
-		d.endRoom(code, func(rec *roomRec) bool { return rec.ID == id }, 4001)
+	d.cl.n.Cleanup(func() error {
+		_, _, err := d.endRoom(code, func(rec *roomRec) bool { return rec.ID == id }, 4001)
+		return err
 	})
 }
 
 // endRoom deletes the room's record if cond holds for it, then closes the
 // room's members on every node with closeCode and "room closed" (4001:
 // close_room and the host grace; 4004: the rooms API). It returns how
-// many members the record had, and whether it deleted it. Blocks.
-func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode int) (int, bool) {
+// many members the record had, whether it deleted it, and an error when
+// the registry could not be reached. Blocks.
+func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode int) (int, bool, error) {
 	var id string
 	n := 0
-	gone := d.updateRoom(code, func(rec *roomRec) []recMember {
+	gone, err := d.updateRoom(code, func(rec *roomRec) []recMember {
 		if !cond(rec) {
 			return nil
 		}
@@ -207,13 +213,13 @@ func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode i
 		return all
 	})
 	if len(gone) == 0 {
-		return 0, false
+		return 0, false, err
 	}
 	d.closeLocal(code, id, closeCode)
 	f := routing.NewTextFrom(nil)
 	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {"close"}, hdrRoomID: {id}, hdrCode: {itoa(closeCode)}})
 	f.Release()
-	return n, true
+	return n, true, nil
 }
 
 // closeLocal closes this node's members of the room incarnation id with
@@ -245,7 +251,7 @@ func (d *Dialect) closeLocal(code, id string, closeCode int) {
 func (d *Dialect) reapV2(code, node, keepInc string) {
 	var off []recMember
 	var grace int64
-	d.updateRoom(code, func(rec *roomRec) []recMember {
+	if _, err := d.updateRoom(code, func(rec *roomRec) []recMember {
 		off, grace = nil, 0
 		var changed []recMember
 		for i, x := range rec.Members {
@@ -269,7 +275,9 @@ func (d *Dialect) reapV2(code, node, keepInc string) {
 			grace = 0
 		}
 		return changed
-	})
+	}); err != nil {
+		return // the party reaper ignores registry errors (see reap)
+	}
 	for _, x := range off {
 		d.announceLeft(code, x)
 	}

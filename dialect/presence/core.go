@@ -164,6 +164,33 @@ func (c *Core) UseCluster(n *cluster.Node) {
 	}
 }
 
+// syncWait bounds the wait for the census copy to catch up (Census.Sync).
+const syncWait = 2 * time.Second
+
+// awaitCounted, in cluster mode, has the census write user's local count
+// and calls done afterwards (on a cluster goroutine), returning true;
+// single-node it returns false. Never blocks.
+func (c *Core) awaitCounted(user string, done func()) bool {
+	if c.census == nil {
+		return false
+	}
+	c.census.Mark(user, func() int { return c.Registry.Local(user) }, func(int, int) { done() })
+	return true
+}
+
+// syncRemote, in cluster mode, brings the census copy (and so the
+// registry's remote counts) up to every write made before the call
+// (Census.Sync); a failure is logged and the copy answers as it is.
+// Blocks (a worker).
+func (c *Core) syncRemote() {
+	if c.census == nil {
+		return
+	}
+	if err := c.census.Sync(syncWait); err != nil {
+		c.log.Warn("presence: census not up to date", "err", err)
+	}
+}
+
 // Config is the shared configuration.
 func (c *Core) Config() Config { return c.cfg }
 

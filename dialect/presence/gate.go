@@ -160,6 +160,29 @@ func (g *Gate) authenticate(cl auth.Claims) (pending bool) {
 	g.user = cl.Username
 	g.core.Registry.Connect(g.user)
 	g.setExpiry(cl)
+	c := g.c
+	if g.core.awaitCounted(g.user, func() { c.Do(g.counted) }) {
+		g.busy = true
+		return true
+	}
+	return g.readyHandler()
+}
+
+// counted goes on with an authentication once the cluster's census has
+// the connection (cluster mode): the SUCCESS reply never leaves before a
+// presence watcher on any node can see the user online.
+func (g *Gate) counted() {
+	if g.closing {
+		return
+	}
+	if !g.readyHandler() {
+		g.done()
+	}
+}
+
+// readyHandler lets the handler get ready (Readier) or, if it is, replies
+// SUCCESS; true when the reply waits for g.ready.
+func (g *Gate) readyHandler() (pending bool) {
 	if r, ok := g.h.(Readier); ok {
 		c := g.c
 		if r.AuthenticatedReady(g.user, func() { c.Do(g.ready) }) {

@@ -14,6 +14,7 @@
 package presence
 
 import (
+	"strings"
 	"time"
 
 	"partyline/codec"
@@ -46,16 +47,38 @@ type session struct {
 	c    dialect.Conn
 	g    *Gate
 	w    *Watcher // set once authenticated
+	done bool     // OnClose ran
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) { s.g.Message(kind, payload) }
 func (s *session) OnTimer(now time.Time)                     { s.g.Timer(now) }
 
 func (s *session) OnClose() {
+	s.done = true
 	if s.w != nil {
 		s.core.Registry.Unwatch(s.w)
 	}
 	s.g.Closed()
+}
+
+// AuthenticatedReady implements Readier: in cluster mode the statuses of
+// the user's contacts wait until this node's census copy holds every
+// connection counted anywhere before now (Census.Sync, on a store
+// worker). Single-node, or with the workers busy, it is Authenticated.
+func (s *session) AuthenticatedReady(user string, ready func()) bool {
+	if s.core.census == nil {
+		return false
+	}
+	c := s.c
+	return s.core.work.Go(func() {
+		s.core.syncRemote()
+		c.Do(func() {
+			if !s.done {
+				s.Authenticated(user)
+			}
+		})
+		ready() // queued after the Do above
+	})
 }
 
 func (s *session) Authenticated(user string) {
@@ -91,21 +114,37 @@ func (s *session) Dispatch(payload []byte) {
 			Error(s.c, bad)
 		case s.w == nil:
 			Error(s.c, "Server busy: presence updates unavailable, reconnect later")
-		default:
-			err := s.core.Registry.Subscribe(s.w, names, func() {
-				Success(s.c, "Subscribed to "+itoa(len(names))+" users")
-			})
-			switch err {
-			case ErrTooManySubscriptions:
-				Error(s.c, "Too many subscriptions: at most "+itoa(s.core.Registry.maxSubs())+" names per connection")
-			case ErrBusy:
-				Error(s.c, "Server busy: try again later")
+		case s.core.census != nil:
+			// Cluster mode: the statuses wait until this node's census
+			// copy holds every connection counted anywhere before now.
+			for i := range names {
+				names[i] = strings.Clone(names[i]) // may alias the payload
 			}
+			w := s.w
+			s.g.Go(func() {
+				s.core.syncRemote()
+				s.subscribe(w, names)
+			})
+		default:
+			s.subscribe(s.w, names)
 		}
 	case "DISCONNECT":
 		s.g.Disconnect()
 	default:
 		Error(s.c, "Unknown message type: "+typ)
+	}
+}
+
+// subscribe adds names to w's subscriptions and answers. Any goroutine.
+func (s *session) subscribe(w *Watcher, names []string) {
+	err := s.core.Registry.Subscribe(w, names, func() {
+		Success(s.c, "Subscribed to "+itoa(len(names))+" users")
+	})
+	switch err {
+	case ErrTooManySubscriptions:
+		Error(s.c, "Too many subscriptions: at most "+itoa(s.core.Registry.maxSubs())+" names per connection")
+	case ErrBusy:
+		Error(s.c, "Server busy: try again later")
 	}
 }
 

@@ -30,6 +30,7 @@ type clustered struct {
 // server starts.
 func (d *Dialect) UseCluster(n *cluster.Node) {
 	d.cl = &clustered{n: n, b: n.Broker("rooms", d.hub), census: n.Census("rooms")}
+	d.cl.b.Lost = d.ErrorFrame(cluster.LostText)
 	d.broker = d.cl.b
 }
 

@@ -6,9 +6,15 @@ package teams
 //     connections of the team delivers them).
 //   - "Team N is not connected" is decided with the census: the team's
 //     local connections, plus the other nodes' counts from the local copy
-//     of the pl_census bucket (kept by a watch, so the check never leaves
-//     the loop; a connection made on another node a moment ago may not be
-//     in it yet).
+//     of the pl_census bucket (kept by a watch, so a send to a connected
+//     team never leaves the loop). The copy may lag behind a registration
+//     made on another node a moment ago, so before answering "not
+//     connected" the node brings its copy up to the bucket's latest
+//     revision (Census.Sync: one round trip and the watch's catch-up, off
+//     the loop; the session's later messages wait): read-your-writes.
+//     A registration is in the bucket, and its node listens to the team's
+//     subject (a confirmed subscription), before its reply leaves, so once
+//     a client has seen "registered", a send from any node reaches it.
 //   - "Team N connected"/"disconnected" are sent by the node whose census
 //     write took the team's cluster-wide count from 0 to more, or back to
 //     0 (a dead node's count is removed by the reaper, which then sends
@@ -16,6 +22,7 @@ package teams
 
 import (
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -25,6 +32,9 @@ import (
 )
 
 const hdrTeam = "Pl-Team"
+
+// syncWait bounds the wait for the census copy to catch up (Census.Sync).
+const syncWait = 2 * time.Second
 
 type clustered struct {
 	n      *cluster.Node
@@ -39,6 +49,7 @@ type clustered struct {
 // server starts.
 func (d *Dialect) UseCluster(n *cluster.Node) {
 	cl := &clustered{n: n, b: n.Broker("teams", d.hub), census: n.Census("teams")}
+	cl.b.Lost = d.ErrorFrame(cluster.LostText)
 	cl.census.Watch()
 	cl.census.OnReap = func(team string, before, after int) {
 		if before > 0 && after == 0 {
@@ -112,15 +123,19 @@ func (s *session) registerCluster(team int, m *routing.Member) {
 	d.cl.mu.Unlock()
 	s.cs.gate.Close()
 	s.cs.registering = team
-	d.cl.census.Mark(d.names[team-1], d.teamCount(team), func(before, after int) {
-		c.Do(func() {
-			s.cs.registering = 0
-			d.addPending(team, -1)
-			s.joinTeam(team, m)
-			if leader && before == 0 && after > 0 {
-				d.noticeCluster(team, " connected")
-			}
-			s.cs.gate.Open(s.OnMessage)
+	name := d.names[team-1]
+	d.cl.b.Ensure(name, func(release func()) {
+		d.cl.census.Mark(name, d.teamCount(team), func(before, after int) {
+			c.Do(func() {
+				defer release() // the local room holds the subscription from here
+				s.cs.registering = 0
+				d.addPending(team, -1)
+				s.joinTeam(team, m)
+				if leader && before == 0 && after > 0 {
+					d.noticeCluster(team, " connected")
+				}
+				s.cs.gate.Open(s.OnMessage)
+			})
 		})
 	})
 }
@@ -178,6 +193,35 @@ func (d *Dialect) noticeLocal(own string, f *routing.Frame) {
 		}
 		return true
 	})
+}
+
+// checkCluster finishes a send that the census copy says has nobody to
+// reach: it brings the copy up to date (a worker), then, on the loop,
+// publishes f to the other nodes if the team is connected there and
+// answers. The session's later messages wait meanwhile.
+func (s *session) checkCluster(target string, f *routing.Frame) {
+	d, c := s.d, s.c
+	f.Retain()
+	s.cs.gate.Close()
+	if !d.cl.n.Go(func() {
+		if err := d.cl.census.Sync(syncWait); err != nil {
+			d.cl.n.Logger().Warn("teams: census not up to date", "err", err) // answered from the copy
+		}
+		c.Do(func() {
+			defer f.Release()
+			defer s.cs.gate.Open(s.OnMessage)
+			if d.cl.census.Remote(target) == 0 {
+				s.reply("error", "Team "+target+" is not connected")
+				return
+			}
+			d.cl.b.PublishRemote(target, f, false, nil)
+			s.reply("status", "Message delivered to Team "+target)
+		})
+	}) {
+		f.Release()
+		s.reply("error", "Team "+target+" is not connected")
+		s.cs.gate.Open(s.OnMessage)
+	}
 }
 
 // deliverCluster sends f to the target team on every node; it reports

@@ -184,9 +184,12 @@ func (s *session) send(req *request) {
 	f.End()
 	n := 0
 	if s.d.cl != nil {
-		if s.d.deliverCluster(target, f, s.c) {
-			n = 1
+		if !s.d.deliverCluster(target, f, s.c) {
+			s.checkCluster(target, f) // the census copy may lag: ask the bucket
+			f.Release()
+			return
 		}
+		n = 1
 	} else if r := s.d.hub.Get(target); r != nil {
 		n = s.d.broker.Publish(r, f, s.c, false)
 	}

@@ -13,7 +13,9 @@
 # SERVERS (default "partyline gorilla gws"; also partyline-nopersist: rooms
 # not kept on disk, partyline-nohistory: neither history nor persistence,
 # partyline-compression: --compression, for the generator's --compression, partyline-v2: the
-# generator speaks the party-v2 dialect, which has neither), PORT (first port, default 19100),
+# generator speaks the party-v2 dialect, which has neither; partyline-base: partyline as
+# built from the commit BASE, to measure a change against its base in one run),
+# PORT (first port, default 19100),
 # SERVER_CPU / GEN_CPU (default 0 / 1), QUIET_MAX (how long to wait for an
 # idle machine before each run, default 2m; NO_WAIT_QUIET=1 skips the wait).
 set -euo pipefail
@@ -37,6 +39,12 @@ go build -o /tmp/partyline .
 go build -o /tmp/bench-gorilla ./bench/peers/gorilla
 go build -o /tmp/bench-gws ./bench/peers/gws
 go build -o /tmp/bench-gen ./bench
+if [ -n "${BASE:-}" ]; then
+	basedir=$(mktemp -d)
+	git archive "$BASE" | tar -x -C "$basedir"
+	(cd "$basedir" && go build -o /tmp/partyline-base .)
+	rm -rf "$basedir"
+fi
 
 records=()
 for name in $servers; do
@@ -44,6 +52,7 @@ for name in $servers; do
 	gen_flags=()
 	case $name in
 	partyline) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --data-dir $(mktemp -d)" ;;
+	partyline-base) cmd="/tmp/partyline-base --listen $addr --http '' --party-max-clients 20000 --data-dir $(mktemp -d)" ;;
 	partyline-compression) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --data-dir $(mktemp -d) --compression" ;;
 	partyline-nopersist) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --party-persist=false" ;;
 	partyline-nohistory) cmd="/tmp/partyline --listen $addr --http '' --party-max-clients 20000 --party-persist=false --party-history-size 0" ;;

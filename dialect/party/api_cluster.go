@@ -115,21 +115,7 @@ func (d *Dialect) clusterKick(code, clientID, reason string) error {
 
 // onKick closes a local connection kicked through the API (its entry is
 // already gone from the record): 4003 and the reason.
-func (d *Dialect) onKick(m *cluster.Msg) {
-	r := d.hub.Get(m.Header.Get(hdrRoom))
-	if r == nil {
-		return
-	}
-	x := r.Lookup(m.Header.Get(hdrClient))
-	if x == nil || x.Data.(*member).inst != m.Header.Get(hdrInst) {
-		return
-	}
-	x.Data.(*member).replaced.Store(true) // its entry is gone: its close changes nothing more
-	r.Leave(x)
-	if c, ok := x.Conn.(dialect.Conn); ok {
-		c.Close(CloseKicked, m.Header.Get(hdrReason))
-	}
-}
+func (d *Dialect) onKick(m *cluster.Msg) { d.closeMember(m, CloseKicked, m.Header.Get(hdrReason)) }
 
 // clusterClose deletes the room's record and closes its members on every
 // node with 4004 "room closed".

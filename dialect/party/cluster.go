@@ -924,7 +924,12 @@ func (d *Dialect) onRemote(code string, m *cluster.Msg) bool {
 
 // onReplaced closes a local connection whose clientId joined again on
 // another node.
-func (d *Dialect) onReplaced(m *cluster.Msg) {
+func (d *Dialect) onReplaced(m *cluster.Msg) { d.closeMember(m, 4000, "replaced") }
+
+// closeMember closes the local connection a directed message names (room,
+// clientId and connection instance) with code and reason. Its entry in the
+// record has changed already, so its session does nothing more for it.
+func (d *Dialect) closeMember(m *cluster.Msg, code uint16, reason string) {
 	r := d.hub.Get(m.Header.Get(hdrRoom))
 	if r == nil {
 		return
@@ -936,7 +941,7 @@ func (d *Dialect) onReplaced(m *cluster.Msg) {
 	x.Data.(*member).replaced.Store(true)
 	r.Leave(x)
 	if oc, ok := x.Conn.(interface{ Close(uint16, string) }); ok {
-		oc.Close(4000, "replaced")
+		oc.Close(code, reason)
 	}
 }
 

@@ -157,6 +157,16 @@ func TestPartyV2AcrossNodes(t *testing.T) {
 	if raw := v2Raw(t, g2); raw != `{"type":"message","from":0,"data":"after"}` {
 		t.Fatalf("replacement got %s", raw)
 	}
+	// Every node still knows whose slot is whose: carol (on A, which heard
+	// of the replacement) reaches the host at index 0 and the guest at 1.
+	c.Send(M{"type": "send", "data": "to the host", "to": 0})
+	if raw := v2Raw(t, h); raw != `{"type":"message","from":2,"data":"to the host"}` {
+		t.Fatalf("host got %s", raw)
+	}
+	c.Send(M{"type": "send", "data": "to the guest", "to": 1})
+	if raw := v2Raw(t, g2); raw != `{"type":"message","from":2,"data":"to the guest"}` {
+		t.Fatalf("replacement got %s", raw)
+	}
 
 	// Party 1.x clients do not see party-v2 codes.
 	p := party(t, a)

@@ -646,7 +646,11 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 			return
 		}
 		f := routing.NewTextFrom(nil)
-		cl.b.PublishRemote(res.code, f, false, nats.Header{hdrEv: {"replace"}, hdrClient: {res.me.Client}, hdrMember: {res.me.Member}})
+		hdr := nats.Header{hdrEv: {"replace"}, hdrClient: {res.me.Client}, hdrMember: {res.me.Member}}
+		if s.d.prof.slots {
+			hdr.Set(hdrIndex, itoa(res.me.Index)) // the other nodes keep the slot's clientId
+		}
+		cl.b.PublishRemote(res.code, f, false, hdr)
 		f.Release()
 		return
 	}

@@ -333,7 +333,7 @@ func (d *Dialect) KickMember(code, clientID, reason string) error {
 	case remaining == 0:
 		dropState(r)
 	case st.slot != nil && connected(r.Members()) == 0:
-		d.teardown(r, func(members []*routing.Member) bool { return connected(members) == 0 })
+		d.teardown(r, func(members []*routing.Member) bool { return connected(members) == 0 }, CloseRoomEnded)
 	}
 	if c, ok := m.Conn.(dialect.Conn); ok {
 		c.Close(CloseKicked, reason)
@@ -344,7 +344,6 @@ func (d *Dialect) KickMember(code, clientID, reason string) error {
 // Close codes of the rooms API.
 const (
 	CloseKicked = 4003 // POST /api/rooms/{code}/kick
-	CloseClosed = 4004 // DELETE /api/rooms/{code}: "room closed"
 )
 
 // CloseRoom implements dialect.RoomAPI.
@@ -352,27 +351,13 @@ func (d *Dialect) CloseRoom(code string) (int, error) {
 	if d.inCluster() {
 		return d.clusterClose(code)
 	}
-	r, st, err := d.apiRoom(code)
+	r, _, err := d.apiRoom(code)
 	if err != nil {
 		return 0, err
 	}
-	members, ok := r.CloseIf(func([]*routing.Member) bool {
-		if st.slot != nil {
-			st.slot.cancelGrace()
-		}
-		return true
-	})
+	n, ok := d.teardown(r, nil, CloseClosed)
 	if !ok {
 		return 0, notFound(r.Name)
-	}
-	dropState(r)
-	n := 0
-	for _, m := range members {
-		m.Data.(*member).replaced.Store(true)
-		if c, ok := m.Conn.(dialect.Conn); ok {
-			c.Close(CloseClosed, "room closed")
-			n++
-		}
 	}
 	return n, nil
 }

@@ -12,7 +12,6 @@ package party
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -78,7 +77,7 @@ func (d *Dialect) clusterKick(code, clientID, reason string) error {
 			}
 			rec.Members = append(rec.Members[:i:i], rec.Members[i+1:]...)
 			if rec.V2 && x.Index == 0 && x.live() && !rec.empty() {
-				rec.Grace = time.Now().Add(d.cfg.HostGrace).UnixMilli()
+				rec.Grace = d.graceDeadline()
 				grace = rec.Grace
 			}
 			return []recMember{x}

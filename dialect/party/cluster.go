@@ -911,11 +911,11 @@ func (d *Dialect) onRemote(code string, m *cluster.Msg) bool {
 	}
 	switch ev {
 	case "close": // party-v2: the room ended (close_room, host grace)
-		closeCode, err := strconv.Atoi(m.Header.Get(hdrCode))
+		closeCode, err := strconv.ParseUint(m.Header.Get(hdrCode), 10, 16)
 		if err != nil {
-			closeCode = 4001
+			closeCode = CloseRoomEnded
 		}
-		d.closeLocal(code, m.Header.Get(hdrRoomID), closeCode)
+		d.closeLocal(code, m.Header.Get(hdrRoomID), uint16(closeCode))
 		return true
 	case "join", "replace", "back", "away", "leave":
 		st.mu.Lock()

@@ -175,8 +175,10 @@ func (d *Dialect) deliver(fd *feed, e cluster.LogEntry) {
 				d.keepState(st, f, e.Seq)
 			}
 			var except routing.Sender
-			if m := r.LookupLockedID(e.From); m != nil && d.prof.slots {
-				except = m.Conn // 2.x does not echo the host's state
+			if d.prof.slots { // 2.x does not echo the host's state
+				if m := r.LookupLockedID(e.From); m != nil {
+					except = m.Conn
+				}
 			}
 			r.Broadcast(f, except, false)
 			r.CommitAt(f, e.Seq, "", "", e.At)

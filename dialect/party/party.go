@@ -383,12 +383,17 @@ func (s *session) create(req *request) {
 	s.room, s.me = r, m
 }
 
-func (s *session) join(req *request) {
-	id, ok := s.entering(req)
-	if !ok {
-		return
+// joining checks what every join starts with: the connection holds no
+// room, a clientId and a room code; on failure it answers and returns false.
+func (s *session) joining(req *request) (id, code string, ok bool) {
+	if id, ok = s.entering(req); ok {
+		code, ok = s.roomCode(req)
 	}
-	code, ok := s.roomCode(req)
+	return id, code, ok
+}
+
+func (s *session) join(req *request) {
+	id, code, ok := s.joining(req)
 	if !ok {
 		return
 	}

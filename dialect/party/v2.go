@@ -217,11 +217,7 @@ func appendURL(f *routing.Frame, url string, hasURL bool) {
 }
 
 func (s *session) joinV2(req *request) {
-	id, ok := s.entering(req)
-	if !ok {
-		return
-	}
-	code, ok := s.roomCode(req)
+	id, code, ok := s.joining(req)
 	if !ok {
 		return
 	}
@@ -450,31 +446,45 @@ func (s *session) closeRoom() {
 			s.closeRoomCluster(r)
 			return
 		}
-		s.d.teardown(r, nil)
+		s.d.teardown(r, nil, CloseRoomEnded)
 	}
 }
 
+// Close codes of a room's end: the host's close_room and the host grace
+// (Party-Sockets 2.x), and the rooms API's DELETE.
+const (
+	CloseRoomEnded = 4001
+	CloseClosed    = 4004
+)
+
 // teardown deletes r, if cond (nil: always) holds under its lock, and
-// closes every connected member with 4001 "room closed". Any goroutine.
-func (d *Dialect) teardown(r *routing.Room, cond func(members []*routing.Member) bool) bool {
+// closes every connected member with code and "room closed"; it returns
+// how many it closed and whether it deleted r. The members' sessions act
+// for them no more (their seats went with the room). Any goroutine.
+func (d *Dialect) teardown(r *routing.Room, cond func(members []*routing.Member) bool, code uint16) (int, bool) {
 	st, _ := r.Ext().(*roomState)
 	members, ok := r.CloseIf(func(members []*routing.Member) bool {
 		if cond != nil && !cond(members) {
 			return false
 		}
-		st.slot.cancelGrace()
+		if st != nil && st.slot != nil {
+			st.slot.cancelGrace()
+		}
 		return true
 	})
 	if !ok {
-		return false
+		return 0, false
 	}
 	dropState(r)
+	n := 0
 	for _, m := range members {
+		m.Data.(*member).replaced.Store(true)
 		if c, ok := m.Conn.(dialect.Conn); ok {
-			c.Close(4001, "room closed")
+			c.Close(code, "room closed")
+			n++
 		}
 	}
-	return true
+	return n, true
 }
 
 // cancelGrace stops a pending host-grace teardown. Under the room's lock.
@@ -501,7 +511,7 @@ func (d *Dialect) armGrace(r *routing.Room, sr *slotRoom) {
 				}
 			}
 			return true
-		})
+		}, CloseRoomEnded)
 	})
 }
 
@@ -537,7 +547,7 @@ func (s *session) closeV2() {
 		return // the room was closed
 	}
 	if empty {
-		s.d.teardown(r, func(members []*routing.Member) bool { return connected(members) == 0 })
+		s.d.teardown(r, func(members []*routing.Member) bool { return connected(members) == 0 }, CloseRoomEnded)
 	}
 }
 

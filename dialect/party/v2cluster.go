@@ -31,7 +31,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"partyline/cluster"
-	"partyline/dialect"
 	"partyline/routing"
 )
 
@@ -138,7 +137,7 @@ func (d *Dialect) markOff(code string, me recMember, announce bool) error {
 			}
 			rec.Members[i].Off, rec.Members[i].Member = true, d.cl.n.Member()
 			if x.Index == 0 {
-				rec.Grace = time.Now().Add(d.cfg.HostGrace).UnixMilli()
+				rec.Grace = d.graceDeadline()
 				grace = rec.Grace
 			}
 			if rec.empty() {
@@ -160,6 +159,9 @@ func (d *Dialect) markOff(code string, me recMember, announce bool) error {
 	return nil
 }
 
+// graceDeadline is the host-grace deadline (unix ms) of a host that drops now.
+func (d *Dialect) graceDeadline() int64 { return time.Now().Add(d.cfg.HostGrace).UnixMilli() }
+
 // hostGrace ends the room when deadline passes unless its host came back
 // (or left again: then a later deadline is in the record).
 func (d *Dialect) hostGrace(code string, deadline int64) {
@@ -175,7 +177,7 @@ func (d *Dialect) hostGrace(code string, deadline int64) {
 					}
 				}
 				return true
-			}, 4001)
+			}, CloseRoomEnded)
 			return err
 		})
 	})
@@ -190,7 +192,7 @@ func (s *session) closeRoomCluster(r *routing.Room) {
 	}
 	d, code, id := s.d, r.Name, st.id
 	d.cl.n.Cleanup(func() error {
-		_, _, err := d.endRoom(code, func(rec *roomRec) bool { return rec.ID == id }, 4001)
+		_, _, err := d.endRoom(code, func(rec *roomRec) bool { return rec.ID == id }, CloseRoomEnded)
 		return err
 	})
 }
@@ -200,7 +202,7 @@ func (s *session) closeRoomCluster(r *routing.Room) {
 // close_room and the host grace; 4004: the rooms API). It returns how
 // many members the record had, whether it deleted it, and an error when
 // the registry could not be reached. Blocks.
-func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode int) (int, bool, error) {
+func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode uint16) (int, bool, error) {
 	var id string
 	n := 0
 	gone, err := d.updateRoom(code, func(rec *roomRec) []recMember {
@@ -217,30 +219,17 @@ func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode i
 	}
 	d.closeLocal(code, id, closeCode)
 	f := routing.NewTextFrom(nil)
-	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {"close"}, hdrRoomID: {id}, hdrCode: {itoa(closeCode)}})
+	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {"close"}, hdrRoomID: {id}, hdrCode: {itoa(int(closeCode))}})
 	f.Release()
 	return n, true, nil
 }
 
 // closeLocal closes this node's members of the room incarnation id with
 // closeCode and "room closed", and ends the local room. Any goroutine.
-func (d *Dialect) closeLocal(code, id string, closeCode int) {
-	r := d.hub.Get(code)
-	if r == nil {
-		return
-	}
-	if st, ok := r.Ext().(*roomState); !ok || st.id != id {
-		return
-	}
-	members, ok := r.CloseIf(func([]*routing.Member) bool { return true })
-	if !ok {
-		return
-	}
-	dropState(r)
-	for _, m := range members {
-		m.Data.(*member).replaced.Store(true) // its slot is gone with the room: nothing to mark off
-		if c, ok := m.Conn.(dialect.Conn); ok {
-			c.Close(uint16(closeCode), "room closed")
+func (d *Dialect) closeLocal(code, id string, closeCode uint16) {
+	if r := d.hub.Get(code); r != nil {
+		if st, ok := r.Ext().(*roomState); ok && st.id == id {
+			d.teardown(r, nil, closeCode)
 		}
 	}
 }
@@ -263,7 +252,7 @@ func (d *Dialect) reapV2(code, node, keepInc string) {
 				rec.Members[i].Off = true
 				off = append(off, rec.Members[i])
 				if x.Index == 0 {
-					rec.Grace = time.Now().Add(d.cfg.HostGrace).UnixMilli()
+					rec.Grace = d.graceDeadline()
 				}
 			}
 			if x.Index == 0 {

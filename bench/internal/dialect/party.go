@@ -148,7 +148,12 @@ func parseMessageFast(p []byte) (Event, bool) {
 	if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 || len(rest)-j < len(mid) || string(rest[j:j+len(mid)]) != mid {
 		return Event{}, false
 	}
-	from, data := rest[:j], rest[j+len(mid):]
+	return stampedMessage(rest[:j], rest[j+len(mid):])
+}
+
+// stampedMessage is the Message event of a fast-parsed frame: from, and
+// data that must be exactly a stamp followed by the closing '}'.
+func stampedMessage(from, data []byte) (Event, bool) {
 	st, n, ok := scanStampFast(data)
 	if !ok || n != len(data)-1 || data[n] != '}' {
 		return Event{}, false

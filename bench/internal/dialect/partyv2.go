@@ -63,10 +63,5 @@ func parseV2MessageFast(p []byte) (Event, bool) {
 	if j <= 0 || len(rest)-j < len(mid) || string(rest[j:j+len(mid)]) != mid {
 		return Event{}, false
 	}
-	from, data := rest[:j], rest[j+len(mid):]
-	st, n, ok := scanStampFast(data)
-	if !ok || n != len(data)-1 || data[n] != '}' {
-		return Event{}, false
-	}
-	return Event{Kind: Message, Peer: from, Data: data[:n], Stamp: st, HasStamp: true, Members: -1}, true
+	return stampedMessage(rest[:j], rest[j+len(mid):])
 }

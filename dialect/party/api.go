@@ -23,8 +23,8 @@ import (
 // party client may not use it.
 const ServerID = "server"
 
-// errClusterAPI refuses what cluster mode cannot do through the API yet.
-var errClusterAPI = dialect.APIErr(http.StatusNotImplemented, "not available in cluster mode yet: the cluster registry cannot list or act on rooms through the API")
+// errClusterAPI refuses POST /api/rooms in cluster mode.
+var errClusterAPI = dialect.APIErr(http.StatusNotImplemented, "not available in cluster mode yet: the registry has no place for a room waiting for its first member")
 
 func notFound(code string) error {
 	return dialect.APIErr(http.StatusNotFound, "room not found: "+code)

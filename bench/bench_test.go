@@ -192,3 +192,26 @@ func TestSpreadOverAddrs(t *testing.T) {
 		t.Fatalf("connections per server: %d and %d, want 30 each", na.Load(), nb.Load())
 	}
 }
+
+// storm: every join into the big room is announced to the members already
+// there (n(n-1)/2 peer_joined), the probes get their rooms, and the small
+// rooms lose nothing meanwhile.
+func TestStorm(t *testing.T) {
+	cfg := baseConfig(gorillaServer(t), "storm")
+	cfg.StormJoins, cfg.StormRate, cfg.ProbeRate, cfg.Duration = 60, 200, 40, time.Second
+	rep := run(t, cfg)
+	checkDelivery(t, rep, 5)
+	x := rep.Extra
+	if x["storm_joins"].(int64) != 60 || x["storm_failed"].(int64) != 0 {
+		t.Fatalf("storm joins: %v", x)
+	}
+	if got, want := x["storm_peer_joined_got"].(int64), int64(60*59/2); got != want {
+		t.Fatalf("storm peer_joined %d, want %d", got, want)
+	}
+	if _, ok := x["storm_announced_s"]; !ok {
+		t.Fatalf("no storm completion time: %v", x)
+	}
+	if p := x["probes"].(int64); p == 0 || x["probe_failures"].(int64) != 0 || rep.SetupLat.N == 0 {
+		t.Fatalf("probes %d, failures %v, probe latencies %d", p, x["probe_failures"], rep.SetupLat.N)
+	}
+}

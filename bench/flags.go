@@ -45,6 +45,7 @@ var scenarioDefaults = map[string]struct {
 	"churn":   {0, 100, 20 * time.Second},
 	"hostile": {10000, 3, 20 * time.Second},
 	"chat":    {1000, 1, 20 * time.Second},
+	"storm":   {2000, 1, 10 * time.Second},
 }
 
 func parseFlags(name string, args []string) (*options, error) {
@@ -88,6 +89,9 @@ func parseFlags(name string, args []string) (*options, error) {
 	fs.IntVar(&c.StableSize, "stable-size", 5, "churn: stable members per room")
 	fs.DurationVar(&c.Dwell, "dwell", time.Second, "churn: how long a churning client stays")
 	fs.Float64Var(&c.AbruptFrac, "abrupt", 0.5, "churn: fraction that disconnect without leave")
+	fs.IntVar(&c.StormJoins, "storm-joins", 5000, "storm: clients joining the one big room (the server's --party-max-clients must allow it)")
+	fs.Float64Var(&c.StormRate, "storm-rate", 1000, "storm: their joins per second")
+	fs.Float64Var(&c.ProbeRate, "probe-rate", 50, "storm: unrelated clients per second that connect and create a room of their own during the window")
 	fs.Float64Var(&c.SlowFrac, "slow-frac", 0.01, "hostile: fraction of members that stop reading")
 	fs.IntVar(&c.SlowRcvBuf, "slow-rcvbuf", 4096, "hostile: SO_RCVBUF of slow readers")
 	fs.IntVar(&c.Dribblers, "dribblers", 20, "hostile: handshakes sent a byte at a time")

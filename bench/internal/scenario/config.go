@@ -65,6 +65,11 @@ type Config struct {
 	Dwell       time.Duration // how long a churning client stays
 	AbruptFrac  float64       // fraction of churners that disconnect without leave
 
+	// storm
+	StormJoins int     // clients joining the one big room
+	StormRate  float64 // their joins per second
+	ProbeRate  float64 // unrelated clients/s that connect and create a room during the storm
+
 	// hostile
 	SlowFrac        float64       // fraction of members that stop reading
 	SlowRcvBuf      int           // SO_RCVBUF of the slow readers

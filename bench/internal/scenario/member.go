@@ -42,10 +42,11 @@ type member struct {
 	slot    int   // position in the room
 	cid     string
 	creator bool
-	direct  bool // send to one random member instead of broadcasting
-	sends   bool // on the send schedule once in the room
-	churn   bool // churning client: ignores peer events, setup is dial to joined
-	leaving bool // we are closing on purpose
+	direct  bool   // send to one random member instead of broadcasting
+	sends   bool   // on the send schedule once in the room
+	churn   bool   // churning client: ignores peer events, setup is dial to joined
+	storm   *storm // member of a join storm's room: its own accounting (storm.go)
+	leaving bool   // we are closing on purpose
 	inRoom  bool
 	seq     int64
 	last    []int64 // per-slot last sequence number, for order checks
@@ -154,7 +155,9 @@ func (m *member) Message(c *wsc.Conn, p []byte, now int64) {
 	case dialect.Message:
 		m.deliver(ls, &ev, now)
 	case dialect.PeerJoined:
-		if !m.churn {
+		if m.storm != nil {
+			m.storm.announce(now)
+		} else if !m.churn {
 			ls.rec.C.PeerJoined.Add(1)
 		}
 	case dialect.PeerLeft:
@@ -184,7 +187,9 @@ func (m *member) entered(ls *loopState, now int64) {
 	}
 	m.inRoom = true
 	m.room.live.Add(1)
-	if m.churn {
+	if m.storm != nil {
+		m.storm.entered(m, now)
+	} else if m.churn {
 		stats.Record(ls.rec.Setup, now-m.c.DialAt)
 	} else {
 		stats.Record(ls.rec.Setup, now-m.setupAt)

@@ -10,7 +10,7 @@ import (
 )
 
 // Names lists the scenarios.
-var Names = []string{"idle", "rooms", "direct", "bigroom", "churn", "hostile", "chat"}
+var Names = []string{"idle", "rooms", "direct", "bigroom", "churn", "hostile", "chat", "storm"}
 
 // Run runs cfg.Scenario. The report is returned even with an error when
 // the run got far enough to have one.
@@ -29,6 +29,8 @@ func Run(ctx context.Context, cfg *Config) (*stats.Report, error) {
 		return runChurn(ctx, cfg)
 	case "hostile":
 		return runHostile(ctx, cfg)
+	case "storm":
+		return runStorm(ctx, cfg)
 	}
 	return nil, fmt.Errorf("unknown scenario %q (known: %v)", cfg.Scenario, Names)
 }

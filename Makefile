@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: help run build test quick race fuzz bench compare lint clean e2e sdk
+.PHONY: help run build test test-nats quick race fuzz bench compare lint clean e2e sdk
 
 help: ## show this help
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -18,10 +18,11 @@ build: ## build ./partyline and ./partyline-bench
 ALLOC_PKGS ?= ./codec/ ./routing/ ./dialect/party/ ./store/
 ALLOC_RUN  ?= NoAlloc|DoesNotAllocate|AllocationFree
 
-test: ## the test suite CI runs: vet, every package with the race detector, then the allocation assertions (which -race skips)
+test: ## the test suite CI runs: vet, every package with the race detector, the allocation assertions (which -race skips), the cluster tests against a separate NATS process
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	$(GO) test -count=1 -run '$(ALLOC_RUN)' $(ALLOC_PKGS)
+	bash .ci/external-nats.sh
 
 # The packages with uncommitted changes to .go files (the working tree against
 # HEAD, untracked files included); every package when there are none.
@@ -31,6 +32,9 @@ QUICK_PKGS ?= $(shell git status --porcelain --untracked-files=all -- '*.go' | a
 quick: ## edit-test loop: vet and `go test -short` without -race for the packages you changed (QUICK_PKGS=./server/ to choose)
 	$(GO) vet $(or $(QUICK_PKGS),./...)
 	$(GO) test -short -count=1 $(or $(QUICK_PKGS),./...)
+
+test-nats: ## the cluster tests against a separate NATS process (NATS_URL), as users run it: .ci/external-nats.sh
+	bash .ci/external-nats.sh
 
 E2E_BIN ?= $(CURDIR)/tmp/partyline-e2e
 

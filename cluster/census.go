@@ -431,7 +431,7 @@ func (w *censusWriter) watch(kw jetstream.KeyWatcher) {
 }
 
 // reap removes a dead node's entries from every count.
-func (w *censusWriter) reap(node, keepInc string) {
+func (w *censusWriter) reap(g Gone) {
 	n := w.n
 	ctx, cancel := context5(n)
 	defer cancel()
@@ -450,7 +450,7 @@ func (w *censusWriter) reap(node, keepInc string) {
 		before, after, err := update(n, BucketCensus, key, func(m map[string]int) (bool, error) {
 			changed := false
 			for member := range m {
-				if Stale(member, node, keepInc) {
+				if g.Holds(member) {
 					delete(m, member)
 					changed = true
 				}

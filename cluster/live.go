@@ -46,11 +46,74 @@ func MemberNode(member string) (node, inc string) {
 	return member[:i], member[i+1:]
 }
 
-// Stale reports whether member belongs to a dead node (node, any
-// incarnation but keepInc; keepInc "" matches every incarnation).
-func Stale(member, node, keepInc string) bool {
+// Gone names the entries a reaper (OnNodeDead) removes: those of a dead
+// node (any incarnation but keepInc), and at a node's start also those of
+// every node that has no lease at all. The latter are orphans: when every
+// node of a cluster stops, nobody reaps the last ones, and their leases
+// expire from the bucket; the next node to start removes what they left.
+type Gone struct {
+	node, keepInc string
+	orphans       *leaseCheck // nil: only node
+}
+
+// Holds reports whether member (a Member string) is one of the gone.
+func (g Gone) Holds(member string) bool {
 	id, inc := MemberNode(member)
-	return id == node && (keepInc == "" || inc != keepInc)
+	if id == g.node {
+		return g.keepInc == "" || inc != g.keepInc
+	}
+	return g.orphans != nil && !g.orphans.alive(id)
+}
+
+// leaseCheck answers, once per node id, whether the node has a lease. A
+// node puts its lease before it writes any shared entry, so an entry read
+// after the check's answer cannot belong to a node the check missed.
+type leaseCheck struct {
+	n    *Node
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (c *leaseCheck) alive(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ok, known := c.seen[id]; known {
+		return ok
+	}
+	ctx, cancel := c.n.Ctx()
+	_, err := c.n.buckets[BucketNodes].Get(ctx, Token(id))
+	cancel()
+	ok := err == nil
+	if err != nil && !NotFound(err) {
+		ok = true // unsure: keep its entries
+		c.n.log.Warn("cluster: lease check", "node", id, "err", err)
+	}
+	if !ok {
+		// As for a dead node: a mark first, for if it is only cut off and
+		// comes back (then it learns that what it held is gone).
+		ctx, cancel := c.n.Ctx()
+		_, err := c.n.buckets[BucketFence].Put(ctx, Token(id), []byte(time.Now().UTC().Format(time.RFC3339Nano)+" by "+c.n.id))
+		cancel()
+		if err != nil {
+			c.n.log.Warn("cluster: fence mark", "node", id, "err", err)
+		}
+	}
+	c.seen[id] = ok
+	return ok
+}
+
+// dead lists the node ids found without a lease.
+func (c *leaseCheck) dead() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for id, ok := range c.seen {
+		if !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func (l *liveness) start() error {
@@ -89,11 +152,16 @@ func (l *liveness) start() error {
 	go l.check()
 	go l.fenced(fw)
 	// Entries an earlier run of this node id left behind (a crash and a
-	// quick restart): nobody else will remove them. Counted, so that Stop
-	// does not close the connection under it.
+	// quick restart), and those of nodes without a lease (the whole
+	// cluster stopped): nobody else will remove them. Counted, so that
+	// Stop does not close the connection under it.
 	go func() {
 		defer n.wg.Done()
-		l.reap(n.id, l.inc)
+		lc := &leaseCheck{n: n, seen: map[string]bool{n.id: true}}
+		l.reap(Gone{node: n.id, keepInc: l.inc, orphans: lc})
+		if ids := lc.dead(); len(ids) > 0 {
+			n.log.Info("cluster: removed the entries of nodes without a lease", "nodes", ids)
+		}
 	}()
 	return nil
 }
@@ -205,7 +273,7 @@ func (l *liveness) dead(id string) {
 			if err != nil && !l.n.stopped.Load() {
 				l.n.log.Warn("cluster: fence mark", "node", id, "err", err)
 			}
-			l.reap(id, "")
+			l.reap(Gone{node: id})
 		}()
 	}
 }
@@ -241,12 +309,12 @@ func (l *liveness) fenced(w jetstream.KeyWatcher) {
 	}
 }
 
-func (l *liveness) reap(id, keepInc string) {
+func (l *liveness) reap(g Gone) {
 	l.n.mu.Lock()
 	fns := slices.Clone(l.n.onDead)
 	l.n.mu.Unlock()
 	for _, fn := range fns {
-		fn(id, keepInc)
+		fn(g)
 	}
 }
 

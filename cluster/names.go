@@ -65,7 +65,7 @@ func (s *Names) Release(scope, name string, rev uint64) error {
 	return err
 }
 
-func (s *Names) reap(node, keepInc string) {
+func (s *Names) reap(g Gone) {
 	n := s.n
 	ctx, cancel := context5(n)
 	defer cancel()
@@ -83,7 +83,7 @@ func (s *Names) reap(node, keepInc string) {
 	}
 	for _, k := range keys {
 		e, err := kv.Get(ctx, k)
-		if err != nil || !Stale(string(e.Value()), node, keepInc) {
+		if err != nil || !g.Holds(string(e.Value())) {
 			continue
 		}
 		_ = kv.Delete(ctx, k, jetstream.LastRevision(e.Revision()))

@@ -88,13 +88,13 @@ type Node struct {
 	hdrOrigin nats.Header // {Pl-Origin: id}, shared read-only
 	hdrDrop   nats.Header // {Pl-Origin: id, Pl-Drop: 1}
 
-	mu      sync.Mutex                   // guards the following
-	direct  map[string]func(*Msg)        // Pl-Kind -> handler
-	onDead  []func(node, keepInc string) // dead-node reapers
-	onFence []func()                     // see OnFenced
-	brokers map[string]*Broker           // by namespace
-	allSubs map[string]func(m *Msg)      // "all" subjects by namespace
-	logs    []*RoomLog                   // room logs (RoomLog), started with the node
+	mu      sync.Mutex              // guards the following
+	direct  map[string]func(*Msg)   // Pl-Kind -> handler
+	onDead  []func(Gone)            // dead-node reapers
+	onFence []func()                // see OnFenced
+	brokers map[string]*Broker      // by namespace
+	allSubs map[string]func(m *Msg) // "all" subjects by namespace
+	logs    []*RoomLog              // room logs (RoomLog), started with the node
 }
 
 // Msg is a message from another node.
@@ -358,11 +358,10 @@ func Origin(m *Msg) string { return m.Header.Get(HdrOrigin) }
 
 // OnNodeDead registers fn to run (on a cluster goroutine; it may block)
 // when another node's lease expires and this node is the one that cleans
-// up after it: fn removes every entry of that node whose incarnation is
-// not keepInc (see Stale). At Start it also runs for this node's own id
-// with keepInc set to this run's incarnation, to clear what a crashed
-// earlier run left. Call before Start.
-func (n *Node) OnNodeDead(fn func(node, keepInc string)) {
+// up after it: fn removes every entry g.Holds. At Start it also runs for
+// what a crashed earlier run of this node id left and for the entries of
+// nodes without a lease (see Gone). Call before Start.
+func (n *Node) OnNodeDead(fn func(g Gone)) {
 	n.mu.Lock()
 	n.onDead = append(n.onDead, fn)
 	n.mu.Unlock()

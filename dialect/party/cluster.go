@@ -950,7 +950,7 @@ func (d *Dialect) closeMember(m *cluster.Msg, code uint16, reason string) {
 }
 
 // reap removes a dead node's members from every room, with peer_left.
-func (d *Dialect) reap(node, keepInc string) {
+func (d *Dialect) reap(g cluster.Gone) {
 	n := d.cl.n
 	ctx, cancel := n.Ctx()
 	kl, err := d.cl.kv().ListKeysFiltered(ctx, d.prof.key+"*")
@@ -963,7 +963,7 @@ func (d *Dialect) reap(node, keepInc string) {
 	cancel()
 	for _, code := range codes {
 		if d.prof.slots {
-			d.reapV2(code, node, keepInc)
+			d.reapV2(code, g)
 			continue
 		}
 		// With seat grace a dead node's members become away seats kept
@@ -976,7 +976,7 @@ func (d *Dialect) reap(node, keepInc string) {
 			next := rec.Members[:0:0]
 			for _, x := range rec.Members {
 				switch {
-				case !cluster.Stale(x.Member, node, keepInc):
+				case !g.Holds(x.Member):
 				case d.cfg.SeatGrace <= 0 || (x.Away != 0 && x.Away <= now):
 					gone = append(gone, x)
 					continue

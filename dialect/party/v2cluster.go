@@ -237,14 +237,14 @@ func (d *Dialect) closeLocal(code, id string, closeCode uint16) {
 // reapV2 marks a dead node's connected entries of the room off (peer_left)
 // and takes over the host's grace timer if that node kept it; a room left
 // with nobody connected is deleted.
-func (d *Dialect) reapV2(code, node, keepInc string) {
+func (d *Dialect) reapV2(code string, g cluster.Gone) {
 	var off []recMember
 	var grace int64
 	if _, err := d.updateRoom(code, func(rec *roomRec) []recMember {
 		off, grace = nil, 0
 		var changed []recMember
 		for i, x := range rec.Members {
-			if !cluster.Stale(x.Member, node, keepInc) {
+			if !g.Holds(x.Member) {
 				continue
 			}
 			rec.Members[i].Member = d.cl.n.Member()

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"partyline/internal/testutil"
@@ -61,4 +62,20 @@ func TestServerStats(t *testing.T) {
 		rooms, _ := m["rooms"].(map[string]any)
 		return m["connections"] == 2.0 && rooms["party"] == 1.0, fmt.Sprint(body)
 	})
+}
+
+// TestAdminPageIsNotBehindTheKey: /admin is a web page (its data comes
+// from the guarded API), served without the key with the pages' headers.
+func TestAdminPageIsNotBehindTheKey(t *testing.T) {
+	s := testutil.Start(t, func(c *server.Config) { c.APIKey = "k" })
+	code, body, h := get(t, testutil.HTTPURL(s, "/admin"), "")
+	if code != 200 || h.Get("Content-Type") != "text/html; charset=utf-8" || !strings.Contains(body, "/assets/admin.js") {
+		t.Fatalf("GET /admin: %d %q", code, h.Get("Content-Type"))
+	}
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self'") || !strings.Contains(csp, "script-src 'self'") {
+		t.Fatalf("CSP %q", csp)
+	}
+	if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("headers %v", h)
+	}
 }

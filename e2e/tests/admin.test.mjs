@@ -170,10 +170,21 @@ test("admin: a server without --api-key answers the page on loopback without one
       const page = await b.page(`${open.httpBase}/admin`);
       await page.locator('#updated[data-state="open"]').waitFor();
       assert.equal(await page.locator("#key-card").isHidden(), true);
-      const res = await fetch(`${open.httpBase}/api/rooms`, { method: "POST", body: "{}" });
-      const { code } = await res.json();
+      // 55 rooms: a page of 50, then "Load more" follows the cursor.
+      const codes = [];
+      for (let i = 0; i < 55; i++) {
+        const res = await fetch(`${open.httpBase}/api/rooms`, { method: "POST", body: "{}" });
+        assert.equal(res.status, 201);
+        codes.push((await res.json()).code);
+      }
+      codes.sort();
       await page.getByRole("button", { name: "Search" }).click();
-      await page.locator(`#rooms tr[data-code="${code}"]`).waitFor();
+      await page.locator("#rooms-summary", { hasText: "50 rooms shown; more match." }).waitFor();
+      await page.getByRole("button", { name: "Load more" }).click();
+      await page.locator("#rooms-summary", { hasText: "55 rooms shown." }).waitFor();
+      assert.equal(await page.locator("#more").isHidden(), true);
+      assert.deepEqual(await page.locator("#rooms tr").evaluateAll((rs) => rs.map((r) => r.dataset.code)), codes);
+      const code = codes[54];
       await page.getByRole("button", { name: `Open room ${code}` }).click();
       await page.locator("#d-clients li", { hasText: "No members" }).waitFor();
       assert.equal(await page.locator("#error").isHidden(), true);

@@ -27,6 +27,9 @@ import (
 // --party-max-clients anyway (422).
 const MaxPlayers = 1000
 
+// MaxMatchBody is the largest POST /match body (413 past it).
+const MaxMatchBody = 4 << 10
+
 // Matchmaker creates rooms on one partyline server.
 type Matchmaker struct {
 	API     string       // partyline's HTTP listener, e.g. http://127.0.0.1:8081
@@ -108,8 +111,13 @@ func (m *Matchmaker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Players int `json:"players"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxMatchBody))
 	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, "body over "+strconv.Itoa(MaxMatchBody)+" bytes")
+			return
+		}
 		httpError(w, http.StatusBadRequest, "body must be {\"players\": n}: "+err.Error())
 		return
 	}

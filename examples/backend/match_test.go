@@ -75,6 +75,8 @@ func TestMatchmaker(t *testing.T) {
 		{"over the backend's bound", backend, `{"players":1001}`, 422, "players must be"},
 		{"over partyline's --party-max-clients", backend, `{"players":9}`, 422, "partyline answered 422"},
 		{"not JSON", backend, `players=2`, 400, "body must be"},
+		{"body at the limit", backend, `{"players":2` + strings.Repeat(" ", MaxMatchBody-len(`{"players":2}`)) + `}`, 201, ""},
+		{"body over the limit", backend, `{"players":2` + strings.Repeat(" ", MaxMatchBody) + `}`, 413, "body over"},
 		{"backend without the key", newBackend(""), `{"players":2}`, 502, "partyline answered 401"},
 		{"backend with a wrong key", newBackend("nope"), `{"players":2}`, 502, "partyline answered 403"},
 	} {

@@ -37,6 +37,9 @@ type RoomAPI interface {
 type RoomFilter struct {
 	PublicOnly bool // only rooms marked public
 	HasSpace   bool // only rooms with fewer members than maxClients
+	// Prefix keeps the rooms whose code starts with it ("": all); a
+	// dialect with case-insensitive codes compares it in their case.
+	Prefix string
 }
 
 // RoomSpec is a room to create through the API.

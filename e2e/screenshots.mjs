@@ -62,6 +62,20 @@ try {
   await a.setViewportSize({ width: 900, height: 820 });
   await shot(a, "party.png");
 
+  // The admin page (no --api-key here: a loopback server answers it without
+  // one): a few more rooms a matchmaker made, then the party room's detail.
+  for (const [max, meta] of [[2, { mode: "duel" }], [8, { mode: "ffa", map: "docks" }], [4, null]]) {
+    await fetch(`${srv.httpBase}/api/rooms`, { method: "POST", body: JSON.stringify({ maxClients: max, public: !!meta, metadata: meta ?? undefined }) });
+  }
+  const admin = await page("/admin", { width: 900, height: 1000 });
+  await admin.locator("#c-in", { hasText: /\d\.\d/ }).waitFor();
+  await admin.locator(`#rooms tr[data-code="${code}"]`).waitFor();
+  await shot(admin, "admin.png");
+  await admin.getByRole("button", { name: `Open room ${code}` }).click();
+  await admin.locator("#d-clients li", { hasText: "carol" }).waitFor();
+  await admin.locator("#detail").scrollIntoViewIfNeeded();
+  await admin.locator("#detail").screenshot({ path: path.join(out, "admin-room.png") });
+
   const alice = await page("/chat");
   const bob = await page("/chat");
   for (const [p, n] of [[alice, "alice"], [bob, "bob"]]) {

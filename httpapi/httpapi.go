@@ -1,5 +1,6 @@
 // Package httpapi owns the HTTP listener's routes: /healthz, /metrics, the
-// /api endpoints that dialects contribute, and their guard (Guard): the
+// rooms API, /api/stats (live counts from the metrics), the /api endpoints
+// that dialects contribute, and their guard (Guard): the
 // API key, or without one the loopback-only and same-site rules; the
 // optional metrics key; per-address throttling of wrong keys. Refusals
 // are counted as security events (package security).
@@ -77,6 +78,9 @@ func build(cfg Config) (*http.ServeMux, []string) {
 		mux.Handle("GET /metrics", g.Metrics(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
 	api := g.API
+	if cfg.Metrics != nil {
+		mux.Handle("GET /api/stats", api(http.HandlerFunc(newStatsSource(cfg.Metrics, cfg.Dialects).serve)))
+	}
 	mountRooms(mux, api, cfg.Dialects)
 	for _, d := range cfg.Dialects {
 		if r, ok := d.(dialect.HTTPRoutes); ok {

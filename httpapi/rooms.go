@@ -25,6 +25,8 @@ const (
 	// maxCloseReason is the longest close reason a WebSocket close frame holds.
 	maxCloseReason = 123
 	maxCursor      = 128 // bytes of a decoded cursor (a room code)
+	// MaxPrefix is the longest code prefix a listing searches for.
+	MaxPrefix = 64
 )
 
 type roomsAPI struct {
@@ -112,6 +114,10 @@ func (ra *roomsAPI) list(w http.ResponseWriter, r *http.Request) {
 			bad = "limit must be an integer from 1 to " + strconv.Itoa(MaxListLimit)
 		}
 		limit = n
+	}
+	f.Prefix = q.Get("prefix")
+	if len(f.Prefix) > MaxPrefix || !utf8.ValidString(f.Prefix) {
+		bad = "prefix must be valid UTF-8 of at most " + strconv.Itoa(MaxPrefix) + " bytes"
 	}
 	after, ok := DecodeCursor(q.Get("cursor"))
 	if !ok {

@@ -1,6 +1,7 @@
 // Package web serves the browser clients embedded in the binary: an index,
 // the two team pages of seed 000 (/teams/1 purple, /teams/2 pink), a party
-// room page and a chat page, plus the JavaScript SDK they use (/sdk/) and
+// room page, a chat page and the admin page (/admin, a client of the /api
+// routes, which hold the key), plus the JavaScript SDK they use (/sdk/) and
 // /config.json, which tells a page where the WebSocket listeners are (they
 // listen on other ports than the HTTP side).
 //
@@ -50,6 +51,7 @@ var pages = map[string]struct{ file, dialect string }{
 	"/":      {"index.html", ""},
 	"/party": {"party.html", "party"},
 	"/chat":  {"chat.html", "chat"},
+	"/admin": {"admin.html", ""}, // the API's own guard protects its data
 }
 
 // Handler returns the web UI handler; mount it at "/" behind the API routes.

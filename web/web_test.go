@@ -37,6 +37,9 @@ func TestRoutes(t *testing.T) {
 		{"/teams/", 404, "", ""},
 		{"/party", 200, "text/html; charset=utf-8", `/assets/party.js`},
 		{"/chat", 200, "text/html; charset=utf-8", `/assets/chat.js`},
+		{"/admin", 200, "text/html; charset=utf-8", `/assets/admin.js`},
+		{"/assets/admin.js", 200, "text/javascript; charset=utf-8", "/api/stats"},
+		{"/admin/", 404, "", ""},
 		{"/assets/style.css", 200, "text/css; charset=utf-8", "--accent"},
 		{"/assets/teams.js", 200, "text/javascript; charset=utf-8", "TeamsClient"},
 		{"/assets/icon.svg", 200, "image/svg+xml", "<svg"},
@@ -94,6 +97,40 @@ func TestPagesSendCSP(t *testing.T) {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}
+	}
+}
+
+// TestAdminPage: /admin is a page like the others (its data comes from the
+// API, behind the key), served whatever the dialects, with the page headers.
+func TestAdminPage(t *testing.T) {
+	for _, names := range [][]string{{"party"}, {"chat"}, nil} {
+		w := get(testHandler(nil, names...), "GET", "/admin")
+		h := w.Header()
+		if w.Code != 200 || h.Get("Content-Type") != "text/html; charset=utf-8" {
+			t.Fatalf("dialects %v: GET /admin %d %q", names, w.Code, h.Get("Content-Type"))
+		}
+		for name, want := range map[string]string{
+			"Content-Security-Policy": csp,
+			"Referrer-Policy":         "no-referrer",
+			"X-Content-Type-Options":  "nosniff",
+			"Cache-Control":           "no-cache",
+		} {
+			if got := h.Get(name); got != want {
+				t.Errorf("dialects %v: %s %q, want %q", names, name, got, want)
+			}
+		}
+		body := w.Body.String()
+		for _, want := range []string{`<script type="module" src="/assets/admin.js">`, `<label for="key">`, `<label for="prefix">`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/admin lacks %q", want)
+			}
+		}
+		if strings.Contains(body, "<script>") || strings.Contains(body, "style=") {
+			t.Error("/admin has inline script or style, which the CSP refuses")
+		}
+	}
+	if w := get(testHandler(nil, "party"), "POST", "/admin"); w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /admin: %d", w.Code)
 	}
 }
 

@@ -81,12 +81,15 @@ func (h *roomHeap) Pop() any {
 // ListRooms implements dialect.RoomAPI. A room that exists for a whole
 // walk of the pages is listed exactly once.
 func (d *Dialect) ListRooms(f dialect.RoomFilter, after string, limit int) ([]dialect.RoomSummary, bool, error) {
+	if !d.prof.slots {
+		f.Prefix = strings.ToUpper(f.Prefix) // party codes are case-insensitive
+	}
 	if d.cl != nil {
 		return d.clusterList(f, after, limit)
 	}
 	h := make(roomHeap, 0, min(limit+1, 1024))
 	d.hub.Range(func(r *routing.Room) bool {
-		if r.Name <= after || (len(h) > limit && r.Name >= h[0].Name) {
+		if r.Name <= after || (len(h) > limit && r.Name >= h[0].Name) || !strings.HasPrefix(r.Name, f.Prefix) {
 			return true
 		}
 		st, ok := roomStateOf(r)
@@ -378,7 +381,7 @@ func (d *Dialect) clusterList(f dialect.RoomFilter, after string, limit int) ([]
 	}
 	var codes []string
 	for k := range kl.Keys() {
-		if code := strings.TrimPrefix(k, d.roomKey("")); code > after {
+		if code := strings.TrimPrefix(k, d.roomKey("")); code > after && strings.HasPrefix(code, f.Prefix) {
 			codes = append(codes, code)
 		}
 	}

@@ -270,6 +270,9 @@ func TestAPIErrors(t *testing.T) {
 		{"bad bool", "GET", "/api/rooms?public=yes", "sekret", nil, 422},
 		{"bad cursor", "GET", "/api/rooms?cursor=%25%25", "sekret", nil, 422},
 		{"unknown dialect", "GET", "/api/rooms?dialect=chat", "sekret", nil, 422},
+		{"prefix at the limit", "GET", "/api/rooms?prefix=" + strings.Repeat("A", 64), "sekret", nil, 200},
+		{"prefix too long", "GET", "/api/rooms?prefix=" + strings.Repeat("A", 65), "sekret", nil, 422},
+		{"prefix not UTF-8", "GET", "/api/rooms?prefix=%ff", "sekret", nil, 422},
 		{"maxClients over the cap", "POST", "/api/rooms", "sekret", map[string]any{"maxClients": 51}, 422},
 		{"maxClients not an integer", "POST", "/api/rooms", "sekret", map[string]any{"maxClients": 2.5}, 422},
 		{"metadata too large", "POST", "/api/rooms", "sekret", map[string]any{"metadata": strings.Repeat("m", 1100)}, 413},
@@ -366,6 +369,62 @@ func TestAPIListPaging(t *testing.T) {
 		if r["code"] == fullCode && r["metadata"].(map[string]any)["map"] != "dust" {
 			t.Fatalf("metadata not listed: %v", r)
 		}
+	}
+}
+
+// TestAPIListPrefix: prefix= keeps the codes that start with it, in any
+// case, across pages and with the other filters.
+func TestAPIListPrefix(t *testing.T) {
+	e := start(t, func(c *server.Config) { c.Party.EmptyRoomTTL = time.Hour })
+	var all []string
+	public := map[string]bool{}
+	for i := 0; i < 60; i++ {
+		code := e.apiCreate(map[string]any{"maxClients": 2, "public": i%2 == 0})
+		all, public[code] = append(all, code), i%2 == 0
+	}
+	slices.Sort(all)
+	list := func(query string) []string {
+		var got []string
+		cursor := ""
+		for {
+			st, m := e.api("GET", "/api/rooms?limit=3&cursor="+cursor+query, nil)
+			if st != 200 {
+				t.Fatalf("%s: %d %v", query, st, m)
+			}
+			for _, r := range m["rooms"].([]any) {
+				got = append(got, r.(map[string]any)["code"].(string))
+			}
+			if cursor, _ = m["nextCursor"].(string); cursor == "" {
+				return got
+			}
+		}
+	}
+	starting := func(p string) []string {
+		var w []string
+		for _, c := range all {
+			if strings.HasPrefix(c, p) {
+				w = append(w, c)
+			}
+		}
+		return w
+	}
+	for _, tc := range []struct{ prefix, query string }{
+		{"", "&prefix="},
+		{all[0][:1], "&prefix=" + all[0][:1]},
+		{all[30][:1], "&prefix=" + strings.ToLower(all[30][:1])},
+		{all[59][:2], "&prefix=" + all[59][:2]},
+		{all[7], "&prefix=" + strings.ToLower(all[7])},
+		{"Q1", "&prefix=Q1"}, // 1 is not a code letter
+	} {
+		if got, want := list(tc.query), starting(tc.prefix); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", tc.query, got, want)
+		}
+	}
+	// With public=true: the public rooms of the prefix only.
+	p := all[0][:1]
+	want := slices.DeleteFunc(starting(p), func(c string) bool { return !public[c] })
+	if got := list("&public=true&prefix=" + p); !slices.Equal(got, want) {
+		t.Errorf("public=true&prefix=%s: %v, want %v", p, got, want)
 	}
 }
 

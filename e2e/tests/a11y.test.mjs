@@ -8,7 +8,7 @@ let srv;
 before(async () => (srv = await startServer(["--jwt-secret", SECRET])));
 after(async () => srv?.stop());
 
-const paths = ["/", "/teams/1", "/teams/2", "/party", "/chat"];
+const paths = ["/", "/teams/1", "/teams/2", "/party", "/chat", "/admin"];
 
 test("pages fit a phone screen and every control has a label", async () => {
   await withBrowser("a11y", async (b) => {

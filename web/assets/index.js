@@ -5,7 +5,7 @@ fetch("/healthz").then((r) => r.json()).then(
 );
 fetch("/config.json").then((r) => r.json()).then((cfg) => {
   for (const li of document.querySelectorAll("#pages li")) {
-    if (!cfg.dialects.includes(li.dataset.dialect)) li.remove();
+    if (li.dataset.dialect && !cfg.dialects.includes(li.dataset.dialect)) li.remove();
   }
   // More than two teams (--teams N): link the others too (up to 12).
   const two = document.querySelector('#pages a[href="/teams/2"]')?.parentElement;

@@ -75,6 +75,7 @@ type Config struct {
 	BackoffMin  time.Duration // the first retry's backoff; 250ms
 	BackoffMax  time.Duration // backoff cap; 30s
 	LogInterval time.Duration // drops and failures are logged at most this often; 10s
+	Drain       time.Duration // a graceful shutdown waits this long at most for queued events (--webhook-drain); 5s
 
 	Logger *slog.Logger      // nil: slog.Default()
 	Client *http.Client      // nil: a client with Timeout and keep-alive
@@ -86,7 +87,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{Queue: 10_000, Workers: 8, Timeout: 5 * time.Second, MaxAttempts: 12,
 		MaxAge: 10 * time.Minute, BackoffMin: 250 * time.Millisecond, BackoffMax: 30 * time.Second,
-		LogInterval: 10 * time.Second}
+		LogInterval: 10 * time.Second, Drain: 5 * time.Second}
 }
 
 // Enabled reports whether any URL is configured.
@@ -113,7 +114,7 @@ func (c *Config) Validate() error {
 		name string
 		v    int64
 	}{{"webhook-queue", int64(c.Queue)}, {"webhook-workers", int64(c.Workers)}, {"webhook-max-attempts", int64(c.MaxAttempts)},
-		{"webhook-timeout", int64(c.Timeout)}, {"webhook-max-age", int64(c.MaxAge)}} {
+		{"webhook-timeout", int64(c.Timeout)}, {"webhook-max-age", int64(c.MaxAge)}, {"webhook-drain", int64(c.Drain)}} {
 		if f.v < 0 {
 			return fmt.Errorf("--%s must not be negative", f.name)
 		}

@@ -83,7 +83,7 @@ func (d *Dialect) UseCluster(n *cluster.Node) {
 	cl.log.OnLost = d.onLost
 	cl.b.OnMessage = d.onRemote
 	cl.b.Lost = d.ErrorFrame(cluster.LostText) // peer_* announcements; messages and states recover through the log
-	d.hub.OnGone(d.feedGone)
+	d.onGone = d.feedGone
 	n.Handle(d.prof.name+".replaced", d.onReplaced)
 	n.Handle(d.prof.name+".kick", d.onKick)
 	n.OnNodeDead(d.reap)

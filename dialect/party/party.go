@@ -46,7 +46,7 @@ type Dialect struct {
 	states    stateBudget       // retained state bytes of every room (limits.go)
 	sweepStop chan struct{}     // stops the history sweeper (persist.go)
 
-	events dialect.Events         // nil: no webhooks (events.go)
+	events dialect.Events        // nil: no webhooks (events.go)
 	onGone func(r *routing.Room) // the store's or the cluster's part of the hub's OnGone
 
 	prof    *profile     // party or party-v2 (v2.go)

@@ -84,10 +84,13 @@ func (h *HookReceiver) Events() []HookEvent {
 }
 
 // Room returns room's events so far as "type" or "type clientId".
-func (h *HookReceiver) Room(room string) []string {
+func (h *HookReceiver) Room(room string) []string { return h.RoomOf(room, "") }
+
+// RoomOf is Room for the events sent by node ("": every node's).
+func (h *HookReceiver) RoomOf(room, node string) []string {
 	var out []string
 	for _, e := range h.Events() {
-		if e.Room != room {
+		if e.Room != room || node != "" && e.Node != node {
 			continue
 		}
 		s := e.Type
@@ -103,14 +106,27 @@ func (h *HookReceiver) Room(room string) []string {
 // if they become anything else.
 func (h *HookReceiver) Expect(room string, want ...string) {
 	h.t.Helper()
+	h.ExpectNodes(room, map[string][]string{"": want})
+}
+
+// ExpectNodes waits until room's events sent by each node of want are
+// that node's list (in order; "" for every node's together) and fails
+// the test if they become anything else. Events of one room sent by
+// different nodes have no order between them.
+func (h *HookReceiver) ExpectNodes(room string, want map[string][]string) {
+	h.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got := h.Room(room)
-		if strings.Join(got, "|") == strings.Join(want, "|") {
-			return
+		done := true
+		for node, w := range want {
+			got := h.RoomOf(room, node)
+			if len(got) > len(w) || strings.Join(got, "|") != strings.Join(w[:len(got)], "|") || time.Now().After(deadline) {
+				h.t.Fatalf("room %s webhook events of node %q:\n got %q\nwant %q", room, node, got, w)
+			}
+			done = done && len(got) == len(w)
 		}
-		if len(got) > len(want) || strings.Join(got, "|") != strings.Join(want[:len(got)], "|") || time.Now().After(deadline) {
-			h.t.Fatalf("room %s webhook events:\n got %q\nwant %q", room, got, want)
+		if done {
+			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -68,7 +68,7 @@ type Config struct {
 	Node    string   // "node" of every event: this node's name
 
 	Queue       int           // events waiting or in flight at most (--webhook-queue); 10,000
-	Workers     int           // delivery goroutines; 8
+	Workers     int           // delivery goroutines (--webhook-workers); 32
 	Timeout     time.Duration // one attempt, connection included (--webhook-timeout); 5s
 	MaxAttempts int           // attempts per event and URL before it is dropped (--webhook-max-attempts); 12
 	MaxAge      time.Duration // an event older than this is not retried again (--webhook-max-age); 10m
@@ -85,7 +85,7 @@ type Config struct {
 
 // Defaults returns the documented defaults (no URLs).
 func Defaults() Config {
-	return Config{Queue: 10_000, Workers: 8, Timeout: 5 * time.Second, MaxAttempts: 12,
+	return Config{Queue: 10_000, Workers: 32, Timeout: 5 * time.Second, MaxAttempts: 12,
 		MaxAge: 10 * time.Minute, BackoffMin: 250 * time.Millisecond, BackoffMax: 30 * time.Second,
 		LogInterval: 10 * time.Second, Drain: 5 * time.Second}
 }

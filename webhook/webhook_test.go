@@ -526,3 +526,15 @@ func metricL(t *testing.T, reg *prometheus.Registry, name, k, v string) float64 
 	}
 	return -1
 }
+
+// TestEmitAllocs: Emit, on an event loop's hot path, allocates nothing,
+// whether the event is queued or dropped.
+func TestEmitAllocs(t *testing.T) {
+	rc := newReceiver(t, func(delivery, int) int { return 0 })
+	s := newSender(t, []string{rc.srv.URL}, func(c *webhook.Config) { c.Queue, c.Timeout = 4, time.Hour })
+	e := dialect.Event{Type: dialect.MemberJoined, Dialect: "party", Room: "ABCD", ClientID: "alice"}
+	if n := testing.AllocsPerRun(1000, func() { s.Emit(e) }); n != 0 {
+		t.Fatalf("Emit allocates %v times", n)
+	}
+	s.Close(100 * time.Millisecond)
+}

@@ -155,3 +155,34 @@ func TestWebhooksPartyV2(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhooksShutdownDrain: a graceful shutdown closes the members'
+// sockets, and the events that follow (their member.left, the rooms'
+// room.closed) reach a slow receiver before the server has stopped.
+func TestWebhooksShutdownDrain(t *testing.T) {
+	hooks := testutil.NewHookReceiver(t)
+	hooks.Slow.Store(int64(100 * time.Millisecond)) // 3 events a room after the sockets close: 300 ms at least
+	srv, stop := testutil.StartStoppable(t, func(c *server.Config) {
+		hooks.Use(c)
+		c.Party.Persist = false // a persisted room outlives a restart: no event
+		c.Webhook.Drain = time.Minute
+	})
+	e := &env{t: t, srv: srv, url: testutil.URL(srv, 0, "/party")}
+	var codes []string
+	for _, id := range []string{"a", "b", "c"} {
+		c, code, _ := e.create(id, nil)
+		_, _ = e.join(code, id+"2", c)
+		codes = append(codes, code)
+	}
+	stop()
+	for i, code := range codes {
+		id := []string{"a", "b", "c"}[i]
+		got := hooks.Room(code) // no waiting: the shutdown delivered them
+		if len(got) != 6 || got[0] != "room.created" || got[1] != "member.joined "+id || got[2] != "member.joined "+id+"2" || got[5] != "room.closed" {
+			t.Fatalf("room %s after the shutdown: %q", code, got)
+		}
+		if left := map[string]bool{got[3]: true, got[4]: true}; !left["member.left "+id] || !left["member.left "+id+"2"] {
+			t.Fatalf("room %s after the shutdown: %q", code, got)
+		}
+	}
+}

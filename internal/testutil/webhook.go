@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ type HookEvent struct {
 type HookReceiver struct {
 	t   testing.TB
 	URL string
+	// Slow delays every answer by this many nanoseconds (a slow receiver).
+	Slow atomic.Int64
 
 	mu     sync.Mutex
 	events []HookEvent
@@ -46,6 +49,7 @@ func NewHookReceiver(t testing.TB) *HookReceiver {
 	h := &HookReceiver{t: t, seen: map[string]bool{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		time.Sleep(time.Duration(h.Slow.Load()))
 		if err := webhook.Verify(HookSecret, r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, time.Now()); err != nil {
 			t.Errorf("webhook delivery refused: %v: %s", err, body)
 			http.Error(w, err.Error(), http.StatusUnauthorized)

@@ -163,6 +163,18 @@ func checkURL(s string) error {
 	return nil
 }
 
+// Payload is a delivery's body as a receiver decodes it (encoding/json).
+type Payload struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Dialect  string `json:"dialect"`
+	Room     string `json:"room"`
+	ClientID string `json:"clientId,omitempty"`
+	Username string `json:"username,omitempty"`
+	Node     string `json:"node,omitempty"`
+	Time     string `json:"time"` // RFC 3339, UTC, milliseconds
+}
+
 // Sender queues events and delivers them. Its Emit is dialect.Events.
 type Sender struct {
 	cfg     Config

@@ -33,16 +33,7 @@ type delivery struct {
 	at     time.Time
 }
 
-type event struct {
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Dialect  string `json:"dialect"`
-	Room     string `json:"room"`
-	ClientID string `json:"clientId"`
-	Username string `json:"username"`
-	Node     string `json:"node"`
-	Time     string `json:"time"`
-}
+type event = webhook.Payload
 
 // receiver is a real HTTP endpoint; answer decides each request's fate
 // (an HTTP status, or 0 to hang until the request is cancelled).

@@ -12,11 +12,7 @@ import (
 // joins or leaves and a room ends, and checks each room's webhook events,
 // in order, at a real signed-webhook receiver.
 func TestWebhooksParty(t *testing.T) {
-	cases := []struct {
-		name   string
-		mutate func(*server.Config)
-		run    func(t *testing.T, e *env) (code string, want []string)
-	}{
+	runHookCases(t, "party", start, []hookCase[*env]{
 		{"leave, then the last socket closes", nil, func(t *testing.T, e *env) (string, []string) {
 			a, code, _ := e.create("a", nil)
 			b, _ := e.join(code, "b", a)
@@ -79,7 +75,19 @@ func TestWebhooksParty(t *testing.T) {
 			a.Send(map[string]any{"type": "leave"})
 			return code, []string{"room.created", "member.joined a", "member.left a", "room.closed"}
 		}},
-	}
+	})
+}
+
+// hookCase is one scenario of a dialect's webhook events: run drives
+// clients on a server whose webhooks go to a receiver and returns the
+// room and the events it must have produced, in order.
+type hookCase[E any] struct {
+	name   string
+	mutate func(*server.Config)
+	run    func(t *testing.T, e E) (code string, want []string)
+}
+
+func runHookCases[E any](t *testing.T, dialect string, start func(*testing.T, func(*server.Config)) E, cases []hookCase[E]) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			hooks := testutil.NewHookReceiver(t)
@@ -93,7 +101,7 @@ func TestWebhooksParty(t *testing.T) {
 			code, want := tc.run(t, e)
 			hooks.Expect(code, want...)
 			for _, ev := range hooks.Events() {
-				if ev.Dialect != "party" || ev.Node != "node-1" || ev.Time == "" || len(ev.ID) < 16 {
+				if ev.Dialect != dialect || ev.Node != "node-1" || ev.Time == "" || len(ev.ID) < 16 {
 					t.Fatalf("event %+v", ev)
 				}
 			}
@@ -105,11 +113,7 @@ func TestWebhooksParty(t *testing.T) {
 // again when reclaimed; close_room, the host grace and the last socket
 // end the room after every connected member's member.left.
 func TestWebhooksPartyV2(t *testing.T) {
-	cases := []struct {
-		name   string
-		mutate func(*server.Config)
-		run    func(t *testing.T, e *v2env) (code string, want []string)
-	}{
+	runHookCases(t, "party-v2", startV2, []hookCase[*v2env]{
 		{"drop, reclaim, close_room", nil, func(t *testing.T, e *v2env) (string, []string) {
 			host, g, code := e.pair()
 			_ = g.Conn.Close()
@@ -135,25 +139,7 @@ func TestWebhooksPartyV2(t *testing.T) {
 			_ = host.Conn.Close()
 			return code, []string{"room.created", "member.joined host", "member.joined g", "member.left g", "member.left host", "room.closed"}
 		}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			hooks := testutil.NewHookReceiver(t)
-			e := startV2(t, func(c *server.Config) {
-				hooks.Use(c)
-				if tc.mutate != nil {
-					tc.mutate(c)
-				}
-			})
-			code, want := tc.run(t, e)
-			hooks.Expect(code, want...)
-			for _, ev := range hooks.Events() {
-				if ev.Dialect != "party-v2" {
-					t.Fatalf("event %+v", ev)
-				}
-			}
-		})
-	}
+	})
 }
 
 // TestWebhooksShutdownDrain: a graceful shutdown closes the members'

@@ -19,16 +19,7 @@ import (
 const HookSecret = "test-webhook-secret"
 
 // HookEvent is one webhook event as a receiver decodes it.
-type HookEvent struct {
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Dialect  string `json:"dialect"`
-	Room     string `json:"room"`
-	ClientID string `json:"clientId"`
-	Username string `json:"username"`
-	Node     string `json:"node"`
-	Time     string `json:"time"`
-}
+type HookEvent = webhook.Payload
 
 // HookReceiver is a real HTTP webhook endpoint that verifies every
 // delivery's signature (an unsigned or badly signed one fails the test)

@@ -9,7 +9,7 @@ import (
 
 // webhookFlags registers the webhook sender's flags (package webhook).
 func webhookFlags(fs *flag.FlagSet, w *webhook.Config) {
-	fs.Var((*urlsFlag)(&w.URLs), "webhook-url", "POST room and member events (party, party-v2) to `URL`, repeatable: each event goes to every URL (needs --webhook-secret)")
+	fs.Var((*urlsFlag)(&w.URLs), "webhook-url", "POST room and member events (party, party-v2; rooms on a single node) to `URL`, repeatable: each event goes to every URL (needs --webhook-secret)")
 	fs.Var((*urlsFlag)(&w.Secrets), "webhook-secret", "`SECRET`: the HMAC-SHA256 key signing every webhook delivery (Partyline-Signature); repeat it during a rotation to send one v1= per secret")
 	fs.IntVar(&w.Queue, "webhook-queue", w.Queue, "webhook events queued or in delivery at most; past it events are dropped and counted (partyline_webhook_dropped_total{reason=\"full\"})")
 	fs.IntVar(&w.Workers, "webhook-workers", w.Workers, "webhook deliveries in flight at once (each room has at most one per URL)")

@@ -81,7 +81,7 @@ func New(cfg Config) (*Server, error) {
 		w := &s.cfg.Webhook
 		w.Node, w.Logger, w.Labels = node, cfg.Logger, map[string]string{"node": node}
 		s.hooks = webhook.New(*w)
-		s.cfg.Party.Events = s.hooks
+		s.cfg.Party.Events, s.cfg.Rooms.Events = s.hooks, s.hooks
 	}
 	ds, cl := buildDialects(&s.cfg)
 	s.dialects, s.node = append(ds, cfg.Extra...), cl

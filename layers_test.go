@@ -26,6 +26,7 @@ var layers = []struct {
 	{"partyline/cluster", 2},
 	{"partyline/dialect", 3}, // the seam: Dialect, Session, Conn
 	{"partyline/dialect/internal/", 4},
+	{"partyline/webhook", 4},          // delivers dialect.Events; the server owns it
 	{"partyline/dialect/presence", 5}, // chat counts its users online
 	{"partyline/dialect/", 6},
 	{"partyline/httpapi", 7},

@@ -98,6 +98,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 	fs.IntVar(&cfg.CompressionMinSize, "compression-min-size", cfg.CompressionMinSize, "with --compression: messages under this many bytes are sent uncompressed")
 	dialectFlags(fs, &cfg.Dialects)
 	limitFlags(fs, &cfg)
+	webhookFlags(fs, &cfg.Webhook)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 
@@ -117,7 +118,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (server.C
 			return
 		}
 		parts := []string{v}
-		if f.Name == "listen" {
+		if f.Name == "listen" || f.Name == "webhook-url" || f.Name == "webhook-secret" {
 			parts = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 		}
 		for _, p := range parts {

@@ -177,6 +177,36 @@ func TestParseConfigFlags(t *testing.T) {
 				t.Fatal("env overrode an explicit --party-strict-reconnect=false")
 			}
 		}},
+		{"webhooks off by default", nil, nil, func(t *testing.T, c server.Config) {
+			w := c.Webhook
+			if w.Enabled() || w.Queue != 10_000 || w.Workers != 32 || w.Timeout != 5*time.Second || w.MaxAttempts != 12 || w.MaxAge != 10*time.Minute || w.Drain != 5*time.Second {
+				t.Fatalf("%+v", w)
+			}
+		}},
+		{"webhook flags, repeated", []string{"--webhook-url", "http://127.0.0.1:9000/hook", "--webhook-url", "https://hooks.example.com/p?x=1",
+			"--webhook-secret", "old", "--webhook-secret", "new", "--webhook-queue", "50", "--webhook-workers", "4", "--webhook-timeout", "2s",
+			"--webhook-max-attempts", "3", "--webhook-max-age", "1m", "--webhook-drain", "0s"}, nil, func(t *testing.T, c server.Config) {
+			w := c.Webhook
+			if !reflect.DeepEqual(w.URLs, []string{"http://127.0.0.1:9000/hook", "https://hooks.example.com/p?x=1"}) || !reflect.DeepEqual(w.Secrets, []string{"old", "new"}) {
+				t.Fatalf("urls %q secrets %q", w.URLs, w.Secrets)
+			}
+			if w.Queue != 50 || w.Workers != 4 || w.Timeout != 2*time.Second || w.MaxAttempts != 3 || w.MaxAge != time.Minute || w.Drain != 0 {
+				t.Fatalf("%+v", w)
+			}
+		}},
+		{"webhooks from the env, comma-separated", nil, map[string]string{"PARTYLINE_WEBHOOK_URL": "http://a.test/h,http://b.test/h",
+			"PARTYLINE_WEBHOOK_SECRET": "k", "PARTYLINE_WEBHOOK_QUEUE": "7"}, func(t *testing.T, c server.Config) {
+			w := c.Webhook
+			if !reflect.DeepEqual(w.URLs, []string{"http://a.test/h", "http://b.test/h"}) || !reflect.DeepEqual(w.Secrets, []string{"k"}) || w.Queue != 7 {
+				t.Fatalf("%+v", w)
+			}
+		}},
+		{"a webhook flag beats its env", []string{"--webhook-url", "http://flag.test/"}, map[string]string{"PARTYLINE_WEBHOOK_URL": "http://env.test/",
+			"PARTYLINE_WEBHOOK_SECRET": "k"}, func(t *testing.T, c server.Config) {
+			if !reflect.DeepEqual(c.Webhook.URLs, []string{"http://flag.test/"}) {
+				t.Fatalf("%q", c.Webhook.URLs)
+			}
+		}},
 		{"unrelated env ignored", nil, map[string]string{"LISTEN": ":1", "PARTYLINE_NOT_A_FLAG": "x"}, func(t *testing.T, c server.Config) {
 			if c.Listeners[0].Addr != ":8080" {
 				t.Fatalf("%v", c.Listeners)
@@ -229,6 +259,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"negative max outbound total", []string{"--max-outbound-total", "-1"}, nil, "max-outbound-total"},
 		{"negative presence subscriptions", []string{"--presence-max-subscriptions", "-1"}, nil, "presence-max-subscriptions"},
 		{"negative rooms per connection", []string{"--rooms-max-per-connection", "-1"}, nil, "rooms-max-per-connection"},
+		{"webhook url without secret", []string{"--webhook-url", "http://127.0.0.1/h"}, nil, "needs --webhook-secret"},
+		{"env webhook url without secret", nil, map[string]string{"PARTYLINE_WEBHOOK_URL": "http://127.0.0.1/h"}, "needs --webhook-secret"},
+		{"webhook url not http", []string{"--webhook-url", "ws://127.0.0.1/h", "--webhook-secret", "k"}, nil, "http:// or https://"},
+		{"webhook url without scheme", []string{"--webhook-url", "127.0.0.1:9000/h", "--webhook-secret", "k"}, nil, "--webhook-url"},
+		{"webhook url without host", []string{"--webhook-url", "https:///h", "--webhook-secret", "k"}, nil, "no host"},
+		{"empty webhook secret", []string{"--webhook-url", "http://h.test/", "--webhook-secret", ""}, nil, "empty secret"},
+		{"negative webhook queue", []string{"--webhook-queue", "-1"}, nil, "webhook-queue"},
+		{"negative webhook workers", []string{"--webhook-workers", "-1"}, nil, "webhook-workers"},
+		{"negative webhook timeout", []string{"--webhook-timeout", "-1s"}, nil, "webhook-timeout"},
+		{"negative webhook drain", []string{"--webhook-drain", "-1s"}, nil, "webhook-drain"},
+		{"bad webhook attempts", []string{"--webhook-max-attempts", "many"}, nil, "webhook-max-attempts"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

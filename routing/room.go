@@ -341,6 +341,18 @@ func (r *Room) Leave(m *Member) (removed bool, remaining int) {
 // it must only queue frames. Its remaining slice costs one copy of the
 // member list.
 func (r *Room) LeaveThen(m *Member, after func(remaining []*Member)) (removed bool, remaining int) {
+	return r.leave(m, after, false)
+}
+
+// LeaveThenAll is LeaveThen whose after also runs when m was the last
+// member (with no members), before the room is deleted (and before
+// OnGone): an event of the departure it records comes before the room's
+// end.
+func (r *Room) LeaveThenAll(m *Member, after func(remaining []*Member)) (removed bool, remaining int) {
+	return r.leave(m, after, true)
+}
+
+func (r *Room) leave(m *Member, after func(remaining []*Member), last bool) (removed bool, remaining int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sl := r.byID[m.ID]
@@ -351,7 +363,7 @@ func (r *Room) LeaveThen(m *Member, after func(remaining []*Member)) (removed bo
 	r.unfile(sl)
 	r.publish()
 	r.shard.members.Add(-1)
-	if r.live > 0 && after != nil {
+	if (r.live > 0 || last) && after != nil {
 		after(r.membersLocked())
 	}
 	if r.live == 0 {

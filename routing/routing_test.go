@@ -658,3 +658,36 @@ func TestJoinAdmitAndCloseIf(t *testing.T) {
 		t.Fatal("closed twice")
 	}
 }
+
+// TestLeaveThenAll: unlike LeaveThen, its after runs for the last member
+// too, with no members, before OnGone.
+func TestLeaveThenAll(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		t.Run(fmt.Sprint("all=", all), func(t *testing.T) {
+			h := NewHub()
+			var log []string
+			h.OnGone(func(r *Room) { log = append(log, "gone "+r.Name) })
+			r := h.Create("R", 0)
+			a, b := &Member{ID: "a", Conn: &recorder{}}, &Member{ID: "b", Conn: &recorder{}}
+			for _, m := range []*Member{a, b} {
+				if _, err := r.Join(m, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			leave := r.LeaveThen
+			if all {
+				leave = r.LeaveThenAll
+			}
+			for _, m := range []*Member{a, b} {
+				leave(m, func(rest []*Member) { log = append(log, fmt.Sprintf("after %s %d", m.ID, len(rest))) })
+			}
+			want := []string{"after a 1", "gone R"}
+			if all {
+				want = []string{"after a 1", "after b 0", "gone R"}
+			}
+			if !slices.Equal(log, want) {
+				t.Fatalf("%q, want %q", log, want)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"partyline/dialect"
+	"partyline/webhook"
 )
 
 // Listener is one WebSocket listen address, optionally bound to a dialect
@@ -78,6 +79,10 @@ type Config struct {
 
 	Dialects // per-dialect settings: dialects.go
 
+	// Webhook posts room and member events to its URLs (--webhook-url;
+	// none: off). The server fills Node and Logger.
+	Webhook webhook.Config
+
 	AbuseLimits // per-connection rates and per-address limits: abuse.go
 }
 
@@ -110,6 +115,7 @@ func Defaults() Config {
 		Dialects:           dialectDefaults(),
 		AbuseLimits:        abuseDefaults(),
 		CompressionMinSize: 256,
+		Webhook:            webhook.Defaults(),
 	}
 }
 
@@ -201,6 +207,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CompressionMinSize < 0 {
 		return errors.New("compression-min-size must not be negative")
+	}
+	if err := c.Webhook.Validate(); err != nil {
+		return err
 	}
 	return c.Dialects.validate()
 }

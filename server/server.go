@@ -24,6 +24,7 @@ import (
 	"partyline/internal/security"
 	"partyline/routing"
 	"partyline/web"
+	"partyline/webhook"
 )
 
 // Server is one partyline process: the WebSocket engine and the HTTP side.
@@ -58,7 +59,8 @@ type Server struct {
 
 	acceptSem chan struct{} // bounds deferred handshake checks in flight
 
-	node *cluster.Node // cluster mode only
+	node  *cluster.Node   // cluster mode only
+	hooks *webhook.Sender // --webhook-url only
 
 	gate    *addrGate                    // per-address limits (abuse.go)
 	inbound map[dialect.Dialect]*inbound // per-connection inbound limits by dialect (abuse.go)
@@ -71,10 +73,21 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, start: time.Now(), loops: map[gnet.EventLoop]*loop{}, ready: make(chan struct{}),
 		acceptSem: make(chan struct{}, 64*runtime.NumCPU())}
+	node := cfg.NodeID
+	if node == "" {
+		node = "local"
+	}
+	if cfg.Webhook.Enabled() {
+		w := &s.cfg.Webhook
+		w.Node, w.Logger, w.Labels = node, cfg.Logger, map[string]string{"node": node}
+		s.hooks = webhook.New(*w)
+		s.cfg.Party.Events, s.cfg.Rooms.Events = s.hooks, s.hooks
+	}
 	ds, cl := buildDialects(&s.cfg)
 	s.dialects, s.node = append(ds, cfg.Extra...), cl
 	reg, err := newRegistry(s.dialects, cfg.DefaultDialect)
 	if err != nil {
+		s.closeHooks(0)
 		return nil, err
 	}
 	s.registry = reg
@@ -86,15 +99,15 @@ func New(cfg Config) (*Server, error) {
 	for _, l := range cfg.Listeners {
 		if l.Dialect != "" {
 			if _, err := reg.lookup(l.Dialect); err != nil {
+				s.closeHooks(0)
 				return nil, fmt.Errorf("--listen %s: %w", l, err)
 			}
 		}
 	}
-	node := cfg.NodeID
-	if node == "" {
-		node = "local"
-	}
 	s.metrics = newMetrics(node, s.dialects)
+	if s.hooks != nil {
+		s.metrics.reg.MustRegister(s.hooks.Collectors()...)
+	}
 	s.metrics.engineGauges(node, s)
 	security.SetLogger(cfg.Logger)
 	if cfg.FanoutMin > 0 {
@@ -104,17 +117,20 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.clusterMetrics(node, s.node)
 		s.node.OnFenced(func() { s.fencedID.Store(s.nextID.Load()); s.fences.Add(1) })
 		if err := s.node.Start(); err != nil {
+			s.closeHooks(0)
 			return nil, err // cluster.Node's errors name the cluster already
 		}
 	}
 	if err := startDialects(s.dialects); err != nil {
+		s.closeHooks(0)
 		s.stopNode()
 		return nil, err
 	}
 	return s, nil
 }
 
-// stopDialects flushes and closes every dialect's durable state, then
+// stopDialects flushes and closes every dialect's durable state, delivers
+// the webhook events still queued (for at most --webhook-drain), then
 // leaves the cluster.
 func (s *Server) stopDialects() {
 	for _, d := range s.dialects {
@@ -124,7 +140,15 @@ func (s *Server) stopDialects() {
 			}
 		}
 	}
+	s.closeHooks(s.cfg.Webhook.Drain)
 	s.stopNode()
+}
+
+// closeHooks stops the webhook sender after at most wait of delivery.
+func (s *Server) closeHooks(wait time.Duration) {
+	if s.hooks != nil {
+		s.hooks.Close(wait)
+	}
 }
 
 func (s *Server) stopNode() {

@@ -175,6 +175,7 @@ func (d *Dialect) CreateRoom(spec dialect.RoomSpec) (dialect.RoomSummary, error)
 		return dialect.RoomSummary{}, dialect.APIErr(http.StatusServiceUnavailable, "no free room code: try again")
 	}
 	r.SetExt(st)
+	r.Locked(func([]*routing.Member) { d.born(r) })
 	time.AfterFunc(d.cfg.EmptyRoomTTL, func() {
 		if r.Discard() { // no-op once someone has joined
 			dropState(r)
@@ -320,8 +321,14 @@ func (d *Dialect) KickMember(code, clientID, reason string) error {
 	// member that has just left or been replaced.
 	pm.replaced.Store(true)
 	away := m.Conn == routing.Away
-	removed, remaining := r.LeaveThen(m, func(members []*routing.Member) {
-		if !away || st.slot == nil { // party-v2 announced an away slot when it dropped
+	removed, remaining := r.LeaveThenAll(m, func(members []*routing.Member) {
+		if d.seated(m) { // party-v2 announced an away slot when it dropped
+			d.emitLocal(dialect.MemberLeft, r.Name, m.ID)
+		}
+		if len(members) == 0 {
+			return
+		}
+		if !away || st.slot == nil {
 			d.announce(r, d.prof.peerLeft, m, nil)
 		}
 		d.persistSeats(r, members)

@@ -44,6 +44,7 @@ import (
 
 	"partyline/cluster"
 	"partyline/codec"
+	"partyline/dialect"
 	"partyline/dialect/internal/pending"
 	"partyline/routing"
 )
@@ -83,7 +84,7 @@ func (d *Dialect) UseCluster(n *cluster.Node) {
 	cl.log.OnLost = d.onLost
 	cl.b.OnMessage = d.onRemote
 	cl.b.Lost = d.ErrorFrame(cluster.LostText) // peer_* announcements; messages and states recover through the log
-	d.hub.OnGone(d.feedGone)
+	d.onGone = d.feedGone
 	n.Handle(d.prof.name+".replaced", d.onReplaced)
 	n.Handle(d.prof.name+".kick", d.onKick)
 	n.OnNodeDead(d.reap)
@@ -234,9 +235,20 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 				rec.URL = resolveURL(urlTmpl, code, s.d.cfg.InstanceID)
 			}
 			body, _ := json.Marshal(rec)
+			mu := s.d.emitLock(code)
+			if mu != nil {
+				mu.Lock()
+			}
 			ctx, cancel := cl.n.Ctx()
 			_, err := cl.kv().Create(ctx, s.d.roomKey(code), body)
 			cancel()
+			if err == nil {
+				s.d.emit(dialect.RoomCreated, code, "")
+				s.d.emitChange(code, nil, rec.Members, false)
+			}
+			if mu != nil {
+				mu.Unlock()
+			}
 			switch {
 			case err == nil:
 				res.code, res.rec = code, rec
@@ -407,6 +419,10 @@ func (d *Dialect) runJoins(code string) {
 // update (re-applied on conflict); each request gets its result.
 func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 	cl := d.cl
+	if mu := d.emitLock(code); mu != nil {
+		mu.Lock()
+		defer mu.Unlock()
+	}
 	for try := 0; ; try++ {
 		ctx, cancel := cl.n.Ctx()
 		e, err := cl.kv().Get(ctx, d.roomKey(code))
@@ -425,6 +441,7 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 			}
 			return
 		}
+		before := d.snapshot(&rec)
 		changed := false
 		for _, r := range reqs {
 			r.res.err, r.res.old = "", nil
@@ -445,6 +462,7 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 					r.res.rec = rec // every joiner of the batch sees the whole batch
 				}
 			}
+			d.emitChange(code, before, rec.Members, false)
 			return
 		}
 		if !cluster.Conflict(err) || try >= 200 {
@@ -847,6 +865,10 @@ var errConflicts = errText("too many concurrent updates")
 // Worker.
 func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]recMember, error) {
 	kv := d.cl.kv()
+	if mu := d.emitLock(code); mu != nil {
+		mu.Lock()
+		defer mu.Unlock()
+	}
 	for try := 0; try < 200; try++ {
 		ctx, cancel := d.cl.n.Ctx()
 		e, err := kv.Get(ctx, d.roomKey(code))
@@ -862,6 +884,7 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]
 			cancel()
 			return nil, nil
 		}
+		before := d.snapshot(&rec)
 		removed := fn(&rec)
 		if len(removed) == 0 {
 			cancel()
@@ -879,6 +902,7 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]
 		}
 		cancel()
 		if err == nil {
+			d.emitChange(code, before, rec.Members, rec.empty())
 			return removed, nil
 		}
 		if !cluster.Conflict(err) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"partyline/dialect"
 )
 
 // Config is the party dialect's configuration.
@@ -49,6 +51,10 @@ type Config struct {
 	EmptyRoomTTL time.Duration
 
 	Logger *slog.Logger // nil: slog.Default()
+
+	// Events receives room and member events (webhooks; events.go); nil:
+	// none. The server sets it.
+	Events dialect.Events
 }
 
 // Defaults returns the documented defaults.

@@ -46,6 +46,9 @@ type Dialect struct {
 	states    stateBudget       // retained state bytes of every room (limits.go)
 	sweepStop chan struct{}     // stops the history sweeper (persist.go)
 
+	events dialect.Events        // nil: no webhooks (events.go)
+	onGone func(r *routing.Room) // the store's or the cluster's part of the hub's OnGone
+
 	prof    *profile     // party or party-v2 (v2.go)
 	origins *originTable // per-origin counters of the HTTP /metrics (plain.go)
 	started time.Time
@@ -61,6 +64,8 @@ func New(cfg Config) *Dialect {
 		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP),
 		prof:    v1Profile, origins: newOriginTable(), started: time.Now()}
 	d.states.max = cfg.MaxStateBytesTotal
+	d.hub.OnGone(d.gone)
+	d.events = cfg.Events
 	return d
 }
 
@@ -86,6 +91,7 @@ type roomState struct {
 
 	trimmed uint64 // history the store was told to drop; guarded by the room's lock
 
+	born   bool      // room.created was emitted (events.go); guarded by the room's lock
 	origin string    // the creator's handshake Origin ("unknown" if none)
 	slot   *slotRoom // party-v2 rooms only (v2.go)
 
@@ -376,6 +382,7 @@ func (s *session) create(req *request) {
 		s.c.Send(f.End(), false)
 		f.Release()
 		s.d.persistSeats(r, members)
+		s.d.joined(r, m)
 	}); err != nil {
 		s.fail("room " + err.Error())
 		return
@@ -440,6 +447,7 @@ func (s *session) join(req *request) {
 			s.d.announce(r, `{"type":"peer_back","clientId":`, m, s.c)
 		case !replacing: // a reconnect is silent to the others
 			s.d.announce(r, s.d.prof.peerJoined, m, s.c)
+			s.d.joined(r, m)
 		}
 		s.d.persistSeats(r, members)
 	})
@@ -602,9 +610,12 @@ func (s *session) leave() {
 // dropSeat removes m from r for good: peer_left to the rest, and the room
 // is gone (state, store) if it was the last seat. Any goroutine.
 func (d *Dialect) dropSeat(r *routing.Room, m *routing.Member) {
-	removed, remaining := r.LeaveThen(m, func(members []*routing.Member) {
-		d.announce(r, d.prof.peerLeft, m, nil)
-		d.persistSeats(r, members)
+	removed, remaining := r.LeaveThenAll(m, func(members []*routing.Member) {
+		if len(members) > 0 {
+			d.announce(r, d.prof.peerLeft, m, nil)
+			d.persistSeats(r, members)
+		}
+		d.emitLocal(dialect.MemberLeft, r.Name, m.ID)
 	})
 	if removed && remaining == 0 {
 		dropState(r)

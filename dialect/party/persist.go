@@ -76,7 +76,7 @@ func (d *Dialect) Start() error {
 	}
 	_ = os.Remove(filepath.Join(dir, cleanMarker))
 	d.persist = &persister{log: rl, dir: dir}
-	d.hub.OnGone(func(r *routing.Room) { rl.Delete(r.Name) })
+	d.onGone = func(r *routing.Room) { rl.Delete(r.Name) }
 	seats := 0
 	for i := range recs {
 		seats += d.restore(&recs[i], clean)
@@ -95,7 +95,7 @@ func (d *Dialect) restore(rec *store.RoomRecord, clean bool) int {
 	if r == nil {
 		return 0
 	}
-	st := &roomState{}
+	st := &roomState{born: true} // announced (room.created) before the restart
 	if rec.State != nil {
 		st.state = routing.NewTextExact(rec.State)
 		d.states.force(st, int64(st.state.Len())) // restored state was kept before: it stays

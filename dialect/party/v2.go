@@ -181,6 +181,7 @@ func (s *session) createV2(req *request) {
 	m := slotMember(id, 0, s.c)
 	if _, err := r.Join(m, nil, func([]*routing.Member) {
 		s.sendCreatedV2(r, sr.url, sr.hasURL)
+		s.d.joined(r, m)
 	}); err != nil {
 		s.fail(errRoomNotFound)
 		return
@@ -259,6 +260,7 @@ func (s *session) joinV2(req *request) {
 		s.sendJoinedV2(r, st, m, members)
 		if !replacing {
 			s.d.announce(r, s.d.prof.peerJoined, m, s.c)
+			s.d.joined(r, m)
 			if pm.index == 0 {
 				sr.cancelGrace()
 			}
@@ -470,6 +472,11 @@ func (d *Dialect) teardown(r *routing.Room, cond func(members []*routing.Member)
 		if st != nil && st.slot != nil {
 			st.slot.cancelGrace()
 		}
+		for _, m := range members { // their departures, before the room's end (gone)
+			if d.seated(m) {
+				d.emitLocal(dialect.MemberLeft, r.Name, m.ID)
+			}
+		}
 		return true
 	})
 	if !ok {
@@ -535,6 +542,7 @@ func (s *session) closeV2() {
 	st, _ := r.Ext().(*roomState)
 	empty := false
 	if !r.Swap(m, away, func(members []*routing.Member) {
+		s.d.emitLocal(dialect.MemberLeft, r.Name, m.ID) // peer_left, or the room ends with it
 		if connected(members) == 0 {
 			empty = true
 			return

@@ -40,6 +40,9 @@ type Config struct {
 	// MaxRooms bounds the rooms of this node (--max-rooms, shared with
 	// party): a join that would create one more is refused. 0: no limit.
 	MaxRooms int
+	// Events receives room and member events (webhooks), single node
+	// only; nil: none. The server sets it.
+	Events dialect.Events
 }
 
 // Defaults returns the documented defaults.
@@ -85,6 +88,7 @@ var unknownType = routing.NewTextFrom([]byte(`{"type":"error","message":"Unknown
 // member is the rooms data of a routing.Member.
 type member struct {
 	user []byte // the username as a JSON string
+	name string // the username (webhook events)
 }
 
 // joined is one of the session's rooms.
@@ -211,7 +215,7 @@ func (s *session) join(req *request) {
 		s.fail("Too many rooms on this server: join an existing room or try again later")
 		return
 	}
-	m := &routing.Member{ID: s.id, Conn: s.c, Data: &member{user: codec.AppendString(nil, user)}}
+	m := &routing.Member{ID: s.id, Conn: s.c, Data: &member{user: codec.AppendString(nil, user), name: user}}
 	if s.d.cl != nil {
 		s.joinCluster(name, m)
 		return
@@ -222,6 +226,10 @@ func (s *session) join(req *request) {
 		f := userFrame("userJoined", name, m, len(members))
 		s.d.broker.Publish(r, f, s.c, false)
 		f.Release()
+		if len(members) == 1 { // the room is new: it is created with its first member
+			s.d.emit(dialect.RoomCreated, name, nil)
+		}
+		s.d.emit(dialect.MemberJoined, name, m)
 	})
 	if err != nil { // clientIds are unique: cannot happen
 		s.fail("Cannot join room " + name + ": " + err.Error())
@@ -261,11 +269,29 @@ func (s *session) leave(j *joined) {
 	}
 	// Under the room's lock, to the members that remain (none: the room is
 	// gone from the hub and nobody is told).
-	j.room.LeaveThen(j.me, func(rest []*routing.Member) {
+	j.room.LeaveThenAll(j.me, func(rest []*routing.Member) {
+		s.d.emit(dialect.MemberLeft, j.room.Name, j.me)
+		if len(rest) == 0 { // the room is deleted with its last member
+			s.d.emit(dialect.RoomClosed, j.room.Name, nil)
+			return
+		}
 		f := userFrame("userLeft", j.room.Name, j.me, len(rest))
 		s.d.broker.Publish(j.room, f, nil, false)
 		f.Release()
 	})
+}
+
+// emit sends a webhook event (m: the member of a member event), under the
+// room's lock so that a room's events go out in order; single node only.
+func (d *Dialect) emit(t dialect.EventType, room string, m *routing.Member) {
+	if d.cfg.Events == nil {
+		return
+	}
+	e := dialect.Event{Type: t, Dialect: "rooms", Room: room}
+	if m != nil {
+		e.Username = m.Data.(*member).name
+	}
+	d.cfg.Events.Emit(e)
 }
 
 // userFrame encodes {"type":typ,"room":R,"user":U,"userCount":N}.

@@ -449,3 +449,26 @@ func TestMaxRooms(t *testing.T) {
 		return m.Str("type") == "joined"
 	})
 }
+
+// TestWebhooks: a room's events, with usernames, in order: created with
+// its first member, closed with its last; a leave and a closed socket are
+// both member.left.
+func TestWebhooks(t *testing.T) {
+	hooks := testutil.NewHookReceiver(t)
+	e := start(t, hooks.Use)
+	a := e.member("lobby", "ann")
+	b := e.member("lobby", "bob")
+	expectMsg(t, a, userMsg("userJoined", "lobby", "bob", 2))
+	b.Send(map[string]any{"type": "leave", "room": "lobby"})
+	expectMsg(t, a, userMsg("userLeft", "lobby", "bob", 1))
+	_ = a.Conn.Close()
+	hooks.Expect("lobby", "room.created", "member.joined ann", "member.joined bob", "member.left bob", "member.left ann", "room.closed")
+	e.member("lobby", "cy") // the same name again: a new room
+	hooks.Expect("lobby", "room.created", "member.joined ann", "member.joined bob", "member.left bob", "member.left ann", "room.closed",
+		"room.created", "member.joined cy")
+	for _, ev := range hooks.Events() {
+		if ev.Dialect != "rooms" || ev.ClientID != "" {
+			t.Fatalf("event %+v", ev)
+		}
+	}
+}

@@ -40,6 +40,7 @@ var layers = []struct {
 	{"partyline/dialect/chat/chattest", 11},
 	{"partyline/cluster/cmd/", 10},
 	{"partyline/bench", 10},
+	{"partyline/examples/", 10}, // example programs: standard library in their code, anything in tests
 }
 
 func rankOf(path string) (int, bool) {

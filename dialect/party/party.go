@@ -5,6 +5,8 @@
 // Concurrency: Session methods run on the connection's event loop. Room
 // membership and retained state are shared across loops through
 // routing.Room (lock-free fan-out; joins and leaves under the room's lock).
+// The join hook (joinhook.go) calls the game's backend on its own bounded
+// pool and finishes on the connection's loop through Conn.Do.
 package party
 
 import (

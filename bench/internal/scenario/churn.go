@@ -35,7 +35,7 @@ func runChurn(ctx context.Context, cfg *Config) (*stats.Report, error) {
 	r.loaded(len(rooms) * cfg.StableSize)
 
 	ch := &churner{r: r, rooms: rooms, sem: make(chan struct{}, cfg.DialConc)}
-	r.onLoops(func(ls *loopState) { ls.rec.Setup.Reset() })
+	r.onLoops(func(ls *loopState) { ls.rec.Setup.Reset(); ls.rec.Join.Reset() })
 	c0 := r.counts()
 	g0 := procstat.SelfCPU()
 	span := startMachine()
@@ -79,6 +79,9 @@ func runChurn(ctx context.Context, cfg *Config) (*stats.Report, error) {
 	h := newHdrHist()
 	r.onLoops(func(ls *loopState) { h.Merge(ls.rec.Setup) })
 	rep.SetupLat = stats.Quantiles(h)
+	hj := newHdrHist()
+	r.onLoops(func(ls *loopState) { hj.Merge(ls.rec.Join) })
+	rep.Extra["join_to_joined"] = stats.Quantiles(hj)
 	if r.smp != nil {
 		s1 := r.smp.Now()
 		srv := rep.Server

@@ -186,6 +186,7 @@ func (m *member) entered(ls *loopState, now int64) {
 	m.room.live.Add(1)
 	if m.churn {
 		stats.Record(ls.rec.Setup, now-m.c.DialAt)
+		stats.Record(ls.rec.Join, now-m.setupAt)
 	} else {
 		stats.Record(ls.rec.Setup, now-m.setupAt)
 	}

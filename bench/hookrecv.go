@@ -32,24 +32,8 @@ func hookReceiverCmd(ctx context.Context, args []string) error {
 	if *status < 100 || *status > 599 || *delay < 0 {
 		return errors.New("--status must be an HTTP status and --delay not negative")
 	}
-	var n, bad atomic.Int64
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			bad.Add(1)
-			http.Error(w, "POST only", http.StatusMethodNotAllowed)
-			return
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		if *delay > 0 {
-			time.Sleep(*delay)
-		}
-		n.Add(1)
-		if *body != "" {
-			w.Header().Set("Content-Type", "application/json")
-		}
-		w.WriteHeader(*status)
-		_, _ = io.WriteString(w, *body)
-	})}
+	h := &hookReceiver{status: *status, body: *body, delay: *delay}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: h}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -59,6 +43,32 @@ func hookReceiverCmd(ctx context.Context, args []string) error {
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	fmt.Printf("hook-receiver: %d requests answered, %d refused (not POST)\n", n.Load(), bad.Load())
+	fmt.Printf("hook-receiver: %d requests answered, %d refused (not POST)\n", h.n.Load(), h.bad.Load())
 	return nil
+}
+
+// hookReceiver answers every POST with status and body after delay.
+type hookReceiver struct {
+	status int
+	body   string
+	delay  time.Duration
+	n, bad atomic.Int64 // answered, refused
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		h.bad.Add(1)
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	if h.delay > 0 {
+		time.Sleep(h.delay)
+	}
+	h.n.Add(1)
+	if h.body != "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(h.status)
+	_, _ = io.WriteString(w, h.body)
 }

@@ -150,6 +150,16 @@ func (ch *churner) cycle(m *member, abrupt bool) {
 	m.onSetup = func(m *member, ok bool) {
 		if !ok {
 			ch.failed.Add(1)
+			// A refused join (an error reply) ends the cycle: close, so
+			// that the drain does not wait for it.
+			go func() {
+				_ = m.c.Loop().Run(func() {
+					if m.c.Live() {
+						m.leaving = true
+						m.c.CloseGraceful(1000, time.Second)
+					}
+				})
+			}()
 			return
 		}
 		ch.joins.Add(1)

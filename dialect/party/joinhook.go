@@ -10,12 +10,12 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"partyline/codec"
 	"partyline/dialect"
+	"partyline/dialect/internal/workers"
 	"partyline/internal/security"
 )
 
@@ -99,20 +99,13 @@ func parseHookResponse(status int, body []byte) hookVerdict {
 	return hookVerdict{unavailable: "status " + itoa(status)}
 }
 
-// joinHook calls --party-auth-url on a pool of at most workers goroutines
-// (started when calls wait, gone when none do) fed by a queue of at most
-// queue calls. Any goroutine.
+// joinHook calls --party-auth-url on a pool of at most AuthConcurrency
+// goroutines with as many calls waiting. Any goroutine.
 type joinHook struct {
 	url     string
 	timeout time.Duration
 	client  *http.Client
-	workers int
-	queue   int
-
-	mu       sync.Mutex // guards the following
-	jobs     []func()
-	running  int // workers
-	inflight int // calls submitted and not finished
+	pool    *workers.Pool
 }
 
 func newJoinHook(cfg *Config) *joinHook {
@@ -122,43 +115,10 @@ func newJoinHook(cfg *Config) *joinHook {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = cfg.AuthConcurrency // every worker keeps its connection
 	tr.MaxIdleConns = cfg.AuthConcurrency
-	return &joinHook{url: cfg.AuthURL, timeout: cfg.AuthTimeout, workers: cfg.AuthConcurrency, queue: cfg.AuthConcurrency,
+	return &joinHook{url: cfg.AuthURL, timeout: cfg.AuthTimeout, pool: workers.New(cfg.AuthConcurrency, cfg.AuthConcurrency),
 		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a redirect is no decision
 		}}}
-}
-
-// submit queues fn; false, without running it, when the pool and its
-// queue are full. Never blocks.
-func (h *joinHook) submit(fn func()) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.inflight >= h.workers+h.queue {
-		return false
-	}
-	h.inflight++
-	h.jobs = append(h.jobs, fn)
-	if h.running < h.workers {
-		h.running++
-		go h.work()
-	}
-	return true
-}
-
-func (h *joinHook) work() {
-	h.mu.Lock()
-	for len(h.jobs) > 0 {
-		fn := h.jobs[0]
-		h.jobs[0] = nil
-		h.jobs = h.jobs[1:]
-		h.mu.Unlock()
-		fn()
-		h.mu.Lock()
-		h.inflight--
-	}
-	h.jobs = nil
-	h.running--
-	h.mu.Unlock()
 }
 
 // call POSTs body and returns the verdict. Worker.
@@ -259,7 +219,7 @@ func (s *session) authorize(action, id, code string) {
 	c := s.c
 	s.hook = call
 	s.cs.gate.Close()
-	if !h.submit(func() {
+	if !h.pool.Go(func() {
 		v := h.call(ctx, body)
 		cancel()
 		c.Do(func() { s.authorized(call, v, raw) })

@@ -85,37 +85,3 @@ func FuzzParseHookResponse(f *testing.F) {
 		}
 	})
 }
-
-// TestJoinHookSubmitBound: the pool takes workers+queue calls, no more,
-// until one finishes.
-func TestJoinHookSubmitBound(t *testing.T) {
-	cfg := Defaults()
-	cfg.AuthURL, cfg.AuthConcurrency = "http://127.0.0.1:1/", 2
-	h := newJoinHook(&cfg)
-	release := make(chan struct{})
-	done := make(chan struct{}, 8)
-	job := func() { <-release; done <- struct{}{} }
-	for i := 0; i < 4; i++ {
-		if !h.submit(job) {
-			t.Fatalf("call %d refused, want 4 taken", i)
-		}
-	}
-	if h.submit(job) {
-		t.Fatal("a fifth call was taken by a pool of 2 workers and 2 queue slots")
-	}
-	release <- struct{}{}
-	<-done
-	// One finished: room for one more (the worker may still be between calls).
-	for !h.submit(job) {
-		h.mu.Lock()
-		inflight := h.inflight
-		h.mu.Unlock()
-		if inflight < 4 {
-			t.Fatalf("refused with %d in flight", inflight)
-		}
-	}
-	close(release)
-	for i := 0; i < 4; i++ {
-		<-done
-	}
-}

@@ -126,6 +126,16 @@ func TestParseConfigFlags(t *testing.T) {
 				t.Fatalf("party %+v", c.Party)
 			}
 		}},
+		{"join hook flags", []string{"--party-auth-url", "https://game.example/auth", "--party-auth-timeout", "500ms", "--party-auth-concurrency", "8"}, nil, func(t *testing.T, c server.Config) {
+			if c.Party.AuthURL != "https://game.example/auth" || c.Party.AuthTimeout != 500*time.Millisecond || c.Party.AuthConcurrency != 8 {
+				t.Fatalf("party %+v", c.Party)
+			}
+		}},
+		{"join hook env and defaults", nil, map[string]string{"PARTYLINE_PARTY_AUTH_URL": "http://127.0.0.1:9000/join"}, func(t *testing.T, c server.Config) {
+			if c.Party.AuthURL != "http://127.0.0.1:9000/join" || c.Party.AuthTimeout != 2*time.Second || c.Party.AuthConcurrency != 64 {
+				t.Fatalf("party %+v", c.Party)
+			}
+		}},
 		{"ping-interval 0 disables", []string{"--ping-interval", "0"}, nil, func(t *testing.T, c server.Config) {
 			if c.PingInterval != 0 {
 				t.Fatalf("ping %v", c.PingInterval)
@@ -238,6 +248,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"code length too long", []string{"--room-code-length", "17"}, nil, "room-code-length"},
 		{"negative max clients", []string{"--party-max-clients", "-1"}, nil, "party-max-clients"},
 		{"negative empty-room TTL", []string{"--party-empty-room-ttl", "-1s"}, nil, "party-empty-room-ttl"},
+		{"join hook URL without scheme", []string{"--party-auth-url", "game.example/auth"}, nil, "party-auth-url"},
+		{"join hook URL of another scheme", []string{"--party-auth-url", "ftp://game.example/auth"}, nil, "party-auth-url"},
+		{"join hook URL unparseable", []string{"--party-auth-url", "http://[::1"}, nil, "party-auth-url"},
+		{"join hook URL without host", []string{"--party-auth-url", "http:///auth"}, nil, "party-auth-url"},
+		{"zero join hook timeout", []string{"--party-auth-url", "http://127.0.0.1/a", "--party-auth-timeout", "0"}, nil, "party-auth-timeout"},
+		{"negative join hook timeout", []string{"--party-auth-url", "http://127.0.0.1/a", "--party-auth-timeout", "-1s"}, nil, "party-auth-timeout"},
+		{"zero join hook concurrency", nil, map[string]string{"PARTYLINE_PARTY_AUTH_URL": "http://127.0.0.1/a", "PARTYLINE_PARTY_AUTH_CONCURRENCY": "0"}, "party-auth-concurrency"},
 		{"zero max message size", []string{"--max-message-size", "0"}, nil, "max-message-size"},
 		{"negative ping interval", []string{"--ping-interval", "-1s"}, nil, "ping-interval"},
 		{"negative drain", []string{"--drain", "-1s"}, nil, "negative"},

@@ -6,6 +6,7 @@
 //	go run ./bench wait-quiet             wait (bounded) until the machine's CPUs are idle
 //	go run ./bench persist                what rooms that survive restarts cost (RSS, store, restart time)
 //	go run ./bench webhook-receiver       a signature-checking webhook receiver: delivery rate and delay
+//	go run ./bench hook-receiver          a join hook (--party-auth-url) answering at once, for churn runs
 //
 // See bench/README.md for the scenarios and flags.
 package main
@@ -37,6 +38,8 @@ func main() {
 		err = persistCmd(ctx, os.Args[2:])
 	case "webhook-receiver":
 		err = webhookCmd(ctx, os.Args[2:])
+	case "hook-receiver":
+		err = hookReceiverCmd(ctx, os.Args[2:])
 	default:
 		err = runCmd(ctx, cmd, os.Args[2:])
 	}
@@ -54,6 +57,7 @@ func usage() {
   go run ./bench wait-quiet [--below 0.15] [--for 3s] [--max 2m]
   go run ./bench persist [--bin /tmp/partyline] [--rooms 10000] [--messages 64] [--size 200]
   go run ./bench webhook-receiver --secret S [--listen 127.0.0.1:9099] [--for 60s]
+  go run ./bench hook-receiver [--listen 127.0.0.1:9100] [--status 204] [--body JSON] [--delay 0]
 run "go run ./bench rooms -h" for the flags; bench/README.md describes them.
 `)
 }

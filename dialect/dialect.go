@@ -26,6 +26,8 @@ type Request struct {
 	RawQuery      string
 	Origin        string
 	Authorization string // the Authorization header, if any
+	UserAgent     string // the User-Agent header, if any
+	Cookie        string // the Cookie header, if any (several are joined with "; ")
 	RemoteAddr    string
 	// Accepted is the value a deferred Accept check returned (DeferValue),
 	// set before Open; nil otherwise.

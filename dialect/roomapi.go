@@ -77,6 +77,9 @@ type RoomClient struct {
 	ClientID string `json:"clientId"`
 	Index    *int   `json:"index,omitempty"` // party-v2: the slot index
 	Away     bool   `json:"away,omitempty"`  // a kept seat whose connection dropped
+	// Metadata is what the party dialects' join hook attached to the
+	// member (compact JSON); nil: none.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
 // APIError is a refusal of the rooms API with an HTTP status.

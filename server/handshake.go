@@ -88,6 +88,14 @@ func newHS(s *Server) *hsState {
 				}
 			case bytes.EqualFold(key, []byte("Authorization")):
 				h.req.Authorization = string(value)
+			case bytes.EqualFold(key, []byte("User-Agent")):
+				h.req.UserAgent = string(value)
+			case bytes.EqualFold(key, []byte("Cookie")):
+				if h.req.Cookie != "" { // HTTP/1.1 clients send one, RFC 6265 section 5.4
+					h.req.Cookie += "; " + string(value)
+				} else {
+					h.req.Cookie = string(value)
+				}
 			case h.trusted && bytes.EqualFold(key, []byte("X-Forwarded-For")):
 				h.xff = append(h.xff, string(value))
 			case h.trusted && bytes.EqualFold(key, []byte("X-Real-IP")):

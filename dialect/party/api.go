@@ -199,7 +199,7 @@ func (d *Dialect) RoomDetail(code string) (dialect.RoomDetail, error) {
 		out.Clients = make([]dialect.RoomClient, 0, len(members))
 		for _, m := range members {
 			pm := m.Data.(*member)
-			c := dialect.RoomClient{ClientID: m.ID, Away: m.Conn == routing.Away}
+			c := dialect.RoomClient{ClientID: m.ID, Away: m.Conn == routing.Away, Metadata: pm.meta}
 			if st.slot != nil {
 				i := pm.index
 				c.Index = &i
@@ -229,7 +229,7 @@ func (d *Dialect) clusterDetail(code string) (dialect.RoomDetail, error) {
 		Members: rec.size(), MaxClients: rec.capacity(), Created: rec.Created.UTC()}}
 	out.Clients = make([]dialect.RoomClient, 0, len(rec.Members))
 	for _, m := range rec.Members {
-		c := dialect.RoomClient{ClientID: m.Client, Away: m.Away != 0 || m.Off}
+		c := dialect.RoomClient{ClientID: m.Client, Away: m.Away != 0 || m.Off, Metadata: m.Meta}
 		if rec.V2 {
 			c.Index = new(int)
 			*c.Index = m.Index

@@ -116,6 +116,8 @@ type recMember struct {
 	Away   int64  `json:"a,omitempty"` // away seat: its deadline (unix ms), kept by Member's node
 	Index  int    `json:"x,omitempty"` // party-v2: the slot index
 	Off    bool   `json:"o,omitempty"` // party-v2: the slot's socket closed (Member's node marked it)
+
+	Meta json.RawMessage `json:"md,omitempty"` // the join hook's metadata (joinhook.go)
 }
 
 // size counts the members as GET /api/rooms and GET /room do: party's
@@ -221,7 +223,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 	cl := s.d.cl
 	op := s.begin()
 	c := s.c
-	me := recMember{Client: id, Member: cl.n.Member(), Inst: randomID()}
+	me := recMember{Client: id, Member: cl.n.Member(), Inst: randomID(), Meta: s.grant}
 	if !rec.V2 {
 		me.Token = newToken()
 	}
@@ -312,7 +314,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 func (s *session) joinCluster(id, code, token string, hasToken bool, since *sinceReq) {
 	cl := s.d.cl
 	req := &joinReq{s: s, op: s.begin(), token: token, hasToken: hasToken,
-		me:  recMember{Client: id, Member: cl.n.Member(), Inst: randomID()},
+		me:  recMember{Client: id, Member: cl.n.Member(), Inst: randomID(), Meta: s.grant},
 		res: &joinResult{code: code, since: since}}
 	// Listen to the room first: nothing published after the membership
 	// update can be missed.
@@ -563,7 +565,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		m = slotMember(res.me.Client, res.me.Index, s.c)
 	}
 	pm := m.Data.(*member)
-	pm.token, pm.inst = res.me.Token, res.me.Inst
+	pm.token, pm.inst, pm.meta = res.me.Token, res.me.Inst, res.me.Meta
 	r := res.feed.room
 	st := r.Ext().(*roomState)
 	old, err := r.Join(m, func(*routing.Member) error { return nil }, func(members []*routing.Member) {
@@ -580,7 +582,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		case res.rec.V2 && created:
 			s.sendCreatedV2(r, res.rec.URL, res.rec.HasURL)
 		case res.rec.V2:
-			s.sendJoinedSlots(r, m, peersOf(&res.rec, m.ID), res.rec.URL, res.rec.HasURL)
+			s.sendJoinedSlots(r, m, peersOf(&res.rec, m.ID), slotMetas(&res.rec), res.rec.URL, res.rec.HasURL)
 		case created:
 			s.sendCreated(r, m)
 		default:
@@ -660,7 +662,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 			cl.n.Direct(node, s.d.prof.name+".replaced", nats.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
 		}
 		if res.old.Away != 0 {
-			s.d.announceCode(r.Name, `{"type":"peer_back","clientId":`, "back", res.me, s.c)
+			s.d.announceCode(r.Name, peerBack, "back", res.me, s.c)
 			return
 		}
 		f := routing.NewTextFrom(nil)
@@ -713,6 +715,15 @@ func (s *session) sendJoinedList(r *routing.Room, m *routing.Member, members []r
 		}
 		if n > 0 {
 			f.Append(']')
+		}
+		n = 0
+		for _, x := range members {
+			if x.Meta != nil {
+				n = appendMetaEntry(f, n, codec.AppendString(nil, x.Client), x.Meta)
+			}
+		}
+		if n > 0 {
+			f.Append('}')
 		}
 	}, since)
 }
@@ -782,6 +793,9 @@ func (d *Dialect) announceCode(code, prefix, ev string, x recMember, except rout
 		hdr.Set(hdrIndex, itoa(x.Index))
 	} else {
 		f.SetBuf(codec.AppendString(f.Buf(), x.Client))
+	}
+	if ev == "join" || ev == "back" {
+		appendMeta(f, x.Meta)
 	}
 	f.Append('}')
 	f.End()

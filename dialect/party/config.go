@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"partyline/dialect"
@@ -50,6 +51,14 @@ type Config struct {
 	// (POST /api/rooms) waits for its first member (--party-empty-room-ttl).
 	EmptyRoomTTL time.Duration
 
+	// The join hook (joinhook.go, docs/api.md "Join hook"): creates and
+	// joins are POSTed to AuthURL ("" disables it) and wait for its
+	// answer at most AuthTimeout; at most AuthConcurrency calls run at
+	// once and as many more wait (beyond, "authorization unavailable").
+	AuthURL         string        // --party-auth-url
+	AuthTimeout     time.Duration // --party-auth-timeout
+	AuthConcurrency int           // --party-auth-concurrency
+
 	Logger *slog.Logger // nil: slog.Default()
 
 	// Events receives room and member events (webhooks; events.go); nil:
@@ -64,7 +73,7 @@ func Defaults() Config {
 		Persist: true, PersistInterval: 100 * time.Millisecond, RestoreGrace: time.Minute,
 		JoinFailuresPerMinute: 20, JoinFailuresPerMinutePerIP: 200,
 		MaxRooms: 100_000, RoomCreatesPerMinute: 60, MaxStateBytesTotal: 256 << 20, HostGrace: 120 * time.Second,
-		EmptyRoomTTL: time.Minute}
+		EmptyRoomTTL: time.Minute, AuthTimeout: 2 * time.Second, AuthConcurrency: 64}
 }
 
 // Validate checks c and fills zero values with defaults (history, seat
@@ -112,6 +121,24 @@ func (c *Config) Validate() error {
 	}
 	if c.EmptyRoomTTL == 0 {
 		c.EmptyRoomTTL = d.EmptyRoomTTL
+	}
+	return c.validateHook()
+}
+
+// validateHook checks the join hook's settings (when AuthURL is set).
+func (c *Config) validateHook() error {
+	if c.AuthURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.AuthURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("party-auth-url %q: want an absolute http:// or https:// URL", c.AuthURL)
+	}
+	if c.AuthTimeout <= 0 {
+		return fmt.Errorf("party-auth-timeout %v: must be positive", c.AuthTimeout)
+	}
+	if c.AuthConcurrency <= 0 {
+		return fmt.Errorf("party-auth-concurrency %d: must be at least 1", c.AuthConcurrency)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@
 // Concurrency: Session methods run on the connection's event loop. Room
 // membership and retained state are shared across loops through
 // routing.Room (lock-free fan-out; joins and leaves under the room's lock).
+// The join hook (joinhook.go) calls the game's backend on its own bounded
+// pool and finishes on the connection's loop through Conn.Do.
 package party
 
 import (
@@ -50,6 +52,7 @@ type Dialect struct {
 	onGone func(r *routing.Room) // the store's or the cluster's part of the hub's OnGone
 
 	prof    *profile     // party or party-v2 (v2.go)
+	hook    *joinHook    // --party-auth-url; nil: none (joinhook.go)
 	origins *originTable // per-origin counters of the HTTP /metrics (plain.go)
 	started time.Time
 }
@@ -62,7 +65,7 @@ func New(cfg Config) *Dialect {
 	}
 	d := &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}, log: log,
 		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP),
-		prof:    v1Profile, origins: newOriginTable(), started: time.Now()}
+		prof:    v1Profile, origins: newOriginTable(), started: time.Now(), hook: newJoinHook(&cfg)}
 	d.states.max = cfg.MaxStateBytesTotal
 	d.hub.OnGone(d.gone)
 	d.events = cfg.Events
@@ -144,6 +147,7 @@ type member struct {
 	away     bool        // a seat kept for a member whose connection dropped (seats.go)
 	restored bool        // an away seat restored from the store: only its token reclaims it
 	index    int         // party-v2: the slot index (quotedID is its decimal form)
+	meta     []byte      // the join hook's metadata (compact JSON), nil: none
 }
 
 type session struct {
@@ -155,6 +159,12 @@ type session struct {
 	fails bucket         // failed joins of this connection (seats.go)
 
 	creates bucket // rooms this connection created (limits.go)
+
+	// the join hook (joinhook.go)
+	hook   *hookCall // the call in flight, nil: none
+	raw    []byte    // the message being handled (valid during OnMessage only)
+	authed bool      // the create or join being handled was approved
+	grant  []byte    // and this is its member's metadata
 }
 
 // request is every field any party message may carry, undecoded.
@@ -180,15 +190,17 @@ var reqs = msg.Reader[request]{
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
+	if (s.d.cl != nil || s.d.hook != nil) && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
 		return
 	}
 	if s.d.prof.slots {
 		kind = codec.KindText // party-v2 reads binary frames as text
 	}
 	if req := reqs.Read(kind, payload, s.fail); req != nil {
+		s.raw = payload // for the join hook (joinhook.go)
 		s.dispatch(req)
 		reqs.Done(req)
+		s.raw = nil
 	}
 }
 
@@ -255,6 +267,7 @@ func (s *session) dispatchSlow(req *request) {
 func (s *session) OnTimer(time.Time) {}
 
 func (s *session) OnClose() {
+	s.closeHook()
 	if s.d.prof.slots {
 		s.closeV2()
 		return
@@ -351,6 +364,10 @@ func (s *session) create(req *request) {
 	if !ok {
 		return
 	}
+	if s.mustAuthorize() {
+		s.authorize("create", id, "")
+		return
+	}
 	if why := s.mayCreate(); why != "" {
 		s.fail(why)
 		return
@@ -370,6 +387,7 @@ func (s *session) create(req *request) {
 	r.SetExt(&roomState{origin: originOf(s.c), public: listing.public, meta: listing.meta})
 	s.d.origins.roomCreated(originOf(s.c))
 	m := newMember(id, s.c)
+	m.Data.(*member).meta = s.grant
 	if _, err := r.Join(m, nil, func(members []*routing.Member) {
 		f := routing.NewText()
 		f.AppendStr(`{"type":"created","room":`)
@@ -415,6 +433,10 @@ func (s *session) join(req *request) {
 		s.fail(err.Error())
 		return
 	}
+	if s.mustAuthorize() {
+		s.authorize("join", id, code)
+		return
+	}
 	if s.d.cl != nil {
 		s.joinCluster(id, code, token, hasToken, since)
 		return
@@ -425,6 +447,7 @@ func (s *session) join(req *request) {
 		return
 	}
 	m := newMember(id, s.c)
+	m.Data.(*member).meta = s.grant
 	replacing, back := false, false
 	old, err := r.Join(m, func(old *routing.Member) error {
 		om := old.Data.(*member)
@@ -444,9 +467,9 @@ func (s *session) join(req *request) {
 		s.sendJoined(r, m, members, since)
 		switch {
 		case back:
-			s.d.announce(r, `{"type":"peer_back","clientId":`, m, s.c)
+			s.d.announceJoin(r, peerBack, m, s.c)
 		case !replacing: // a reconnect is silent to the others
-			s.d.announce(r, s.d.prof.peerJoined, m, s.c)
+			s.d.announceJoin(r, s.d.prof.peerJoined, m, s.c)
 			s.d.joined(r, m)
 		}
 		s.d.persistSeats(r, members)
@@ -477,9 +500,23 @@ func (s *session) join(req *request) {
 // LeaveThen's after), so it reaches exactly the membership on the other
 // side of that change.
 func (d *Dialect) announce(r *routing.Room, prefix string, m *routing.Member, except routing.Sender) {
+	d.announceWith(r, prefix, m, except, nil)
+}
+
+// peerBack is the prefix of party's peer_back.
+const peerBack = `{"type":"peer_back","clientId":`
+
+// announceJoin is announce of a member's arrival (peer_joined, peer_back):
+// with the join hook's metadata, if any, as "metadata".
+func (d *Dialect) announceJoin(r *routing.Room, prefix string, m *routing.Member, except routing.Sender) {
+	d.announceWith(r, prefix, m, except, m.Data.(*member).meta)
+}
+
+func (d *Dialect) announceWith(r *routing.Room, prefix string, m *routing.Member, except routing.Sender, meta []byte) {
 	f := routing.NewText()
 	f.AppendStr(prefix)
 	f.Append(m.Data.(*member).quotedID...)
+	appendMeta(f, meta)
 	f.Append('}')
 	d.broker.Publish(r, f.End(), except, false)
 	f.Release()
@@ -538,7 +575,45 @@ func (s *session) sendJoined(r *routing.Room, m *routing.Member, members []*rout
 		if n > 0 {
 			f.Append(']')
 		}
+		n = 0
+		for _, x := range members {
+			if pm := x.Data.(*member); pm.meta != nil {
+				n = appendMetaEntry(f, n, pm.quotedID, pm.meta)
+			}
+		}
+		if n > 0 {
+			f.Append('}')
+		}
 	}, since)
+}
+
+// appendMeta writes `,"metadata":meta` when meta is not nil.
+func appendMeta(f *routing.Frame, meta []byte) {
+	if meta != nil {
+		f.AppendStr(`,"metadata":`)
+		f.Append(meta...)
+	}
+}
+
+// appendMetaEntry writes the n-th entry of joined's "metadata" object
+// (`,"metadata":{` before the first), key being a JSON string or a slot
+// index's digits; it returns n+1. The caller closes the object.
+func appendMetaEntry(f *routing.Frame, n int, key, meta []byte) int {
+	if n == 0 {
+		f.AppendStr(`,"metadata":{`)
+	} else {
+		f.Append(',')
+	}
+	if key[0] != '"' {
+		f.Append('"')
+		f.Append(key...)
+		f.Append('"')
+	} else {
+		f.Append(key...)
+	}
+	f.Append(':')
+	f.Append(meta...)
+	return n + 1
 }
 
 // sendJoinedWith queues "joined", with the clients written by appendIDs

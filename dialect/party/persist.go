@@ -134,6 +134,9 @@ func (d *Dialect) Shutdown() error {
 		close(d.sweepStop)
 		d.sweepStop = nil
 	}
+	if d.hook != nil {
+		d.hook.client.CloseIdleConnections() // the join hook's kept-alive connections
+	}
 	p := d.persist
 	if p == nil {
 		return nil

@@ -94,7 +94,7 @@ func (s *session) goAway() {
 func awayMember(m *routing.Member, restored bool) *routing.Member {
 	pm := m.Data.(*member)
 	return &routing.Member{ID: m.ID, Conn: routing.Away,
-		Data: &member{token: pm.token, quotedID: pm.quotedID, away: true, restored: restored}}
+		Data: &member{token: pm.token, quotedID: pm.quotedID, away: true, restored: restored, meta: pm.meta}}
 }
 
 // expireSeat drops the away seat am after d unless it was reclaimed.

@@ -161,6 +161,10 @@ func (s *session) createV2(req *request) {
 	if !ok {
 		return
 	}
+	if s.mustAuthorize() {
+		s.authorize("create", id, "")
+		return
+	}
 	if s.d.cl != nil {
 		s.createCluster(id, roomRec{V2: true, Slots: 1, MaxF: max, HasURL: sr.hasURL}, tmpl)
 		return
@@ -179,6 +183,7 @@ func (s *session) createV2(req *request) {
 	r.SetExt(&roomState{slot: sr, origin: originOf(s.c), public: listing.public, meta: listing.meta})
 	s.d.origins.roomCreated(originOf(s.c))
 	m := slotMember(id, 0, s.c)
+	m.Data.(*member).meta = s.grant
 	if _, err := r.Join(m, nil, func([]*routing.Member) {
 		s.sendCreatedV2(r, sr.url, sr.hasURL)
 		s.d.joined(r, m)
@@ -222,6 +227,10 @@ func (s *session) joinV2(req *request) {
 	if !ok {
 		return
 	}
+	if s.mustAuthorize() {
+		s.authorize("join", id, code)
+		return
+	}
 	if s.d.cl != nil {
 		s.joinCluster(id, code, "", false, nil)
 		return
@@ -237,7 +246,7 @@ func (s *session) joinV2(req *request) {
 	}
 	sr := st.slot
 	m := &routing.Member{ID: strings.Clone(id), Conn: s.c}
-	pm := &member{}
+	pm := &member{meta: s.grant}
 	m.Data = pm
 	replacing := false
 	old, err := r.JoinAdmit(m, func(old *routing.Member, members []*routing.Member) error {
@@ -259,7 +268,7 @@ func (s *session) joinV2(req *request) {
 	}, func(members []*routing.Member) {
 		s.sendJoinedV2(r, st, m, members)
 		if !replacing {
-			s.d.announce(r, s.d.prof.peerJoined, m, s.c)
+			s.d.announceJoin(r, s.d.prof.peerJoined, m, s.c)
 			s.d.joined(r, m)
 			if pm.index == 0 {
 				sr.cancelGrace()
@@ -294,17 +303,32 @@ func (pm *member) setIndex(i int) {
 func (s *session) sendJoinedV2(r *routing.Room, st *roomState, m *routing.Member, members []*routing.Member) {
 	var buf [16]int
 	peers := buf[:0]
+	var metas []slotMeta
 	for _, x := range members {
-		if x != m && x.Conn != routing.Away {
-			peers = append(peers, x.Data.(*member).index)
+		if x.Conn == routing.Away {
+			continue
+		}
+		pm := x.Data.(*member)
+		if x != m {
+			peers = append(peers, pm.index)
+		}
+		if pm.meta != nil {
+			metas = append(metas, slotMeta{pm.index, pm.meta})
 		}
 	}
-	s.sendJoinedSlots(r, m, peers, st.slot.url, st.slot.hasURL)
+	s.sendJoinedSlots(r, m, peers, metas, st.slot.url, st.slot.hasURL)
+}
+
+// slotMeta is a connected slot's join-hook metadata.
+type slotMeta struct {
+	index int
+	meta  []byte
 }
 
 // sendJoinedSlots queues "joined" with the connected peers' indices (in
-// any order) and the room's retained state. Under the room's lock.
-func (s *session) sendJoinedSlots(r *routing.Room, m *routing.Member, peers []int, url string, hasURL bool) {
+// any order), the connected slots' metadata and the room's retained
+// state. Under the room's lock.
+func (s *session) sendJoinedSlots(r *routing.Room, m *routing.Member, peers []int, metas []slotMeta, url string, hasURL bool) {
 	slices.Sort(peers)
 	f := routing.NewText()
 	f.AppendStr(`{"type":"joined","room":`)
@@ -320,6 +344,13 @@ func (s *session) sendJoinedSlots(r *routing.Room, m *routing.Member, peers []in
 	}
 	f.Append(']')
 	appendURL(f, url, hasURL)
+	var key [20]byte
+	for i, x := range metas {
+		appendMetaEntry(f, i, strconv.AppendInt(key[:0], int64(x.index), 10), x.meta)
+	}
+	if len(metas) > 0 {
+		f.Append('}')
+	}
 	f.Append('}')
 	s.c.Send(f.End(), false)
 	f.Release()
@@ -538,7 +569,7 @@ func (s *session) closeV2() {
 		return
 	}
 	pm := m.Data.(*member)
-	away := &routing.Member{ID: m.ID, Conn: routing.Away, Data: &member{index: pm.index, quotedID: pm.quotedID, away: true}}
+	away := &routing.Member{ID: m.ID, Conn: routing.Away, Data: &member{index: pm.index, quotedID: pm.quotedID, away: true, meta: pm.meta}}
 	st, _ := r.Ext().(*roomState)
 	empty := false
 	if !r.Swap(m, away, func(members []*routing.Member) {

@@ -74,6 +74,17 @@ func applyJoinV2(rec *roomRec, r *joinReq) bool {
 	return true
 }
 
+// slotMetas lists the connected slots' join-hook metadata.
+func slotMetas(rec *roomRec) []slotMeta {
+	var out []slotMeta
+	for _, x := range rec.Members {
+		if !x.Off && x.Meta != nil {
+			out = append(out, slotMeta{x.Index, x.Meta})
+		}
+	}
+	return out
+}
+
 // peersOf lists the connected slots of rec but clientId's.
 func peersOf(rec *roomRec, clientID string) []int {
 	var peers []int

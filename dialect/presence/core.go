@@ -13,6 +13,7 @@ import (
 	"partyline/auth"
 	"partyline/cluster"
 	"partyline/dialect"
+	"partyline/dialect/internal/workers"
 	"partyline/internal/security"
 	"partyline/store"
 )
@@ -110,7 +111,7 @@ type Core struct {
 	// Set by Start, read-only afterwards.
 	Verifier *auth.Verifier
 	authPool *auth.Pool
-	work     *workers
+	work     *workers.Pool // store operations
 
 	stMu     sync.Mutex  // guards the following; held while opening the store
 	st       store.Store // nil until first opened
@@ -217,7 +218,7 @@ func (c *Core) start() error {
 		}
 	}
 	c.authPool = auth.NewPool(verify, runtime.NumCPU(), 1024)
-	c.work = newWorkers(c.cfg.Workers, c.cfg.Queue)
+	c.work = workers.New(c.cfg.Workers, c.cfg.Queue)
 	return nil
 }
 
@@ -338,64 +339,4 @@ func HandshakeToken(req *dialect.Request) string {
 		}
 	}
 	return ""
-}
-
-// workers runs store operations: at most n goroutines, started when work
-// waits and gone when none does, fed by a bounded queue.
-type workers struct {
-	n, max int
-
-	mu      sync.Mutex // guards the following
-	jobs    []func()
-	running int
-	closed  bool
-	idle    sync.Cond // signalled when running drops to 0
-}
-
-func newWorkers(n, queue int) *workers {
-	w := &workers{n: n, max: queue}
-	w.idle.L = &w.mu
-	return w
-}
-
-// Go queues fn; false when the queue is full or closed. Never blocks.
-func (w *workers) Go(fn func()) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed || len(w.jobs) >= w.max {
-		return false
-	}
-	w.jobs = append(w.jobs, fn)
-	if w.running < w.n {
-		w.running++
-		go w.work()
-	}
-	return true
-}
-
-func (w *workers) work() {
-	w.mu.Lock()
-	for len(w.jobs) > 0 {
-		fn := w.jobs[0]
-		w.jobs[0] = nil
-		w.jobs = w.jobs[1:]
-		w.mu.Unlock()
-		fn()
-		w.mu.Lock()
-	}
-	w.jobs = nil
-	if w.running--; w.running == 0 {
-		w.idle.Broadcast()
-	}
-	w.mu.Unlock()
-}
-
-// Close refuses new work and waits for the queued work to finish.
-func (w *workers) Close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
-	for w.running > 0 {
-		w.idle.Wait()
-	}
 }

@@ -35,7 +35,7 @@ func runChurn(ctx context.Context, cfg *Config) (*stats.Report, error) {
 	r.loaded(len(rooms) * cfg.StableSize)
 
 	ch := &churner{r: r, rooms: rooms, sem: make(chan struct{}, cfg.DialConc)}
-	r.onLoops(func(ls *loopState) { ls.rec.Setup.Reset() })
+	r.onLoops(func(ls *loopState) { ls.rec.Setup.Reset(); ls.rec.Join.Reset() })
 	c0 := r.counts()
 	g0 := procstat.SelfCPU()
 	span := startMachine()
@@ -79,6 +79,9 @@ func runChurn(ctx context.Context, cfg *Config) (*stats.Report, error) {
 	h := newHdrHist()
 	r.onLoops(func(ls *loopState) { h.Merge(ls.rec.Setup) })
 	rep.SetupLat = stats.Quantiles(h)
+	hj := newHdrHist()
+	r.onLoops(func(ls *loopState) { hj.Merge(ls.rec.Join) })
+	rep.Extra["join_to_joined"] = stats.Quantiles(hj)
 	if r.smp != nil {
 		s1 := r.smp.Now()
 		srv := rep.Server
@@ -147,6 +150,16 @@ func (ch *churner) cycle(m *member, abrupt bool) {
 	m.onSetup = func(m *member, ok bool) {
 		if !ok {
 			ch.failed.Add(1)
+			// A refused join (an error reply) ends the cycle: close, so
+			// that the drain does not wait for it.
+			go func() {
+				_ = m.c.Loop().Run(func() {
+					if m.c.Live() {
+						m.leaving = true
+						m.c.CloseGraceful(1000, time.Second)
+					}
+				})
+			}()
 			return
 		}
 		ch.joins.Add(1)

@@ -202,6 +202,7 @@ func (m *member) entered(ls *loopState, now int64) {
 		m.storm.entered(m, now)
 	} else if m.churn {
 		stats.Record(ls.rec.Setup, now-m.c.DialAt)
+		stats.Record(ls.rec.Join, now-m.setupAt)
 	} else {
 		stats.Record(ls.rec.Setup, now-m.setupAt)
 	}

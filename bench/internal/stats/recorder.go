@@ -169,6 +169,7 @@ type Recorder struct {
 	Connect   *hdr.Histogram     // dial start to TCP connected (part of Handshake)
 	Setup     *hdr.Histogram     // create/join request to reply (churn: dial to joined)
 	Ack       *hdr.Histogram     // chat: send to the server's acknowledgement
+	Join      *hdr.Histogram     // churn: join written (right after the 101) to joined
 	Msgs      map[uint64]*MsgAgg // per-message completion, nil unless tracking
 	Closes    map[string]int64   // why connections closed
 	// Series, when not nil, receives every SeriesEvery-th delivery as
@@ -182,7 +183,7 @@ type Recorder struct {
 // completion tracking.
 func NewRecorder(track bool) *Recorder {
 	r := &Recorder{Lat: NewHist(), Lag: NewHist(), Handshake: NewHist(), Connect: NewHist(), Setup: NewHist(), Ack: NewHist(),
-		Closes: map[string]int64{}}
+		Join: NewHist(), Closes: map[string]int64{}}
 	if track {
 		r.Msgs = map[uint64]*MsgAgg{}
 	}

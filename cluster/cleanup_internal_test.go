@@ -93,6 +93,30 @@ func TestCleanupSurvivesOutage(t *testing.T) {
 	n := startNode(t, Config{URL: e.url(), NodeID: "cleanup", CleanupQueue: bound})
 	kv := n.KV(BucketCensus)
 	member := n.Member()
+	// "other#x" is a live node's entry: its lease is kept fresh, or the
+	// node would remove it as an orphan (or a dead node's) on its own.
+	stopLease := make(chan struct{})
+	leaseDone := make(chan struct{})
+	t.Cleanup(func() { close(stopLease); <-leaseDone })
+	renew := func() {
+		ctx, cancel := n.Ctx()
+		_, _ = n.KV(BucketNodes).Put(ctx, Token("other"), []byte("other#x"))
+		cancel()
+	}
+	renew()
+	go func() {
+		defer close(leaseDone)
+		tk := time.NewTicker(200 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stopLease:
+				return
+			case <-tk.C:
+				renew()
+			}
+		}
+	}()
 	for i := 0; i < items; i++ {
 		ctx, cancel := n.Ctx()
 		b, _ := json.Marshal(map[string]int{member: 1, "other#x": 1})

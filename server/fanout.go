@@ -98,6 +98,7 @@ func (l *loop) runFans(list []*conn) []*conn {
 			}
 		}
 		done += fo.Len()
+		l.fansTaken++
 		fo.Release()
 		fans[i] = nil
 	}

@@ -27,16 +27,10 @@ import (
 // well-behaved members only; Extra holds what happened to each kind of
 // hostile client.
 func runHostile(ctx context.Context, cfg *Config) (*stats.Report, error) {
-	nRooms := cfg.Conns / cfg.RoomSize
-	if nRooms == 0 {
-		return nil, fmt.Errorf("--conns %d is less than --room-size %d", cfg.Conns, cfg.RoomSize)
-	}
-	r, err := newRunner(ctx, cfg, false)
+	r, rooms, err := sendingRooms(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	r.rep.Params = params(cfg)
-	rooms := r.buildRooms(nRooms, cfg.RoomSize, func(int) bool { return true }, false)
 	// Every k-th room gives its last seat to a slow reader.
 	nSlow := int(math.Round(cfg.SlowFrac * float64(len(rooms)*cfg.RoomSize)))
 	var slowRooms []*room

@@ -157,3 +157,18 @@ func (r *runner) waitStart() {
 		sleepUntil(r.ctx, r.cfg.StartAt)
 	}
 }
+
+// sendingRooms starts a runner with Conns/RoomSize rooms whose members all
+// send (not yet set up).
+func sendingRooms(ctx context.Context, cfg *Config) (*runner, []*room, error) {
+	nRooms := cfg.Conns / cfg.RoomSize
+	if nRooms == 0 {
+		return nil, nil, fmt.Errorf("--conns %d is less than --room-size %d", cfg.Conns, cfg.RoomSize)
+	}
+	r, err := newRunner(ctx, cfg, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.rep.Params = params(cfg)
+	return r, r.buildRooms(nRooms, cfg.RoomSize, func(int) bool { return true }, false), nil
+}

@@ -33,16 +33,10 @@ func runStorm(ctx context.Context, cfg *Config) (*stats.Report, error) {
 	if !cfg.Dialect.ServerNamesRooms() {
 		return nil, fmt.Errorf("storm needs a dialect whose server names rooms (party, party-v2)")
 	}
-	nRooms := cfg.Conns / cfg.RoomSize
-	if nRooms == 0 {
-		return nil, fmt.Errorf("--conns %d is less than --room-size %d", cfg.Conns, cfg.RoomSize)
-	}
-	r, err := newRunner(ctx, cfg, false)
+	r, rooms, err := sendingRooms(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	r.rep.Params = params(cfg)
-	rooms := r.buildRooms(nRooms, cfg.RoomSize, func(int) bool { return true }, false)
 	if rooms, err = r.setupRooms(rooms); err != nil {
 		return r.finish(), err
 	}

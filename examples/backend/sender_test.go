@@ -1,10 +1,6 @@
 package main
 
 import (
-	"io"
-	"log/slog"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,22 +13,8 @@ import (
 // including during a secret rotation (the sender signs with the new and
 // the old secret, the receiver knows only the old one).
 func TestPartylineSenderAccepted(t *testing.T) {
-	var mu sync.Mutex
-	var got []Event
-	rc := &Receiver{
-		Verifier: &Verifier{Secret: []byte("old-secret")},
-		Seen:     NewSeen(100),
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Handle: func(e Event) {
-			mu.Lock()
-			got = append(got, e)
-			mu.Unlock()
-		},
-	}
-	srv := httptest.NewServer(rc)
-	t.Cleanup(srv.Close)
-
-	cfg := webhook.Config{URLs: []string{srv.URL + "/webhook"}, Secrets: []string{"new-secret", "old-secret"}, Node: "node-a"}
+	rec := newRecorder(t, "old-secret")
+	cfg := webhook.Config{URLs: []string{rec.srv.URL + "/webhook"}, Secrets: []string{"new-secret", "old-secret"}, Node: "node-a"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -48,20 +30,13 @@ func TestPartylineSenderAccepted(t *testing.T) {
 		s.Emit(e)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= len(sent) {
-			break
-		}
+	got := rec.events()
+	for ; len(got) < len(sent); got = rec.events() {
 		if time.Now().After(deadline) {
-			t.Fatalf("receiver accepted %d of %d events", n, len(sent))
+			t.Fatalf("receiver accepted %d of %d events", len(got), len(sent))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	byType := map[string]Event{}
 	for _, e := range got {
 		if e.ID == "" || e.Node != "node-a" || e.Time == "" {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,22 +123,40 @@ func TestSeenIsBounded(t *testing.T) {
 	}
 }
 
-// TestReceiver drives the handler over a real socket.
-func TestReceiver(t *testing.T) {
-	var mu sync.Mutex
-	var got []Event
-	rc := &Receiver{
+// recorder is a Receiver on a real socket that keeps what it handled.
+type recorder struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []Event
+}
+
+func newRecorder(t *testing.T, secret string) *recorder {
+	r := &recorder{}
+	r.srv = httptest.NewServer(&Receiver{
 		Verifier: &Verifier{Secret: []byte(secret)},
 		Seen:     NewSeen(100),
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Handle: func(e Event) {
-			mu.Lock()
-			got = append(got, e)
-			mu.Unlock()
+			r.mu.Lock()
+			r.got = append(r.got, e)
+			r.mu.Unlock()
 		},
-	}
-	srv := httptest.NewServer(rc)
-	t.Cleanup(srv.Close)
+	})
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// events is a copy of what was handled so far.
+func (r *recorder) events() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+// TestReceiver drives the handler over a real socket.
+func TestReceiver(t *testing.T) {
+	rec := newRecorder(t, secret)
+	srv := rec.srv
 	post := func(body, id string, ts int64, signature string) int {
 		req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -176,14 +195,11 @@ func TestReceiver(t *testing.T) {
 		if st := post(tc.body, tc.id, tc.ts, tc.sig); st != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, st, tc.want)
 		}
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n != tc.handledNow {
+		if n := len(rec.events()); n != tc.handledNow {
 			t.Errorf("%s: %d events handled, want %d", tc.name, n, tc.handledNow)
 		}
 	}
-	if got[0].Type != "room.created" || got[0].Room != "K7QX" || got[0].Node != "n1" {
+	if got := rec.events(); got[0].Type != "room.created" || got[0].Room != "K7QX" || got[0].Node != "n1" {
 		t.Errorf("event %+v", got[0])
 	}
 	resp, err := srv.Client().Get(srv.URL)

@@ -64,7 +64,7 @@ func parseHookResponse(status int, body []byte) hookVerdict {
 		var v struct {
 			Metadata json.RawMessage `json:"metadata"`
 		}
-		if len(body) == 0 || body[0] != '{' || json.Unmarshal(body, &v) != nil {
+		if body[0] != '{' || json.Unmarshal(body, &v) != nil {
 			return hookVerdict{unavailable: "2xx body is not a JSON object"}
 		}
 		if len(v.Metadata) == 0 || string(v.Metadata) == "null" {

@@ -23,8 +23,9 @@ var layers = []struct {
 	{"partyline/auth", 1},
 	{"partyline/store", 1},
 	{"partyline/web", 1}, // the pages and the SDK: they know dialects by name only
-	{"partyline/cluster", 2},
-	{"partyline/dialect", 3}, // the seam: Dialect, Session, Conn
+	{"partyline/backplane", 2}, // what the dialects share with other nodes
+	{"partyline/cluster", 3},   // backplane over NATS
+	{"partyline/dialect", 3},   // the seam: Dialect, Session, Conn
 	{"partyline/dialect/internal/", 4},
 	{"partyline/webhook", 4},          // delivers dialect.Events; the server owns it
 	{"partyline/dialect/presence", 5}, // chat counts its users online

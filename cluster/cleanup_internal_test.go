@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"partyline/backplane"
 	"sync"
 	"testing"
 	"time"
@@ -184,7 +185,7 @@ func TestRoomQueueFullCounted(t *testing.T) {
 	b := n.Broker("t", hub)
 	release := make(chan struct{})
 	var once sync.Once
-	b.OnMessage = func(string, *Msg) bool {
+	b.OnMessage = func(string, backplane.Msg) bool {
 		<-release // a stuck dispatcher
 		return true
 	}

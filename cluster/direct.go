@@ -3,13 +3,14 @@ package cluster
 import (
 	"github.com/nats-io/nats.go"
 
+	"partyline/backplane"
 	"partyline/routing"
 )
 
 // Handle registers fn for directed messages of kind (the Pl-Kind header)
 // sent to this node with Direct. fn runs on a NATS goroutine. Call before
 // Start.
-func (n *Node) Handle(kind string, fn func(m *Msg)) {
+func (n *Node) Handle(kind string, fn func(m backplane.Msg)) {
 	n.mu.Lock()
 	n.direct[kind] = fn
 	n.mu.Unlock()
@@ -17,9 +18,10 @@ func (n *Node) Handle(kind string, fn func(m *Msg)) {
 
 // Direct sends the frame f (nil for none) with headers hdr to node,
 // whose handler for kind receives it. Never blocks.
-func (n *Node) Direct(node, kind string, hdr nats.Header, f *routing.Frame) {
-	if hdr == nil {
-		hdr = nats.Header{}
+func (n *Node) Direct(node, kind string, h backplane.Header, f *routing.Frame) {
+	hdr := nats.Header{}
+	for k, v := range h {
+		hdr[k] = v
 	}
 	hdr.Set(HdrKind, kind)
 	if f != nil {
@@ -34,6 +36,6 @@ func (n *Node) onDirect(m *nats.Msg) {
 	fn := n.direct[m.Header.Get(HdrKind)]
 	n.mu.Unlock()
 	if fn != nil {
-		fn(m)
+		fn(msgOf(m))
 	}
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"partyline/backplane"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ const dropLogInterval = 10 * time.Second
 
 // LostText is the notice a room's local members get when room traffic
 // from other nodes was dropped here (Broker.Lost).
-const LostText = "messages from other nodes were lost on this server (overloaded): some may be missing"
+const LostText = backplane.LostText
 
 // drops counts losses by reason and logs them once per interval.
 type drops struct {

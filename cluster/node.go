@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"partyline/backplane"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,13 +89,13 @@ type Node struct {
 	hdrOrigin nats.Header // {Pl-Origin: id}, shared read-only
 	hdrDrop   nats.Header // {Pl-Origin: id, Pl-Drop: 1}
 
-	mu      sync.Mutex              // guards the following
-	direct  map[string]func(*Msg)   // Pl-Kind -> handler
-	onDead  []func(Gone)            // dead-node reapers
-	onFence []func()                // see OnFenced
-	brokers map[string]*Broker      // by namespace
-	allSubs map[string]func(m *Msg) // "all" subjects by namespace
-	logs    []*RoomLog              // room logs (RoomLog), started with the node
+	mu      sync.Mutex                       // guards the following
+	direct  map[string]func(backplane.Msg)   // Pl-Kind -> handler
+	onDead  []func(Gone)                     // dead-node reapers
+	onFence []func()                         // see OnFenced
+	brokers map[string]*Broker               // by namespace
+	allSubs map[string]func(m backplane.Msg) // "all" subjects by namespace
+	logs    []*RoomLog                       // room logs (RoomLog), started with the node
 }
 
 // Msg is a message from another node.
@@ -128,7 +129,7 @@ func New(cfg Config) *Node {
 		cfg.Logger = slog.Default()
 	}
 	n := &Node{cfg: cfg, id: cfg.NodeID, log: cfg.Logger.With("node", cfg.NodeID),
-		direct: map[string]func(*Msg){}, brokers: map[string]*Broker{}, allSubs: map[string]func(*Msg){},
+		direct: map[string]func(backplane.Msg){}, brokers: map[string]*Broker{}, allSubs: map[string]func(backplane.Msg){},
 		work: make(chan func(), cfg.Queue)}
 	n.hdrOrigin = nats.Header{HdrOrigin: {n.id}}
 	n.hdrDrop = nats.Header{HdrOrigin: {n.id}, HdrDrop: {"1"}}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"hash/maphash"
+	"partyline/backplane"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,7 @@ func (s *subs) start() error {
 		fn := fn
 		if _, err := n.nc.Subscribe(allSubject(ns), func(m *nats.Msg) {
 			if Origin(m) != n.id {
-				fn(m)
+				fn(msgOf(m))
 			}
 		}); err != nil {
 			return err
@@ -225,7 +226,21 @@ type Broker struct {
 	// of the hub before the default delivery (a local broadcast of the
 	// frame in m.Data); it returns true when it handled the message. Set
 	// before Start; runs on a dispatcher goroutine.
-	OnMessage func(room string, m *Msg) bool
+	OnMessage func(room string, m backplane.Msg) bool
+}
+
+// SetLost implements backplane.Bus.
+func (b *Broker) SetLost(f *routing.Frame) { b.Lost = f }
+
+// SetOnLost implements backplane.Bus.
+func (b *Broker) SetOnLost(fn func(room string)) { b.OnLost = fn }
+
+// SetOnMessage implements backplane.Bus.
+func (b *Broker) SetOnMessage(fn func(room string, m backplane.Msg) bool) { b.OnMessage = fn }
+
+// msgOf is the backplane's view of a NATS message (no copy).
+func msgOf(m *nats.Msg) backplane.Msg {
+	return backplane.Msg{Header: backplane.Header(m.Header), Data: m.Data}
 }
 
 // Broker returns the broker of hub under namespace ns (unique per dialect
@@ -301,24 +316,24 @@ func (b *Broker) Publish(r *routing.Room, f *routing.Frame, except routing.Sende
 // PublishName publishes f to the room called name on every node,
 // including local members if the room exists here, and returns the number
 // of local members it was queued for. hdr, if not nil, adds headers.
-func (b *Broker) PublishName(name string, f *routing.Frame, droppable bool, hdr nats.Header) int {
+func (b *Broker) PublishName(name string, f *routing.Frame, droppable bool, hdr backplane.Header) int {
 	k := 0
 	if r := b.hub.Get(name); r != nil {
 		k = r.Broadcast(f, nil, droppable)
 	}
-	b.n.pub.frame(b.Subject(name), f, droppable, hdr)
+	b.n.pub.frame(b.Subject(name), f, droppable, nats.Header(hdr))
 	return k
 }
 
 // PublishRemote publishes f to the room called name on the other nodes
 // only, with extra headers hdr (nil for none).
-func (b *Broker) PublishRemote(name string, f *routing.Frame, droppable bool, hdr nats.Header) {
-	b.n.pub.frame(b.Subject(name), f, droppable, hdr)
+func (b *Broker) PublishRemote(name string, f *routing.Frame, droppable bool, hdr backplane.Header) {
+	b.n.pub.frame(b.Subject(name), f, droppable, nats.Header(hdr))
 }
 
 // deliver is the default handling of another node's room message.
 func (b *Broker) deliver(name string, m *nats.Msg) {
-	if b.OnMessage != nil && b.OnMessage(name, m) {
+	if b.OnMessage != nil && b.OnMessage(name, msgOf(m)) {
 		return
 	}
 	if len(m.Data) == 0 {
@@ -337,7 +352,7 @@ func (b *Broker) deliver(name string, m *nats.Msg) {
 // node with the namespace hears: for rare messages meant for every node
 // (notify broadcasts, teams notices). fn runs on a NATS goroutine and never
 // sees this node's own publications. Call before Start.
-func (n *Node) OnAll(ns string, fn func(m *Msg)) {
+func (n *Node) OnAll(ns string, fn func(m backplane.Msg)) {
 	n.mu.Lock()
 	n.allSubs[ns] = fn
 	n.mu.Unlock()
@@ -345,8 +360,8 @@ func (n *Node) OnAll(ns string, fn func(m *Msg)) {
 
 // PublishAll publishes f with headers hdr to the namespace's "all" subject
 // (the other nodes). Never blocks.
-func (n *Node) PublishAll(ns string, f *routing.Frame, hdr nats.Header) {
-	n.pub.frame(allSubject(ns), f, false, hdr)
+func (n *Node) PublishAll(ns string, f *routing.Frame, hdr backplane.Header) {
+	n.pub.frame(allSubject(ns), f, false, nats.Header(hdr))
 }
 
 func allSubject(ns string) string  { return "pl.a." + ns }

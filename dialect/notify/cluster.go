@@ -13,6 +13,7 @@ package notify
 //     the connections the notification was sent to, not receipts.
 
 import (
+	"partyline/backplane"
 	"partyline/cluster"
 	"partyline/routing"
 )
@@ -32,7 +33,7 @@ func (d *Dialect) UseCluster(n *cluster.Node) {
 	d.cl = &clustered{n: n, b: n.Broker("notify", d.users), users: n.Census("notify"), all: n.Census("notifyall")}
 	d.cl.b.Lost = d.ErrorFrame(cluster.LostText)
 	d.broker = d.cl.b
-	n.OnAll("notify", func(m *cluster.Msg) {
+	n.OnAll("notify", func(m backplane.Msg) {
 		f := routing.NewRaw(m.Data)
 		d.all.Range(func(r *routing.Room) bool {
 			r.Broadcast(f, nil, false)

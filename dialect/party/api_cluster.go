@@ -13,8 +13,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/nats-io/nats.go"
-
+	"partyline/backplane"
 	"partyline/cluster"
 	"partyline/dialect"
 )
@@ -103,18 +102,18 @@ func (d *Dialect) clusterKick(code, clientID, reason string) error {
 	if !x.live() {
 		return nil
 	}
-	hdr := nats.Header{hdrRoom: {code}, hdrClient: {x.Client}, hdrInst: {x.Inst}, hdrReason: {reason}}
+	hdr := backplane.Header{hdrRoom: {code}, hdrClient: {x.Client}, hdrInst: {x.Inst}, hdrReason: {reason}}
 	if node, _ := cluster.MemberNode(x.Member); node != d.cl.n.ID() {
 		d.cl.n.Direct(node, d.prof.name+".kick", hdr, nil)
 		return nil
 	}
-	d.onKick(&cluster.Msg{Header: hdr})
+	d.onKick(backplane.Msg{Header: hdr})
 	return nil
 }
 
 // onKick closes a local connection kicked through the API (its entry is
 // already gone from the record): 4003 and the reason.
-func (d *Dialect) onKick(m *cluster.Msg) { d.closeMember(m, CloseKicked, m.Header.Get(hdrReason)) }
+func (d *Dialect) onKick(m backplane.Msg) { d.closeMember(m, CloseKicked, m.Header.Get(hdrReason)) }
 
 // clusterClose deletes the room's record and closes its members on every
 // node with 4004 "room closed".

@@ -39,9 +39,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"partyline/backplane"
 	"partyline/cluster"
 	"partyline/codec"
 	"partyline/dialect"
@@ -659,14 +659,14 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		// every node updates its roster.
 		node, _ := cluster.MemberNode(res.old.Member)
 		if node != cl.n.ID() && res.old.Away == 0 {
-			cl.n.Direct(node, s.d.prof.name+".replaced", nats.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
+			cl.n.Direct(node, s.d.prof.name+".replaced", backplane.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
 		}
 		if res.old.Away != 0 {
 			s.d.announceCode(r.Name, peerBack, "back", res.me, s.c)
 			return
 		}
 		f := routing.NewTextFrom(nil)
-		hdr := nats.Header{hdrEv: {"replace"}, hdrClient: {res.me.Client}, hdrMember: {res.me.Member}}
+		hdr := backplane.Header{hdrEv: {"replace"}, hdrClient: {res.me.Client}, hdrMember: {res.me.Member}}
 		if s.d.prof.slots {
 			hdr.Set(hdrIndex, itoa(res.me.Index)) // the other nodes keep the slot's clientId
 		}
@@ -787,7 +787,7 @@ func (d *Dialect) announceLeft(code string, x recMember) {
 func (d *Dialect) announceCode(code, prefix, ev string, x recMember, except routing.Sender) {
 	f := routing.NewText()
 	f.AppendStr(prefix)
-	hdr := nats.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}}
+	hdr := backplane.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}}
 	if d.prof.slots {
 		f.SetBuf(codec.AppendInt(f.Buf(), int64(x.Index)))
 		hdr.Set(hdrIndex, itoa(x.Index))
@@ -930,7 +930,7 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]
 // onRemote sees every party message from another node (dispatcher
 // goroutine): it keeps rosters and state, and lets the broker deliver the
 // rest.
-func (d *Dialect) onRemote(code string, m *cluster.Msg) bool {
+func (d *Dialect) onRemote(code string, m backplane.Msg) bool {
 	ev := m.Header.Get(hdrEv)
 	if ev == "" {
 		return false
@@ -966,12 +966,12 @@ func (d *Dialect) onRemote(code string, m *cluster.Msg) bool {
 
 // onReplaced closes a local connection whose clientId joined again on
 // another node.
-func (d *Dialect) onReplaced(m *cluster.Msg) { d.closeMember(m, 4000, "replaced") }
+func (d *Dialect) onReplaced(m backplane.Msg) { d.closeMember(m, 4000, "replaced") }
 
 // closeMember closes the local connection a directed message names (room,
 // clientId and connection instance) with code and reason. Its entry in the
 // record has changed already, so its session does nothing more for it.
-func (d *Dialect) closeMember(m *cluster.Msg, code uint16, reason string) {
+func (d *Dialect) closeMember(m backplane.Msg, code uint16, reason string) {
 	r := d.hub.Get(m.Header.Get(hdrRoom))
 	if r == nil {
 		return

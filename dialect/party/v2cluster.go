@@ -28,8 +28,7 @@ package party
 import (
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"partyline/backplane"
 	"partyline/cluster"
 	"partyline/routing"
 )
@@ -230,7 +229,7 @@ func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode u
 	}
 	d.closeLocal(code, id, closeCode)
 	f := routing.NewTextFrom(nil)
-	d.cl.b.PublishRemote(code, f, false, nats.Header{hdrEv: {"close"}, hdrRoomID: {id}, hdrCode: {itoa(int(closeCode))}})
+	d.cl.b.PublishRemote(code, f, false, backplane.Header{hdrEv: {"close"}, hdrRoomID: {id}, hdrCode: {itoa(int(closeCode))}})
 	f.Release()
 	return n, true, nil
 }

@@ -24,8 +24,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"partyline/backplane"
 	"partyline/cluster"
 	"partyline/dialect/internal/pending"
 	"partyline/routing"
@@ -58,7 +57,7 @@ func (d *Dialect) UseCluster(n *cluster.Node) {
 			}
 		}
 	}
-	n.OnAll("teams", func(m *cluster.Msg) {
+	n.OnAll("teams", func(m backplane.Msg) {
 		f := routing.NewRaw(m.Data)
 		d.noticeLocal(m.Header.Get(hdrTeam), f)
 		f.Release()
@@ -181,7 +180,7 @@ func (d *Dialect) noticeCluster(team int, what string) {
 	d.mu[team-1].Lock() // keeps one team's local notices in order
 	d.noticeLocal(own, f)
 	d.mu[team-1].Unlock()
-	d.cl.n.PublishAll("teams", f, nats.Header{hdrTeam: {own}})
+	d.cl.n.PublishAll("teams", f, backplane.Header{hdrTeam: {own}})
 	f.Release()
 }
 

@@ -22,7 +22,7 @@ var layers = []struct {
 	{"partyline/routing", 1},
 	{"partyline/auth", 1},
 	{"partyline/store", 1},
-	{"partyline/web", 1}, // the pages and the SDK: they know dialects by name only
+	{"partyline/web", 1},       // the pages and the SDK: they know dialects by name only
 	{"partyline/backplane", 2}, // what the dialects share with other nodes
 	{"partyline/cluster", 3},   // backplane over NATS
 	{"partyline/dialect", 3},   // the seam: Dialect, Session, Conn

@@ -36,3 +36,8 @@ var (
 	_ backplane.Census = (*Census)(nil)
 	_ backplane.Names  = (*Names)(nil)
 )
+
+// Service returns the node as the server runs it (backplane.Service).
+func (n *Node) Service() backplane.Service { return plane{n} }
+
+var _ backplane.Service = plane{}

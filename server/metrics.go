@@ -6,7 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"partyline/cluster"
 	"partyline/dialect"
 	"partyline/internal/security"
 )
@@ -100,46 +99,6 @@ func (m *metrics) engineGauges(node string, s *Server) {
 		g("http_connections_idle", "HTTP connections waiting for a request (the first to be closed at the cap).",
 			func() float64 { _, idle := s.HTTPConns(); return float64(idle) }),
 	)
-}
-
-// clusterMetrics registers the cluster node's counters, read at scrape
-// time (cluster mode only).
-func (m *metrics) clusterMetrics(node string, n *cluster.Node) {
-	o := func(name, help string) prometheus.Opts {
-		return prometheus.Opts{Namespace: "partyline", Subsystem: "cluster", Name: name, Help: help,
-			ConstLabels: prometheus.Labels{"node": node}}
-	}
-	gauge := func(name, help string, v func(cluster.Metrics) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts(o(name, help)), func() float64 { return v(n.Metrics()) })
-	}
-	counter := func(name, help string, v func(cluster.Metrics) float64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts(o(name, help)), func() float64 { return v(n.Metrics()) })
-	}
-	b := func(v bool) float64 {
-		if v {
-			return 1
-		}
-		return 0
-	}
-	m.reg.MustRegister(
-		gauge("nats_connected", "1 while the NATS connection is up.", func(x cluster.Metrics) float64 { return b(x.Connected) }),
-		counter("nats_reconnects_total", "Reconnections to NATS.", func(x cluster.Metrics) float64 { return float64(x.Reconnects) }),
-		counter("published_total", "Publications handed to NATS.", func(x cluster.Metrics) float64 { return float64(x.Published) }),
-		counter("publish_dropped_total", "Publications dropped because the queue to NATS was full.", func(x cluster.Metrics) float64 { return float64(x.Dropped) }),
-		counter("room_log_dropped_total", "Room log entries (party messages and states) that never reached JetStream; their senders were told.", func(x cluster.Metrics) float64 { return float64(x.LogDropped) }),
-		gauge("publish_queue", "Publications waiting for the publisher.", func(x cluster.Metrics) float64 { return float64(x.Queued) }),
-		counter("received_total", "Room messages from other nodes delivered here.", func(x cluster.Metrics) float64 { return float64(x.Received) }),
-		gauge("subscriptions", "Room and user subjects this node listens to.", func(x cluster.Metrics) float64 { return float64(x.Subscriptions) }),
-		gauge("nodes_alive", "Nodes with a current lease, this one included.", func(x cluster.Metrics) float64 { return float64(x.NodesAlive) }),
-		gauge("work_queue", "Blocking cluster calls waiting for a worker.", func(x cluster.Metrics) float64 { return float64(x.WorkQueued) }),
-		gauge("cleanup_queue", "Clean-ups of shared state (undone memberships, released names) not done yet; retried while NATS is unreachable.", func(x cluster.Metrics) float64 { return float64(x.CleanupQueued) }),
-		counter("cleanup_retries_total", "Failed clean-up runs queued again.", func(x cluster.Metrics) float64 { return float64(x.CleanupRetried) }),
-	)
-	for i, reason := range cluster.DropReasons {
-		opts := o("dropped_total", "Cluster traffic and clean-ups lost, by reason: room_queue_full (other nodes' room messages dropped because this node's dispatch queue was full; the rooms' members were told), slow_consumer (other messages NATS dropped for this node), cleanup_failed, cleanup_at_stop.")
-		opts.ConstLabels = prometheus.Labels{"node": node, "reason": reason}
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts(opts), func() float64 { return float64(n.Metrics().DroppedBy[i]) }))
-	}
 }
 
 // closeReason counts a close: engine reasons by name, dialect closes by code.

@@ -114,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 		routing.SetFanoutMin(cfg.FanoutMin) // process-wide: every dialect's hub
 	}
 	if s.node != nil {
-		s.metrics.clusterMetrics(node, s.node)
+		s.metrics.reg.MustRegister(s.node.Service().Collectors(node)...)
 		s.node.OnFenced(func() { s.fencedID.Store(s.nextID.Load()); s.fences.Add(1) })
 		if err := s.node.Start(); err != nil {
 			s.closeHooks(0)

@@ -9,7 +9,7 @@ import (
 )
 
 // layers ranks the packages: a package may import only packages of a lower
-// rank, so the imports point one way, main -> server -> dialect ->
+// rank, so the imports point one way, main -> assemble -> server -> dialect ->
 // routing/auth/store/cluster -> codec. The longest matching prefix wins;
 // "/" ends a prefix that covers the packages below it only.
 var layers = []struct {
@@ -32,16 +32,17 @@ var layers = []struct {
 	{"partyline/dialect/", 6},
 	{"partyline/httpapi", 7},
 	{"partyline/server", 8},
-	{"partyline", 9},
+	{"partyline/assemble", 9}, // the wiring: which dialects, which backplane
+	{"partyline", 10},
 	// Helpers of tests and programs of their own: above everything, so
 	// that no package of the server imports them.
-	{"partyline/internal/testutil", 10},
-	{"partyline/auth/authtest", 10},
-	{"partyline/dialect/dialecttest", 10},
-	{"partyline/dialect/chat/chattest", 11},
-	{"partyline/cluster/cmd/", 10},
-	{"partyline/bench", 10},
-	{"partyline/examples/", 10}, // example programs: standard library in their code, anything in tests
+	{"partyline/internal/testutil", 11},
+	{"partyline/auth/authtest", 11},
+	{"partyline/dialect/dialecttest", 11},
+	{"partyline/dialect/chat/chattest", 12},
+	{"partyline/cluster/cmd/", 11},
+	{"partyline/bench", 11},
+	{"partyline/examples/", 11}, // example programs: standard library in their code, anything in tests
 }
 
 func rankOf(path string) (int, bool) {

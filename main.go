@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"partyline/assemble"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +33,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "partyline:", err)
 		os.Exit(2)
 	}
-	srv, err := server.New(cfg)
+	srv, err := assemble.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "partyline:", err)
 		os.Exit(2)

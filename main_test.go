@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"partyline/assemble"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -335,12 +336,12 @@ func TestUnknownDialectInListen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
-	_, err = server.New(cfg)
+	_, err = assemble.New(cfg)
 	if err == nil || !strings.Contains(err.Error(), "unknown dialect") || !strings.Contains(err.Error(), "nosuch") {
 		t.Fatalf("server.New: %v, want an unknown dialect error naming it", err)
 	}
 	cfg, _ = parseConfig([]string{"--default-dialect", "nosuch"}, envOf(nil))
-	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "nosuch") {
+	if _, err := assemble.New(cfg); err == nil || !strings.Contains(err.Error(), "nosuch") {
 		t.Fatalf("server.New with an unknown default dialect: %v", err)
 	}
 }

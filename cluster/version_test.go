@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"partyline/assemble"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"partyline/internal/testutil"
-	"partyline/server"
 )
 
 // debianNATS runs Debian's packaged nats-server (2.9.x, older than
@@ -52,9 +52,9 @@ func TestOldNATSRefused(t *testing.T) {
 	url := debianNATS(t)
 	cfg := testutil.Config(t)
 	cfg.NATSURL, cfg.NodeID = url, runID+"-old"
-	_, err := server.New(cfg)
+	_, err := assemble.New(cfg)
 	if err == nil || !strings.Contains(err.Error(), "needs nats-server 2.10.0 or later") {
-		t.Fatalf("server.New with an old NATS: %v", err)
+		t.Fatalf("assemble.New with an old NATS: %v", err)
 	}
 	t.Logf("refused: %v", err)
 

@@ -5,6 +5,16 @@ import (
 	"testing"
 	"time"
 
+	"partyline/dialect"
+	"partyline/dialect/channels"
+	"partyline/dialect/chat"
+	"partyline/dialect/echo"
+	"partyline/dialect/notify"
+	"partyline/dialect/party"
+	"partyline/dialect/presence"
+	"partyline/dialect/rooms"
+	"partyline/dialect/teams"
+	"partyline/dialect/wsecho"
 	"partyline/routing"
 )
 
@@ -76,7 +86,9 @@ func TestRateLimitReplies(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ds, _ := buildDialects(&cfg)
+	core := presence.NewCore(cfg.Presence, cfg.JWT, cfg.DataDir, cfg.Logger)
+	ds := []dialect.Dialect{party.New(cfg.Party), party.NewV2(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels),
+		echo.New(), rooms.New(cfg.Rooms), notify.New(cfg.Notify), chat.New(core), presence.New(core), wsecho.New()}
 	want := map[string]string{
 		"party": `{"type":"error","message":"rate limit exceeded"}`, "rooms": `{"type":"error","message":"rate limit exceeded"}`,
 		"channels": `{"type":"error","message":"rate limit exceeded"}`, "notify": `{"type":"error","message":"rate limit exceeded"}`,

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"io"
+	"partyline/assemble"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func TestServerCloseHandshake(t *testing.T) {
 	const closeWait = 400 * time.Millisecond
 	cfg := testutil.Config(t)
 	cfg.PingInterval, cfg.CloseWait, cfg.Drain = 0, closeWait, 50*time.Millisecond
-	s, err := server.New(cfg)
+	s, err := assemble.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

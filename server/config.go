@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"partyline/backplane"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,6 +73,11 @@ type Config struct {
 	HTTPTimeouts                   // HTTP server timeouts; zero fields take the defaults
 	Logger           *slog.Logger
 	Extra            []dialect.Dialect // registered beside the built-in dialects (embedding, tests)
+
+	// Assemble builds the dialects and the backplane they share from the
+	// configuration (it may fill in their settings): the program's wiring,
+	// assemble.Build. Required.
+	Assemble func(cfg *Config) ([]dialect.Dialect, backplane.Service)
 	// Compression accepts permessage-deflate (RFC 7692) offers; frames
 	// with a payload under CompressionMinSize bytes go uncompressed.
 	Compression        bool

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"partyline/assemble"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -670,7 +671,7 @@ func TestGracefulShutdown(t *testing.T) {
 	cfg.CloseWait = 200 * time.Millisecond
 	cfg.PingInterval = 0
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := server.New(cfg)
+	s, err := assemble.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

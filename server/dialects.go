@@ -1,20 +1,13 @@
 package server
 
 import (
-	"path/filepath"
-
 	"partyline/auth"
-	"partyline/cluster"
-	"partyline/dialect"
 	"partyline/dialect/channels"
-	"partyline/dialect/chat"
-	"partyline/dialect/echo"
 	"partyline/dialect/notify"
 	"partyline/dialect/party"
 	"partyline/dialect/presence"
 	"partyline/dialect/rooms"
 	"partyline/dialect/teams"
-	"partyline/dialect/wsecho"
 )
 
 // Dialects holds every dialect's settings; it is embedded in Config.
@@ -47,43 +40,4 @@ func (d *Dialects) validate() error {
 		}
 	}
 	return nil
-}
-
-// buildDialects creates one instance of every dialect (the registry routes
-// "/"+Name() to each) and, in cluster mode, the cluster node they share,
-// which the server starts before them and stops after them.
-func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
-	core := presence.NewCore(cfg.Presence, cfg.JWT, cfg.DataDir, cfg.Logger) // shared by chat and presence
-	cfg.Party.Logger = cfg.Logger
-	cfg.Party.StoreMinFree = cfg.Presence.StoreMinFree
-	if cfg.Party.Persist && cfg.NATSURL == "" && cfg.DataDir != "" {
-		cfg.Party.PersistDir = filepath.Join(cfg.DataDir, "party")
-	}
-	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(cfg.Rooms), notify.New(cfg.Notify)
-	p2 := party.NewV2(cfg.Party)
-	ch := chat.New(core)
-	var node *cluster.Node
-	if cfg.NATSURL != "" {
-		// Cluster mode: the dialects share rooms and counts through NATS.
-		node = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Lease: cfg.NodeLease, Logger: cfg.Logger})
-		p.UseCluster(node)
-		p2.UseCluster(node)
-		t.UseCluster(node)
-		c.UseCluster(node)
-		r.UseCluster(node)
-		n.UseCluster(node)
-		ch.UseCluster(node) // and presence, through the core they share
-	}
-	return []dialect.Dialect{
-		p,
-		p2,
-		t,
-		c,
-		echo.New(),
-		r,
-		n,
-		ch,
-		presence.New(core),
-		wsecho.New(),
-	}, node
 }

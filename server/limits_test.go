@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"partyline/assemble"
 	"strings"
 	"testing"
 
@@ -39,7 +40,7 @@ func TestPortInUse(t *testing.T) {
 	cfg.Listeners = []server.Listener{{Addr: a.Addrs()[0].String()}}
 	cfg.HTTPAddr = ""
 	cfg.DataDir = t.TempDir()
-	s, err := server.New(cfg)
+	s, err := assemble.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
-	"partyline/cluster"
+	"partyline/backplane"
 	"partyline/dialect"
 	"partyline/httpapi"
 	"partyline/internal/security"
@@ -59,8 +59,8 @@ type Server struct {
 
 	acceptSem chan struct{} // bounds deferred handshake checks in flight
 
-	node  *cluster.Node   // cluster mode only
-	hooks *webhook.Sender // --webhook-url only
+	plane backplane.Service // what the dialects share with other nodes (Config.Assemble)
+	hooks *webhook.Sender   // --webhook-url only
 
 	gate    *addrGate                    // per-address limits (abuse.go)
 	inbound map[dialect.Dialect]*inbound // per-connection inbound limits by dialect (abuse.go)
@@ -83,8 +83,12 @@ func New(cfg Config) (*Server, error) {
 		s.hooks = webhook.New(*w)
 		s.cfg.Party.Events, s.cfg.Rooms.Events = s.hooks, s.hooks
 	}
-	ds, cl := buildDialects(&s.cfg)
-	s.dialects, s.node = append(ds, cfg.Extra...), cl
+	if cfg.Assemble == nil {
+		s.closeHooks(0)
+		return nil, errors.New("server: Config.Assemble is nil (the program's wiring: assemble.Build)")
+	}
+	ds, bp := cfg.Assemble(&s.cfg)
+	s.dialects, s.plane = append(ds, cfg.Extra...), bp
 	reg, err := newRegistry(s.dialects, cfg.DefaultDialect)
 	if err != nil {
 		s.closeHooks(0)
@@ -113,13 +117,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.FanoutMin > 0 {
 		routing.SetFanoutMin(cfg.FanoutMin) // process-wide: every dialect's hub
 	}
-	if s.node != nil {
-		s.metrics.reg.MustRegister(s.node.Service().Collectors(node)...)
-		s.node.OnFenced(func() { s.fencedID.Store(s.nextID.Load()); s.fences.Add(1) })
-		if err := s.node.Start(); err != nil {
-			s.closeHooks(0)
-			return nil, err // cluster.Node's errors name the cluster already
-		}
+	s.metrics.reg.MustRegister(s.plane.Collectors(node)...)
+	s.plane.OnFenced(func() { s.fencedID.Store(s.nextID.Load()); s.fences.Add(1) })
+	if err := s.plane.Start(); err != nil {
+		s.closeHooks(0)
+		return nil, err // the backplane's errors name it already
 	}
 	if err := startDialects(s.dialects); err != nil {
 		s.closeHooks(0)
@@ -152,10 +154,8 @@ func (s *Server) closeHooks(wait time.Duration) {
 }
 
 func (s *Server) stopNode() {
-	if s.node != nil {
-		if err := s.node.Stop(); err != nil {
-			s.cfg.Logger.Error("cluster stop", "err", err)
-		}
+	if err := s.plane.Stop(); err != nil {
+		s.cfg.Logger.Error("backplane stop", "err", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package party_test
 import (
 	"context"
 	"fmt"
+	"partyline/assemble"
 
 	"net/http"
 	"sync"
@@ -360,7 +361,7 @@ func (r *restartable) start() *env {
 	if r.mutate != nil {
 		r.mutate(&cfg)
 	}
-	s, err := server.New(cfg)
+	s, err := assemble.New(cfg)
 	if err != nil {
 		r.t.Fatalf("server.New: %v", err)
 	}

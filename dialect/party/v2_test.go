@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"partyline/assemble"
 	"regexp"
 	"strings"
 	"testing"
@@ -776,7 +777,7 @@ func TestV2OriginInRoomInfo(t *testing.T) {
 // its context and returns a channel closed when Run has returned.
 func runServer(t *testing.T, cfg server.Config) (*server.Server, func() <-chan struct{}) {
 	t.Helper()
-	s, err := server.New(cfg)
+	s, err := assemble.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func (c *Config) Validate() error {
 
 // Core is what the chat and presence dialects share: token verification,
 // the store, the store's worker pool and the presence registry. It is
-// built once (server/dialects.go) and started by the first dialect's
+// built once (assemble.Build) and started by the first dialect's
 // Start, which loads the token keys (a bad key file fails the server's
 // start) and starts the workers. The store is opened by the first request
 // that needs it, on a worker: a server that never serves /chat or

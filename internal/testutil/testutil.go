@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"partyline/assemble"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ func StartStoppable(t testing.TB, mutate func(*server.Config)) (*server.Server, 
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	s, err := server.New(cfg)
+	s, err := assemble.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"partyline/assemble"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ var Quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // waits for a graceful shutdown and fails the test if it errs.
 func Run(t testing.TB, cfg server.Config) (*server.Server, func()) {
 	t.Helper()
-	s, err := server.New(cfg)
+	s, err := assemble.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

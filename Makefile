@@ -18,7 +18,8 @@ build: ## build ./partyline and ./partyline-bench
 ALLOC_PKGS ?= ./codec/ ./routing/ ./dialect/party/ ./store/
 ALLOC_RUN  ?= NoAlloc|DoesNotAllocate|AllocationFree
 
-test: ## the test suite CI runs: vet, every package with the race detector, the allocation assertions (which -race skips), the cluster tests against a separate NATS process
+test: ## the test suite CI runs: go.mod tidy, vet, every package with the race detector, the allocation assertions (which -race skips), the cluster tests against a separate NATS process
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	$(GO) test -count=1 -run '$(ALLOC_RUN)' $(ALLOC_PKGS)

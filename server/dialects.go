@@ -66,8 +66,8 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 	if cfg.NATSURL != "" {
 		// Cluster mode: the dialects share rooms and counts through NATS.
 		node = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Lease: cfg.NodeLease, Logger: cfg.Logger})
-		p.UseCluster(node)
-		p2.UseCluster(node)
+		p.UseCluster(node.Cluster())
+		p2.UseCluster(node.Cluster())
 		t.UseCluster(node)
 		c.UseCluster(node)
 		r.UseCluster(node)

@@ -21,10 +21,14 @@ import (
 
 var csQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// csNode starts a bare cluster node (no server) for a chat-store test.
-func csNode(t testing.TB, url, name string) *cluster.Node {
+// csNode starts a bare cluster node (no server) for a chat-store test;
+// before, if given, registers what must be before Start.
+func csNode(t testing.TB, url, name string, before ...func(*cluster.Node)) *cluster.Node {
 	t.Helper()
 	n := cluster.New(cluster.Config{URL: url, NodeID: runID + "-" + t.Name() + "-" + name, Lease: 2 * time.Second, Logger: csQuiet})
+	for _, fn := range before {
+		fn(n)
+	}
 	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"partyline/backplane"
 )
 
 // liveness keeps this node's lease fresh in the nodes bucket and watches
@@ -38,13 +39,7 @@ func newLiveness(n *Node) *liveness {
 func (n *Node) Member() string { return n.id + "#" + n.live.inc }
 
 // MemberNode splits a Member string into node id and incarnation.
-func MemberNode(member string) (node, inc string) {
-	i := strings.LastIndexByte(member, '#')
-	if i < 0 {
-		return member, ""
-	}
-	return member[:i], member[i+1:]
-}
+func MemberNode(member string) (node, inc string) { return backplane.MemberNode(member) }
 
 // Gone names the entries a reaper (OnNodeDead) removes: those of a dead
 // node (any incarnation but keepInc), and at a node's start also those of

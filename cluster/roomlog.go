@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"partyline/backplane"
 )
 
 // A RoomLog sequences the traffic of a dialect's rooms across nodes: a
@@ -34,16 +36,7 @@ import (
 // MaxAge: a room's retained history is what its nodes can recover.
 
 // LogEntry is one entry of a room's log.
-type LogEntry struct {
-	Seq  uint64 // stream sequence (0 when appending)
-	At   int64  // unix nanos the stream stored it (0 when appending)
-	Ev   string // what it is: the dialect's vocabulary ("" for a message)
-	From string // sender id ("" none)
-	To   string // the one recipient ("" everyone but From)
-	Rev  uint64 // a dialect-defined revision (0 none)
-	Data []byte // payload; valid during the callback only
-	Node string // the node that appended it (set by the log)
-}
+type LogEntry = backplane.LogEntry
 
 // Header names of log entries.
 const (
@@ -54,13 +47,7 @@ const (
 )
 
 // RoomLogConfig configures a RoomLog.
-type RoomLogConfig struct {
-	Stream  string        // stream name, e.g. PL_PARTY
-	Prefix  string        // subject prefix, e.g. pl.ph
-	PerRoom int64         // entries kept per room (at least 2)
-	MaxAge  time.Duration // oldest entry kept (default 24h)
-	Queue   int           // Append queue (default 65536)
-}
+type RoomLogConfig = backplane.RoomLogConfig
 
 // RoomLog is one dialect's room log. Safe from any goroutine.
 type RoomLog struct {

@@ -382,19 +382,15 @@ func (d *Dialect) clusterList(f dialect.RoomFilter, after string, limit int) ([]
 	}
 	ctx, cancel := d.cl.n.Ctx()
 	defer cancel()
-	kl, err := d.cl.kv().ListKeysFiltered(ctx, d.roomKey("*"))
+	keys, err := d.cl.reg.Keys(ctx, d.roomKey(""))
 	if err != nil {
 		return nil, false, dialect.APIErr(http.StatusServiceUnavailable, "cannot list the cluster's rooms: "+err.Error())
 	}
 	var codes []string
-	for k := range kl.Keys() {
+	for _, k := range keys {
 		if code := strings.TrimPrefix(k, d.roomKey("")); code > after && strings.HasPrefix(code, f.Prefix) {
 			codes = append(codes, code)
 		}
-	}
-	_ = kl.Stop()
-	if ctx.Err() != nil {
-		return nil, false, dialect.APIErr(http.StatusServiceUnavailable, "cannot list the cluster's rooms: "+ctx.Err().Error())
 	}
 	slices.Sort(codes)
 	codes = slices.Compact(codes) // a lister may report a key twice

@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"partyline/backplane"
-	"partyline/cluster"
 	"partyline/dialect"
 )
 
@@ -55,7 +54,7 @@ func (d *Dialect) clusterSend(code string, data []byte, to string) (int, error) 
 	if to != "" && n == 0 {
 		return 0, dialect.APIErr(http.StatusNotFound, "client not found: "+to)
 	}
-	e := cluster.LogEntry{From: ServerID, To: to, Data: append([]byte(nil), data...)}
+	e := backplane.LogEntry{From: ServerID, To: to, Data: append([]byte(nil), data...)}
 	if _, err := d.cl.log.AppendSync(rec.ID, e); err != nil {
 		return 0, dialect.APIErr(http.StatusServiceUnavailable, "cannot reach the room's log: "+err.Error())
 	}
@@ -103,7 +102,7 @@ func (d *Dialect) clusterKick(code, clientID, reason string) error {
 		return nil
 	}
 	hdr := backplane.Header{hdrRoom: {code}, hdrClient: {x.Client}, hdrInst: {x.Inst}, hdrReason: {reason}}
-	if node, _ := cluster.MemberNode(x.Member); node != d.cl.n.ID() {
+	if node, _ := backplane.MemberNode(x.Member); node != d.cl.n.ID() {
 		d.cl.n.Direct(node, d.prof.name+".kick", hdr, nil)
 		return nil
 	}

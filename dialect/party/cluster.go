@@ -1,11 +1,13 @@
 package party
 
-// Cluster mode (--nats): rooms live in the pl_party key-value bucket, so
-// every node sees one code space, one membership and one capacity.
+// Cluster mode (--nats): rooms live in the "party" registry of the
+// backplane (backplane.Cluster; in package cluster, the pl_party key-value
+// bucket), so every node sees one code space, one membership and one
+// capacity.
 //
 //   - room.<CODE> (party-v2: room2.<CODE>, with the slots; v2cluster.go)
 //     holds the room: id, maxClients, created and the members
-//     in join order, each with the node (cluster.Node.Member) and the
+//     in join order, each with the node (backplane.Cluster.Member) and the
 //     connection instance that holds the clientId. Creation is a
 //     create-if-absent of the key; joins, replacements and leaves are
 //     revision-checked updates, retried on conflict, so concurrent joins on
@@ -24,7 +26,7 @@ package party
 //   - A replaced clientId whose old connection is on another node gets a
 //     directed "party.replaced" message: that node closes it with 4000.
 //
-// KV calls block: create, join, leave and set_state run on the cluster
+// Registry calls block: create, join, leave and set_state run on the cluster
 // worker pool and finish on the connection's loop (Conn.Do). While one is
 // in flight the session holds its later messages, so a pipelined
 // join + send keeps its order. Single-node mode never comes here.
@@ -33,16 +35,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"partyline/backplane"
-	"partyline/cluster"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/internal/pending"
@@ -63,31 +63,29 @@ const (
 
 // clustered is the dialect's cluster side.
 type clustered struct {
-	n *cluster.Node
-	b *cluster.Broker
+	n   backplane.Cluster
+	b   backplane.Bus
+	reg backplane.Registry // the rooms' records and retained states
 
-	log *cluster.RoomLog // the rooms' logs (cluster_log.go)
+	log backplane.RoomLog // the rooms' logs (cluster_log.go)
 
 	mu      sync.Mutex            // guards batches and feeds
 	batches map[string]*joinBatch // rooms with joins waiting or in progress here
 	feeds   map[string]*feed      // followed rooms' logs, by code
 }
 
-// kv is the party bucket (after the node started).
-func (cl *clustered) kv() jetstream.KeyValue { return cl.n.KV(cluster.BucketParty) }
-
-// UseCluster puts the dialect in cluster mode on node n. Call before the
+// UseCluster puts the dialect in cluster mode on c. Call before the
 // server starts.
-func (d *Dialect) UseCluster(n *cluster.Node) {
-	cl := &clustered{n: n, b: n.Broker(d.prof.name, d.hub), feeds: map[string]*feed{}}
-	cl.log = n.RoomLog(cluster.RoomLogConfig{Stream: d.prof.stream, Prefix: d.prof.logPrefix, PerRoom: int64(d.cfg.HistorySize) + 1})
-	cl.log.OnLost = d.onLost
-	cl.b.OnMessage = d.onRemote
-	cl.b.Lost = d.ErrorFrame(cluster.LostText) // peer_* announcements; messages and states recover through the log
+func (d *Dialect) UseCluster(c backplane.Cluster) {
+	cl := &clustered{n: c, b: c.Bus(d.prof.name, d.hub), reg: c.Registry("party"), feeds: map[string]*feed{}}
+	cl.log = c.RoomLog(backplane.RoomLogConfig{Stream: d.prof.stream, Prefix: d.prof.logPrefix, PerRoom: int64(d.cfg.HistorySize) + 1})
+	cl.log.SetOnLost(d.onLost)
+	cl.b.SetOnMessage(d.onRemote)
+	cl.b.SetLost(d.ErrorFrame(backplane.LostText)) // peer_* announcements; messages and states recover through the log
 	d.onGone = d.feedGone
-	n.Handle(d.prof.name+".replaced", d.onReplaced)
-	n.Handle(d.prof.name+".kick", d.onKick)
-	n.OnNodeDead(d.reap)
+	c.Handle(d.prof.name+".replaced", d.onReplaced)
+	c.Handle(d.prof.name+".kick", d.onKick)
+	c.OnNodeDead(d.reap)
 	d.cl, d.broker = cl, cl.b
 }
 
@@ -110,7 +108,7 @@ type roomRec struct {
 
 type recMember struct {
 	Client string `json:"c"`
-	Member string `json:"m"` // cluster.Node.Member of the node holding it
+	Member string `json:"m"` // backplane.Cluster.Member of the node holding it
 	Token  string `json:"t"`
 	Inst   string `json:"i"`           // the connection instance
 	Away   int64  `json:"a,omitempty"` // away seat: its deadline (unix ms), kept by Member's node
@@ -242,7 +240,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 				mu.Lock()
 			}
 			ctx, cancel := cl.n.Ctx()
-			_, err := cl.kv().Create(ctx, s.d.roomKey(code), body)
+			_, err := cl.reg.Create(ctx, s.d.roomKey(code), body)
 			cancel()
 			if err == nil {
 				s.d.emit(dialect.RoomCreated, code, "")
@@ -254,7 +252,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 			switch {
 			case err == nil:
 				res.code, res.rec = code, rec
-			case !cluster.Conflict(err):
+			case !errors.Is(err, backplane.ErrConflict):
 				res.err = "cannot create a room: " + err.Error()
 			}
 			if res.err != "" {
@@ -276,7 +274,7 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 			undo := func() { s.d.dropMember(res.code, me); release() }
 			// The room's log starts with its "open" entry (created's seq).
 			if !cl.n.Go(func() {
-				_, err := cl.log.AppendSync(res.rec.ID, cluster.LogEntry{Ev: evOpen})
+				_, err := cl.log.AppendSync(res.rec.ID, backplane.LogEntry{Ev: evOpen})
 				if err == nil {
 					res.feed, err = s.d.ensureFeed(res.code, &res.rec)
 				}
@@ -427,15 +425,15 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 	}
 	for try := 0; ; try++ {
 		ctx, cancel := cl.n.Ctx()
-		e, err := cl.kv().Get(ctx, d.roomKey(code))
+		e, err := cl.reg.Get(ctx, d.roomKey(code))
 		cancel()
 		var rec roomRec
-		if err == nil && json.Unmarshal(e.Value(), &rec) != nil {
+		if err == nil && json.Unmarshal(e.Value, &rec) != nil {
 			err = errText("damaged registry entry")
 		}
 		if err != nil {
 			msg := "cannot join: " + err.Error()
-			if cluster.NotFound(err) {
+			if errors.Is(err, backplane.ErrNotFound) {
 				msg = errRoomNotFound
 			}
 			for _, r := range reqs {
@@ -456,7 +454,7 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 		}
 		body, _ := json.Marshal(rec)
 		ctx, cancel = cl.n.Ctx()
-		_, err = cl.kv().Update(ctx, d.roomKey(code), body, e.Revision())
+		_, err = cl.reg.Update(ctx, d.roomKey(code), body, e.Revision)
 		cancel()
 		if err == nil {
 			for _, r := range reqs {
@@ -467,7 +465,7 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 			d.emitChange(code, before, rec.Members, false)
 			return
 		}
-		if !cluster.Conflict(err) || try >= 200 {
+		if !errors.Is(err, backplane.ErrConflict) || try >= 200 {
 			for _, r := range reqs {
 				r.res.err = "cannot join: " + err.Error()
 			}
@@ -657,7 +655,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		// A replacement: nobody sees peer_left/peer_joined (an away seat's
 		// return is peer_back); the node of the old connection closes it,
 		// every node updates its roster.
-		node, _ := cluster.MemberNode(res.old.Member)
+		node, _ := backplane.MemberNode(res.old.Member)
 		if node != cl.n.ID() && res.old.Away == 0 {
 			cl.n.Direct(node, s.d.prof.name+".replaced", backplane.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
 		}
@@ -878,7 +876,7 @@ var errConflicts = errText("too many concurrent updates")
 // kept changing (a missing or damaged record is not one: nothing to do).
 // Worker.
 func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]recMember, error) {
-	kv := d.cl.kv()
+	kv := d.cl.reg
 	if mu := d.emitLock(code); mu != nil {
 		mu.Lock()
 		defer mu.Unlock()
@@ -888,13 +886,13 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]
 		e, err := kv.Get(ctx, d.roomKey(code))
 		if err != nil {
 			cancel()
-			if cluster.NotFound(err) {
+			if errors.Is(err, backplane.ErrNotFound) {
 				return nil, nil
 			}
 			return nil, err
 		}
 		var rec roomRec
-		if json.Unmarshal(e.Value(), &rec) != nil {
+		if json.Unmarshal(e.Value, &rec) != nil {
 			cancel()
 			return nil, nil
 		}
@@ -905,21 +903,21 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]
 			return nil, nil
 		}
 		if rec.empty() {
-			err = kv.Delete(ctx, d.roomKey(code), jetstream.LastRevision(e.Revision()))
+			err = kv.Delete(ctx, d.roomKey(code), e.Revision)
 			if err == nil {
 				_ = kv.Purge(ctx, stateKey(rec.ID))
 				_ = d.cl.log.Purge(rec.ID)
 			}
 		} else {
 			body, _ := json.Marshal(rec)
-			_, err = kv.Update(ctx, d.roomKey(code), body, e.Revision())
+			_, err = kv.Update(ctx, d.roomKey(code), body, e.Revision)
 		}
 		cancel()
 		if err == nil {
 			d.emitChange(code, before, rec.Members, rec.empty())
 			return removed, nil
 		}
-		if !cluster.Conflict(err) {
+		if !errors.Is(err, backplane.ErrConflict) {
 			return nil, err
 		}
 		backoff(try)
@@ -988,15 +986,13 @@ func (d *Dialect) closeMember(m backplane.Msg, code uint16, reason string) {
 }
 
 // reap removes a dead node's members from every room, with peer_left.
-func (d *Dialect) reap(g cluster.Gone) {
+func (d *Dialect) reap(g backplane.Gone) {
 	n := d.cl.n
 	ctx, cancel := n.Ctx()
-	kl, err := d.cl.kv().ListKeysFiltered(ctx, d.prof.key+"*")
+	keys, _ := d.cl.reg.Keys(ctx, d.prof.key) // what was listed before an error
 	var codes []string
-	if err == nil {
-		for k := range kl.Keys() {
-			codes = append(codes, strings.TrimPrefix(k, d.prof.key))
-		}
+	for _, k := range keys {
+		codes = append(codes, strings.TrimPrefix(k, d.prof.key))
 	}
 	cancel()
 	for _, code := range codes {
@@ -1051,12 +1047,12 @@ func (d *Dialect) reap(g cluster.Gone) {
 func (d *Dialect) roomInfo(code string) (roomRec, bool) {
 	ctx, cancel := d.cl.n.Ctx()
 	defer cancel()
-	e, err := d.cl.kv().Get(ctx, d.roomKey(code))
+	e, err := d.cl.reg.Get(ctx, d.roomKey(code))
 	if err != nil {
 		return roomRec{}, false
 	}
 	var rec roomRec
-	return rec, json.Unmarshal(e.Value(), &rec) == nil
+	return rec, json.Unmarshal(e.Value, &rec) == nil
 }
 
 func newToken() string {

@@ -4,9 +4,9 @@ package party
 // recovery across nodes").
 //
 // A room's "message" and "state" frames go through the room's log, a
-// subject of the PL_PARTY JetStream stream (cluster.RoomLog): the sender's
-// node appends the entry; every node with members in the room follows the
-// subject (a feed) and, in stream order, stamps the entry's stream
+// backplane.RoomLog (over NATS, a subject of the PL_PARTY JetStream
+// stream): the sender's node appends the entry; every node with members in
+// the room follows the log (a feed) and, in log order, stamps the entry's
 // sequence as seq, fans the frame out to its own members and files it in
 // the local room's history, under the room's lock as on a single node. So
 // every node delivers a room's frames in one order, and a node that starts
@@ -27,14 +27,15 @@ package party
 
 import (
 	"encoding/binary"
+	"errors"
 	"time"
 
-	"partyline/cluster"
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/routing"
 )
 
-// Log entry kinds (cluster.LogEntry.Ev); "" is a message.
+// Log entry kinds (backplane.LogEntry.Ev); "" is a message.
 const (
 	evOpen  = "open"
 	evState = "state"
@@ -47,8 +48,8 @@ const feedWait = 5 * time.Second
 type feed struct {
 	code, id string
 	room     *routing.Room
-	fl       *cluster.Follower // nil until Follow returned
-	ready    chan struct{}     // closed once Follow returned (err set on failure)
+	fl       backplane.Follower // nil until Follow returned
+	ready    chan struct{}      // closed once Follow returned (err set on failure)
 	err      error
 	pins     int // joins in flight; guarded by clustered.mu
 }
@@ -95,7 +96,7 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 		fd = &feed{code: code, id: rec.ID, room: r, ready: make(chan struct{}), pins: 1}
 		cl.feeds[code] = fd
 		cl.mu.Unlock()
-		fl, at, err := cl.log.Follow(rec.ID, func(e cluster.LogEntry) { d.deliver(fd, e) })
+		fl, at, err := cl.log.Follow(rec.ID, func(e backplane.LogEntry) { d.deliver(fd, e) })
 		fd.fl, fd.err, last, started = fl, err, at, true
 		close(fd.ready)
 		if err != nil {
@@ -160,7 +161,7 @@ func (d *Dialect) stopFeed(fd *feed) {
 // deliver runs for each entry of a followed room's log, in order: it
 // stamps the entry's seq, fans the frame out to this node's members and
 // files it in the room's history. The follower's goroutine.
-func (d *Dialect) deliver(fd *feed, e cluster.LogEntry) {
+func (d *Dialect) deliver(fd *feed, e backplane.LogEntry) {
 	r := fd.room
 	switch e.Ev {
 	case evOpen:
@@ -287,7 +288,7 @@ func (s *session) sendCluster(r *routing.Room, req *request) {
 		return
 	}
 	data := append([]byte(nil), req.Data...) // the request's buffer is the loop's
-	if !s.d.cl.log.Append(st.id, cluster.LogEntry{From: s.me.ID, To: to, Data: data}) {
+	if !s.d.cl.log.Append(st.id, backplane.LogEntry{From: s.me.ID, To: to, Data: data}) {
 		s.fail(errBusy)
 	}
 }
@@ -309,7 +310,7 @@ func (d *Dialect) inRoom(r *routing.Room, clientID string) bool {
 
 // onLost tells the sender of an entry that never reached the log.
 // Publisher or NATS goroutine.
-func (d *Dialect) onLost(id string, e cluster.LogEntry, reason string) {
+func (d *Dialect) onLost(id string, e backplane.LogEntry, reason string) {
 	d.log.Warn("party: a room's frame was not delivered", "room_id", id, "reason", reason)
 	if e.From == "" {
 		return
@@ -344,7 +345,7 @@ func (s *session) setStateCluster(r *routing.Room, state []byte) {
 	}
 	d, id := s.d, st.id
 	data := append([]byte(nil), state...)
-	if !d.cl.log.AppendThen(id, cluster.LogEntry{Ev: evState, From: s.me.ID, Data: data}, func(seq uint64) {
+	if !d.cl.log.AppendThen(id, backplane.LogEntry{Ev: evState, From: s.me.ID, Data: data}, func(seq uint64) {
 		d.storeState(id, d.logStateFrame(data, seq), seq)
 	}) {
 		s.fail(errBusy)
@@ -360,21 +361,21 @@ func (d *Dialect) storeState(id string, f *routing.Frame, seq uint64) {
 	val = append(val, f.Bytes()...)
 	f.Release()
 	d.cl.n.Cleanup(func() error {
-		kv := d.cl.kv()
+		kv := d.cl.reg
 		for try := 0; try < 50; try++ {
 			ctx, cancel := d.cl.n.Ctx()
 			e, err := kv.Get(ctx, stateKey(id))
 			switch {
-			case cluster.NotFound(err):
+			case errors.Is(err, backplane.ErrNotFound):
 				_, err = kv.Create(ctx, stateKey(id), val)
-			case err == nil && stateSeq(e.Value()) >= seq:
+			case err == nil && stateSeq(e.Value) >= seq:
 				cancel()
 				return nil // a newer state is there
 			case err == nil:
-				_, err = kv.Update(ctx, stateKey(id), val, e.Revision())
+				_, err = kv.Update(ctx, stateKey(id), val, e.Revision)
 			}
 			cancel()
-			if err == nil || !cluster.Conflict(err) {
+			if err == nil || !errors.Is(err, backplane.ErrConflict) {
 				return err
 			}
 			backoff(try)
@@ -396,9 +397,9 @@ func stateSeq(v []byte) uint64 {
 func (d *Dialect) loadState(id string) (*routing.Frame, uint64) {
 	ctx, cancel := d.cl.n.Ctx()
 	defer cancel()
-	e, err := d.cl.kv().Get(ctx, stateKey(id))
-	if err != nil || len(e.Value()) <= 8 {
+	e, err := d.cl.reg.Get(ctx, stateKey(id))
+	if err != nil || len(e.Value) <= 8 {
 		return nil, 0
 	}
-	return routing.NewRaw(e.Value()[8:]), stateSeq(e.Value())
+	return routing.NewRaw(e.Value[8:]), stateSeq(e.Value)
 }

@@ -105,7 +105,7 @@ type roomState struct {
 	// cluster mode only
 	id     string            // the room's id in the registry
 	rev    uint64            // the seq of state (cluster_log.go keepState)
-	roster map[string]string // clientId -> node (cluster.Node.Member), every node's members
+	roster map[string]string // clientId -> node (backplane.Cluster.Member), every node's members
 	slots  map[int]string    // party-v2: connected slot index -> clientId, every node's members
 }
 

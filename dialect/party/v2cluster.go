@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"partyline/backplane"
-	"partyline/cluster"
 	"partyline/routing"
 )
 
@@ -116,7 +115,7 @@ func (s *session) sendClusterV2(r *routing.Room, req *request) {
 		}
 	}
 	data := append([]byte(nil), req.Data...) // the request's buffer is the loop's
-	e := cluster.LogEntry{From: s.me.ID, To: to, Rev: uint64(s.me.Data.(*member).index) + 1, Data: data}
+	e := backplane.LogEntry{From: s.me.ID, To: to, Rev: uint64(s.me.Data.(*member).index) + 1, Data: data}
 	if !s.d.cl.log.Append(st.id, e) {
 		s.fail(errBusy)
 	}
@@ -247,7 +246,7 @@ func (d *Dialect) closeLocal(code, id string, closeCode uint16) {
 // reapV2 marks a dead node's connected entries of the room off (peer_left)
 // and takes over the host's grace timer if that node kept it; a room left
 // with nobody connected is deleted.
-func (d *Dialect) reapV2(code string, g cluster.Gone) {
+func (d *Dialect) reapV2(code string, g backplane.Gone) {
 	var off []recMember
 	var grace int64
 	if _, err := d.updateRoom(code, func(rec *roomRec) []recMember {

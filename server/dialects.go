@@ -59,6 +59,9 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 	if cfg.Party.Persist && cfg.NATSURL == "" && cfg.DataDir != "" {
 		cfg.Party.PersistDir = filepath.Join(cfg.DataDir, "party")
 	}
+	if cfg.NATSURL != "" {
+		cfg.Rooms.Events = nil // rooms' webhook events are a single node's (docs/api.md)
+	}
 	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(cfg.Rooms), notify.New(cfg.Notify)
 	p2 := party.NewV2(cfg.Party)
 	ch := chat.New(core)
@@ -70,9 +73,9 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		p2.UseCluster(node)
 		t.UseCluster(node)
 		c.UseCluster(node)
-		r.UseCluster(node)
+		r.UseBackplane(node.Backplane())
 		n.UseCluster(node)
-		ch.UseCluster(node) // and presence, through the core they share
+		ch.UseBackplane(node.Backplane()) // and presence, through the core they share
 	}
 	return []dialect.Dialect{
 		p,

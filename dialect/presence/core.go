@@ -179,14 +179,14 @@ func (c *Core) counted(user string, done func()) {
 	c.census.Mark(user, c.localCount(user), func(int, int) { done() })
 }
 
-// afterSync runs fn on a backplane worker once the census copy (and so
-// the registry's remote counts) holds every write made anywhere before
-// the call (Census.Sync, at once on a single node); a failure is logged
-// and the copy answers as it is. It reports false, having done nothing,
-// when the workers are all busy.
+// afterSync runs fn once the census copy (and so the registry's remote
+// counts) holds every write made anywhere before the call
+// (backplane.AfterSync: at once on a single node, on a backplane worker in
+// a cluster); a failure is logged and the copy answers as it is. It
+// reports false, having done nothing, when the workers are all busy.
 func (c *Core) afterSync(fn func()) bool {
-	return c.bp.Go(func() {
-		if err := c.census.Sync(syncWait); err != nil {
+	return backplane.AfterSync(c.bp, c.census, syncWait, func(err error) {
+		if err != nil {
 			c.log.Warn("presence: census not up to date", "err", err)
 		}
 		fn()

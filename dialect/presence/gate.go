@@ -261,18 +261,23 @@ func (g *Gate) close(code uint16, reason string) {
 func (g *Gate) Go(job func()) { g.run(g.core.work.Go, job) }
 
 // GoSynced is Go for a job that reads other nodes' connections: it runs
-// on a backplane worker once the registry's remote counts hold every
-// connection counted anywhere before the call (Core.afterSync).
+// once the registry's remote counts hold every connection counted
+// anywhere before the call (Core.afterSync): on a single node at once, on
+// the loop, in a cluster on a backplane worker.
 func (g *Gate) GoSynced(job func()) { g.run(g.core.afterSync, job) }
 
-// run is Go on the pool that start submits to.
+// run is Go on the pool that start submits to; a job start runs before
+// it returns ends the request in the same turn of the loop.
 func (g *Gate) run(start func(func()) bool, job func()) {
 	g.busy = true
-	c := g.c
-	if !start(func() {
-		job()
-		c.Do(g.done)
-	}) {
+	ok := false
+	pending.OnLoop(g.c.Do, func(then func(func())) {
+		ok = start(func() {
+			job()
+			then(g.done)
+		})
+	})
+	if !ok {
 		g.busy = false
 		Error(g.c, "Server busy, try again")
 	}

@@ -10,9 +10,9 @@
 //
 // Concurrency: Session methods run on the connection's event loop and
 // never block. Token verification runs on the auth pool, store reads and
-// writes on Core's workers, waits for the census copy on the backplane's
-// workers, presence fan-out on the registry's notifier; results come back
-// through Conn.Do or are sent with Conn.Send.
+// writes on Core's workers, waits for the census copy (a cluster's) on
+// the backplane's workers, presence fan-out on the registry's notifier;
+// results come back through Conn.Do or are sent with Conn.Send.
 // Core.Health may be called from any goroutine and never blocks; Shutdown
 // waits for the store at most Config.StoreCloseTimeout twice (queued
 // work, then closing), whatever the disk does.
@@ -66,8 +66,8 @@ func (s *session) OnClose() {
 
 // AuthenticatedReady implements Readier: the statuses of the user's
 // contacts (Authenticated) wait until this node's census copy holds every
-// connection counted anywhere before now (Core.afterSync). With the
-// workers busy it is ready at once.
+// connection counted anywhere before now (Core.afterSync: at once on a
+// single node). With the workers busy it is ready at once.
 func (s *session) AuthenticatedReady(_ string, ready func()) bool {
 	return s.core.afterSync(ready)
 }

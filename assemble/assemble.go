@@ -42,6 +42,9 @@ func Build(cfg *server.Config) ([]dialect.Dialect, backplane.Service) {
 	if cfg.Party.Persist && cfg.NATSURL == "" && cfg.DataDir != "" {
 		cfg.Party.PersistDir = filepath.Join(cfg.DataDir, "party")
 	}
+	if cfg.NATSURL != "" {
+		cfg.Rooms.Events = nil // rooms' webhook events are a single node's (docs/api.md)
+	}
 	p, t, c, r, n := party.New(cfg.Party), teams.New(cfg.Teams), channels.New(cfg.Channels), rooms.New(cfg.Rooms), notify.New(cfg.Notify)
 	p2 := party.NewV2(cfg.Party)
 	ch := chat.New(core)
@@ -54,9 +57,9 @@ func Build(cfg *server.Config) ([]dialect.Dialect, backplane.Service) {
 		p2.UseCluster(node.Cluster())
 		t.UseCluster(node)
 		c.UseCluster(node)
-		r.UseCluster(node)
+		r.UseBackplane(node.Backplane())
 		n.UseCluster(node)
-		ch.UseCluster(node) // and presence, through the core they share
+		ch.UseBackplane(node.Backplane()) // and presence, through the core they share
 	}
 	return []dialect.Dialect{
 		p,

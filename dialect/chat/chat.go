@@ -14,6 +14,14 @@
 // --store-min-free, a full disk) is refused to its sender alone with
 // {"type":"ERROR","msg":"storage full: ..."}; Health reports the store as
 // degraded meanwhile. Per-user quotas (quotas) are checked on the loop.
+//
+// Deliveries reach a user's connections on every node through the
+// backplane (UseBackplane): written to the local ones, then published to
+// the other nodes' (Bus.PublishRemote), and the store and presence are the
+// core's (presence.Core.UseBackplane). On a single node (the default,
+// backplane.Local) there are no other nodes: the publication is nothing
+// and AUTH is answered at once. In a cluster each node listens to the
+// users it has connections of, and SUCCESS to AUTH waits until it does.
 package chat
 
 import (
@@ -22,9 +30,10 @@ import (
 	"strconv"
 	"time"
 
-	"partyline/cluster"
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/dialect"
+	"partyline/dialect/internal/pending"
 	"partyline/dialect/presence"
 	"partyline/internal/security"
 	"partyline/routing"
@@ -34,32 +43,35 @@ import (
 // Dialect is /chat.
 type Dialect struct {
 	core  *presence.Core
-	users *routing.Hub    // username -> that user's chat connections
-	b     *cluster.Broker // cluster mode: the users' connections on other nodes
+	users *routing.Hub  // username -> that user's chat connections
+	bus   backplane.Bus // the users' connections on other nodes
 	q     *quotas
 	// MaxPageBytes caps the stored bytes of one history reply (at least one
 	// message is always sent); hasMore tells the client to page on.
 	MaxPageBytes int
 }
 
-// New returns the chat dialect on core.
+// New returns the chat dialect on core, on a single node.
 func New(core *presence.Core) *Dialect {
 	cfg := core.Config()
-	return &Dialect{core: core, users: routing.NewHub(), MaxPageBytes: 256 << 10,
+	d := &Dialect{core: core, users: routing.NewHub(), MaxPageBytes: 256 << 10,
 		q: newQuotas(cfg.ChatMaxMessagesPerSecond, cfg.ChatMaxBytesPerDay)}
+	d.bus = backplane.NewLocal("", nil, 0).Bus("chat", d.users)
+	return d
 }
 
 // Health implements dialect.Healther: the store is degraded while it
 // refuses writes.
 func (d *Dialect) Health() (string, error) { return d.core.Health() }
 
-// UseCluster puts the dialect in cluster mode on node n (call before the
-// server starts): deliveries reach the users' connections on every node
-// (each node subscribes to the users it has connections of), history and
-// groups live in JetStream and presence is cluster-wide (Core.UseCluster).
-func (d *Dialect) UseCluster(n *cluster.Node) {
-	d.b = n.Broker("chat", d.users)
-	d.core.UseCluster(n)
+// UseBackplane shares the dialect, and its core, through bp (a cluster's:
+// cluster mode; call before the server starts): deliveries reach the
+// users' connections on every node (each node subscribes to the users it
+// has connections of), history and groups live in bp's store and presence
+// counts every node's connections (Core.UseBackplane).
+func (d *Dialect) UseBackplane(bp backplane.Node) {
+	d.bus = bp.Bus("chat", d.users)
+	d.core.UseBackplane(bp)
 }
 
 // deliver queues f to every connection of user on every node, except the
@@ -68,9 +80,7 @@ func (d *Dialect) deliver(user string, f *routing.Frame, except dialect.Conn) {
 	if room := d.users.Get(user); room != nil {
 		room.Broadcast(f, except, false)
 	}
-	if d.b != nil {
-		d.b.PublishRemote(user, f, false, nil)
-	}
+	d.bus.PublishRemote(user, f, false, nil)
 }
 
 func (d *Dialect) Name() string                      { return "chat" }
@@ -94,6 +104,7 @@ type session struct {
 	g    *presence.Gate
 	room *routing.Room // the user's connections, once authenticated
 	me   *routing.Member
+	hold *pending.Op // the bus's hold on the user's subject until the session joins room
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) { s.g.Message(kind, payload) }
@@ -103,27 +114,38 @@ func (s *session) OnClose() {
 	if s.room != nil {
 		s.room.Leave(s.me)
 	}
+	if s.hold != nil {
+		s.hold.Drop()
+	}
 	s.g.Closed()
 }
 
+// Authenticated joins the user's connections, which hold the user's
+// subject from now on.
 func (s *session) Authenticated(user string) {
 	s.me = &routing.Member{ID: strconv.FormatUint(s.c.ID(), 10), Conn: s.c}
 	room, _, err := s.d.users.JoinOrCreate(user, s.me, nil, nil)
 	if err == nil {
 		s.room = room
 	}
+	if s.hold != nil {
+		s.hold.Drop()
+		s.hold = nil
+	}
 }
 
-// AuthenticatedReady implements presence.Readier: in cluster mode the
-// SUCCESS reply waits until this node listens to the user's subject, so
-// that nothing sent to the user from another node after it is missed.
+// AuthenticatedReady implements presence.Readier: the SUCCESS reply waits
+// until this node listens to the user's subject (Bus.Ensure; at once on a
+// single node), so that nothing sent to the user from another node after
+// it is missed.
 func (s *session) AuthenticatedReady(user string, ready func()) bool {
-	if s.d.b == nil {
-		return false
-	}
-	s.Authenticated(user) // the user's first connection here subscribes
-	s.d.b.Ensure(user, func(release func()) {
-		release() // the room holds the subscription from now on
+	hold := &pending.Op{}
+	s.hold = hold
+	s.d.bus.Ensure(user, func(release func()) {
+		if !hold.Finish(release) { // the session closed meanwhile
+			release()
+			return
+		}
 		ready()
 	})
 	return true

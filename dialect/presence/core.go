@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"partyline/auth"
-	"partyline/cluster"
+	"partyline/backplane"
 	"partyline/dialect"
 	"partyline/dialect/internal/workers"
 	"partyline/internal/security"
@@ -90,6 +90,15 @@ func (c *Config) Validate() error {
 // start) and starts the workers. The store is opened by the first request
 // that needs it, on a worker: a server that never serves /chat or
 // /presence never touches its data directory. Shutdown is idempotent.
+//
+// What chat and presence share with other nodes goes through a backplane
+// (UseBackplane): the store (Node.OpenStore) and the presence census
+// (each node's connection count per user). On a single node (the
+// default, backplane.Local) the store is Pebble in the data directory
+// and the census is this process's counts (nobody else's: the registry's
+// remote counts stay 0, and its waits answer at once); in a cluster
+// history and groups live in JetStream and a user is online while it has
+// a connection on any node.
 type Core struct {
 	cfg     Config
 	jwt     auth.Config
@@ -103,10 +112,10 @@ type Core struct {
 
 	Registry *Registry // built by NewCore
 
-	// How the store is opened (UseCluster changes it) and, in cluster
-	// mode, the presence census (users' connection counts per node).
-	openStore func() (store.Store, error)
-	census    *cluster.Census
+	// What is shared with other nodes (UseBackplane): the store is opened
+	// through bp; census counts the users' connections on every node.
+	bp     backplane.Node
+	census backplane.Census
 
 	// Set by Start, read-only afterwards.
 	Verifier *auth.Verifier
@@ -132,9 +141,7 @@ func NewCore(cfg Config, jwt auth.Config, dataDir string, log *slog.Logger) *Cor
 	c := &Core{cfg: cfg, jwt: jwt, dataDir: dataDir, log: log}
 	c.Registry = NewRegistry(cfg.Grace, c.contacts, log)
 	c.Registry.MaxSubscriptions = cfg.MaxSubscriptions
-	c.openStore = func() (store.Store, error) {
-		return store.OpenPebble(c.dataDir, c.pebbleOptions())
-	}
+	c.UseBackplane(backplane.NewLocal("", log, 0))
 	return c
 }
 
@@ -143,53 +150,47 @@ func (c *Core) pebbleOptions() store.PebbleOptions {
 		Space: store.SpaceOptions{MinFree: c.cfg.StoreMinFree}}
 }
 
-// UseCluster puts chat and presence in cluster mode on node n (call before
-// the server starts): presence counts every node's connections through
-// the shared census "presence" (a user is online while it has a
-// connection on any node; a dead node's count is removed by the reaper
-// after its lease, and its users then go offline after the grace period),
-// and the store keeps history and groups in JetStream.
-func (c *Core) UseCluster(n *cluster.Node) {
-	c.census = n.Census("presence")
+// UseBackplane shares chat and presence through bp (a cluster's: cluster
+// mode; call before the server starts): presence counts every node's
+// connections through the shared census "presence" (a user is online
+// while it has a connection on any node; a dead node's count is removed
+// by the reaper after its lease, and its users then go offline after the
+// grace period), and the store is bp's (JetStream in a cluster).
+func (c *Core) UseBackplane(bp backplane.Node) {
+	c.bp = bp
+	c.census = bp.Census("presence")
 	c.census.Watch()
-	c.census.OnChange = func(user string) { c.Registry.SetRemote(user, c.census.Remote(user)) }
-	c.Registry.OnLocal = func(user string) {
-		c.census.Mark(user, func() int { return c.Registry.Local(user) }, nil)
-	}
-	c.openStore = func() (store.Store, error) {
-		cs, err := n.OpenChatStore(c.dataDir, c.pebbleOptions())
-		if err != nil {
-			return nil, err
-		}
-		return cs, nil
-	}
+	c.census.SetOnChange(func(user string) { c.Registry.SetRemote(user, c.census.Remote(user)) })
+	c.Registry.OnLocal = func(user string) { c.census.Mark(user, c.localCount(user), nil) }
+}
+
+// localCount reads user's connections on this node, for the census.
+func (c *Core) localCount(user string) func() int {
+	return func() int { return c.Registry.Local(user) }
 }
 
 // syncWait bounds the wait for the census copy to catch up (Census.Sync).
 const syncWait = 2 * time.Second
 
-// awaitCounted, in cluster mode, has the census write user's local count
-// and calls done afterwards (on a cluster goroutine), returning true;
-// single-node it returns false. Never blocks.
-func (c *Core) awaitCounted(user string, done func()) bool {
-	if c.census == nil {
-		return false
-	}
-	c.census.Mark(user, func() int { return c.Registry.Local(user) }, func(int, int) { done() })
-	return true
+// counted has the census write user's local count and calls done
+// afterwards (on a single node before it returns, in a cluster on a
+// backplane goroutine). Never blocks.
+func (c *Core) counted(user string, done func()) {
+	c.census.Mark(user, c.localCount(user), func(int, int) { done() })
 }
 
-// syncRemote, in cluster mode, brings the census copy (and so the
-// registry's remote counts) up to every write made before the call
-// (Census.Sync); a failure is logged and the copy answers as it is.
-// Blocks (a worker).
-func (c *Core) syncRemote() {
-	if c.census == nil {
-		return
-	}
-	if err := c.census.Sync(syncWait); err != nil {
-		c.log.Warn("presence: census not up to date", "err", err)
-	}
+// afterSync runs fn once the census copy (and so the registry's remote
+// counts) holds every write made anywhere before the call
+// (backplane.AfterSync: at once on a single node, on a backplane worker in
+// a cluster); a failure is logged and the copy answers as it is. It
+// reports false, having done nothing, when the workers are all busy.
+func (c *Core) afterSync(fn func()) bool {
+	return backplane.AfterSync(c.bp, c.census, syncWait, func(err error) {
+		if err != nil {
+			c.log.Warn("presence: census not up to date", "err", err)
+		}
+		fn()
+	})
 }
 
 // Config is the shared configuration.
@@ -236,7 +237,7 @@ func (c *Core) Store() (store.Store, error) {
 	if time.Now().Before(c.stRetry) { // a failing open is retried once a second, not per request
 		return nil, c.stErr
 	}
-	st, err := c.openStore()
+	st, err := c.bp.OpenStore(c.dataDir, c.pebbleOptions())
 	if err != nil {
 		if !c.stFailed {
 			c.stFailed = true

@@ -6,6 +6,7 @@ import (
 	"partyline/auth"
 	"partyline/codec"
 	"partyline/dialect"
+	"partyline/dialect/internal/pending"
 	"partyline/internal/security"
 )
 
@@ -34,10 +35,14 @@ const (
 
 // Gate is one connection's AUTH state and request queue, shared by the
 // chat and presence sessions. A connection serves one request at a time:
-// while a token is being verified or a store operation runs, later messages
-// wait in the queue (copied), so replies come back in request order and a
-// message sent right behind AUTH is served as authenticated. Every method
-// runs on the connection's event loop.
+// while a token is being verified, a store operation runs or the
+// backplane is waited for, later messages wait in the queue (copied), so
+// replies come back in request order and a message sent right behind AUTH
+// is served as authenticated. An authentication is answered once the
+// census counts the connection and the handler is ready (Readier); what
+// the backplane answers at once (a single node's census and bus) goes on
+// in the same turn of the loop. Every method runs on the connection's
+// event loop.
 type Gate struct {
 	core *Core
 	c    dialect.Conn
@@ -130,9 +135,8 @@ func (g *Gate) verified(cl auth.Claims, err error) {
 		g.fail("Authentication failed: " + err.Error())
 		return
 	case g.user == "":
-		if g.authenticate(cl) {
-			return // g.ready ends the request
-		}
+		g.authenticate(cl)
+		return // g.ready ends the request
 	case cl.Username != g.user:
 		Error(g.c, "Token is for "+cl.Username+" but this connection is authenticated as "+g.user+": AUTH ignored")
 	default: // a refresh
@@ -144,61 +148,57 @@ func (g *Gate) verified(cl auth.Claims, err error) {
 
 // Readier is implemented by a Handler that may need time after
 // authentication before the connection can receive what is sent to its
-// user (cluster mode: this node must listen to the user's subject first).
+// user (in a cluster, this node must listen to the user's subject first).
 type Readier interface {
-	// AuthenticatedReady does what Authenticated does and reports true if
-	// the connection is not ready yet: ready must then be called once,
-	// from any goroutine, when it is. Returning false means ready at once
-	// (and Authenticated is called as usual). Loop only.
+	// AuthenticatedReady gets the connection ready for user and reports
+	// true if ready must then be called once, from any goroutine (before
+	// AuthenticatedReady returns, even), when it is; false means ready
+	// at once. The gate then replies SUCCESS and calls Authenticated.
+	// Loop only.
 	AuthenticatedReady(user string, ready func()) bool
 }
 
-// authenticate makes the connection cl's user. It reports true when the
-// handler is getting ready: the SUCCESS reply and the queued messages then
-// wait for g.ready.
-func (g *Gate) authenticate(cl auth.Claims) (pending bool) {
+// authenticate makes the connection cl's user and starts the request
+// that answers it: SUCCESS and the queued messages wait until the census
+// counts the connection (counted), so that a presence watcher on any node
+// can see the user online once the client is told, and until the handler
+// is ready.
+func (g *Gate) authenticate(cl auth.Claims) {
 	g.user = cl.Username
 	g.core.Registry.Connect(g.user)
 	g.setExpiry(cl)
-	c := g.c
-	if g.core.awaitCounted(g.user, func() { c.Do(g.counted) }) {
-		g.busy = true
-		return true
-	}
-	return g.readyHandler()
+	g.busy = true
+	user := g.user
+	pending.OnLoop(g.c.Do, func(then func(func())) {
+		g.core.counted(user, func() { then(g.counted) })
+	})
 }
 
-// counted goes on with an authentication once the cluster's census has
-// the connection (cluster mode): the SUCCESS reply never leaves before a
-// presence watcher on any node can see the user online.
+// counted goes on with an authentication once the census has the
+// connection: it lets the handler get ready (Readier), then g.ready ends
+// the request.
 func (g *Gate) counted() {
 	if g.closing {
 		return
 	}
-	if !g.readyHandler() {
-		g.done()
-	}
-}
-
-// readyHandler lets the handler get ready (Readier) or, if it is, replies
-// SUCCESS; true when the reply waits for g.ready.
-func (g *Gate) readyHandler() (pending bool) {
 	if r, ok := g.h.(Readier); ok {
-		c := g.c
-		if r.AuthenticatedReady(g.user, func() { c.Do(g.ready) }) {
-			g.busy = true
-			return true
+		waits := false
+		pending.OnLoop(g.c.Do, func(then func(func())) {
+			waits = r.AuthenticatedReady(g.user, func() { then(g.ready) })
+		})
+		if waits {
+			return
 		}
 	}
-	Success(g.c, "Authenticated as "+g.user)
-	g.h.Authenticated(g.user)
-	return false
+	g.ready()
 }
 
-// ready ends an authentication that waited for the handler.
+// ready ends an authentication: SUCCESS, then the handler's
+// Authenticated, then the queued messages.
 func (g *Gate) ready() {
 	if !g.closing {
 		Success(g.c, "Authenticated as "+g.user)
+		g.h.Authenticated(g.user)
 	}
 	g.done()
 }
@@ -258,13 +258,26 @@ func (g *Gate) close(code uint16, reason string) {
 // Go runs job on a store worker, then serves the queued messages: the
 // connection's next request waits for job. job may send frames (Conn.Send
 // is safe from any goroutine) but must not touch session state.
-func (g *Gate) Go(job func()) {
+func (g *Gate) Go(job func()) { g.run(g.core.work.Go, job) }
+
+// GoSynced is Go for a job that reads other nodes' connections: it runs
+// once the registry's remote counts hold every connection counted
+// anywhere before the call (Core.afterSync): on a single node at once, on
+// the loop, in a cluster on a backplane worker.
+func (g *Gate) GoSynced(job func()) { g.run(g.core.afterSync, job) }
+
+// run is Go on the pool that start submits to; a job start runs before
+// it returns ends the request in the same turn of the loop.
+func (g *Gate) run(start func(func()) bool, job func()) {
 	g.busy = true
-	c := g.c
-	if !g.core.work.Go(func() {
-		job()
-		c.Do(g.done)
-	}) {
+	ok := false
+	pending.OnLoop(g.c.Do, func(then func(func())) {
+		ok = start(func() {
+			job()
+			then(g.done)
+		})
+	})
+	if !ok {
 		g.busy = false
 		Error(g.c, "Server busy, try again")
 	}

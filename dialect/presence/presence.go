@@ -4,9 +4,14 @@
 // Registry, and Core, which owns the token verifier, the store and their
 // worker pools. See docs/protocols.md "chat and presence" and docs/chat.md.
 //
+// Other nodes' connections (cluster mode) come through Core's backplane
+// census; on a single node there are none and every wait for them answers
+// at once, so the same code serves both.
+//
 // Concurrency: Session methods run on the connection's event loop and
 // never block. Token verification runs on the auth pool, store reads and
-// writes on Core's workers, presence fan-out on the registry's notifier;
+// writes on Core's workers, waits for the census copy (a cluster's) on
+// the backplane's workers, presence fan-out on the registry's notifier;
 // results come back through Conn.Do or are sent with Conn.Send.
 // Core.Health may be called from any goroutine and never blocks; Shutdown
 // waits for the store at most Config.StoreCloseTimeout twice (queued
@@ -47,38 +52,24 @@ type session struct {
 	c    dialect.Conn
 	g    *Gate
 	w    *Watcher // set once authenticated
-	done bool     // OnClose ran
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) { s.g.Message(kind, payload) }
 func (s *session) OnTimer(now time.Time)                     { s.g.Timer(now) }
 
 func (s *session) OnClose() {
-	s.done = true
 	if s.w != nil {
 		s.core.Registry.Unwatch(s.w)
 	}
 	s.g.Closed()
 }
 
-// AuthenticatedReady implements Readier: in cluster mode the statuses of
-// the user's contacts wait until this node's census copy holds every
-// connection counted anywhere before now (Census.Sync, on a store
-// worker). Single-node, or with the workers busy, it is Authenticated.
-func (s *session) AuthenticatedReady(user string, ready func()) bool {
-	if s.core.census == nil {
-		return false
-	}
-	c := s.c
-	return s.core.work.Go(func() {
-		s.core.syncRemote()
-		c.Do(func() {
-			if !s.done {
-				s.Authenticated(user)
-			}
-		})
-		ready() // queued after the Do above
-	})
+// AuthenticatedReady implements Readier: the statuses of the user's
+// contacts (Authenticated) wait until this node's census copy holds every
+// connection counted anywhere before now (Core.afterSync: at once on a
+// single node). With the workers busy it is ready at once.
+func (s *session) AuthenticatedReady(_ string, ready func()) bool {
+	return s.core.afterSync(ready)
 }
 
 func (s *session) Authenticated(user string) {
@@ -114,19 +105,14 @@ func (s *session) Dispatch(payload []byte) {
 			Error(s.c, bad)
 		case s.w == nil:
 			Error(s.c, "Server busy: presence updates unavailable, reconnect later")
-		case s.core.census != nil:
-			// Cluster mode: the statuses wait until this node's census
-			// copy holds every connection counted anywhere before now.
+		default:
+			// The statuses wait until this node's census copy holds
+			// every connection counted anywhere before now.
 			for i := range names {
 				names[i] = strings.Clone(names[i]) // may alias the payload
 			}
 			w := s.w
-			s.g.Go(func() {
-				s.core.syncRemote()
-				s.subscribe(w, names)
-			})
-		default:
-			s.subscribe(s.w, names)
+			s.g.GoSynced(func() { s.subscribe(w, names) })
 		}
 	case "DISCONNECT":
 		s.g.Disconnect()

@@ -3,23 +3,44 @@
 // a username, and posts messages and typing indicators to them. See
 // docs/protocols.md "echo, rooms, notify".
 //
+// What crosses nodes goes through the backplane (UseBackplane): a room's
+// traffic through its Bus, its size (userCount) through its Census. One
+// code path serves both implementations. On a single node (the default,
+// backplane.Local) the bus is the room's own fan-out and the census this
+// process's counts, answered before the call returns: a join completes
+// in the turn of the loop that read it, and userJoined/userLeft are sent
+// under the room's lock with the room's size, to exactly the members of
+// that moment. In a cluster (--nats) traffic reaches the room's members
+// on every node and userCount is the room's size across the cluster; a
+// join first makes this node hear the room (a confirmed subscription)
+// and counts the joiner in the census (a key-value round trip), and only
+// then replies "joined", so a member never misses traffic another node
+// sends after its "joined" and a count read anywhere afterwards includes
+// it; the session's later messages wait meanwhile (pending.Gate).
+//
 // Concurrency: Session methods run on the connection's event loop; the
-// session's own set of rooms is loop-only. A room is a routing.Room
-// (lock-free fan-out; joins and leaves under the room's lock); it is
-// deleted when its last member leaves.
+// session's own set of rooms and its join in flight are loop-only. A room
+// is a routing.Room (lock-free fan-out; joins and leaves under the room's
+// lock); it is deleted when its last member leaves. Dialect.local (this
+// node's members per room, joins in flight included) is guarded by
+// Dialect.mu, which is taken last (after a room's lock and the census's).
 package rooms
 
 import (
 	"crypto/rand"
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bytedance/sonic"
 
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/internal/msg"
+	"partyline/dialect/internal/pending"
 	"partyline/routing"
 )
 
@@ -40,8 +61,9 @@ type Config struct {
 	// MaxRooms bounds the rooms of this node (--max-rooms, shared with
 	// party): a join that would create one more is refused. 0: no limit.
 	MaxRooms int
-	// Events receives room and member events (webhooks), single node
-	// only; nil: none. The server sets it.
+	// Events receives room and member events (webhooks); nil: none. The
+	// server sets it on a single node only (each node's rooms are a part
+	// of a cluster's).
 	Events dialect.Events
 }
 
@@ -63,14 +85,27 @@ func (c *Config) Validate() error {
 type Dialect struct {
 	cfg    Config
 	hub    *routing.Hub
-	broker routing.Broker
-	cl     *clustered // nil: single node (cluster.go)
+	bus    backplane.Bus    // the rooms' traffic, to their members on every node
+	census backplane.Census // the rooms' sizes on every node (userCount)
+
+	mu    sync.Mutex     // guards local
+	local map[string]int // room -> members on this node, joins in flight included
 }
 
-// New returns the dialect with the in-process broker; cfg must be
+// New returns the dialect on a single node's backplane; cfg must be
 // validated.
 func New(cfg Config) *Dialect {
-	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}}
+	d := &Dialect{cfg: cfg, hub: routing.NewHub(), local: map[string]int{}}
+	d.UseBackplane(backplane.NewLocal("", nil, 0))
+	return d
+}
+
+// UseBackplane shares the rooms through bp (a cluster's: cluster mode).
+// Call before the server starts.
+func (d *Dialect) UseBackplane(bp backplane.Node) {
+	d.bus = bp.Bus("rooms", d.hub)
+	d.bus.SetLost(d.ErrorFrame(backplane.LostText))
+	d.census = bp.Census("rooms")
 }
 
 func (d *Dialect) Name() string                  { return "rooms" }
@@ -79,7 +114,7 @@ func (d *Dialect) Accept(*dialect.Request) error { return nil }
 // Rooms is the number of non-empty rooms.
 func (d *Dialect) Rooms() int64 { return d.hub.Rooms() }
 
-// Hub exposes the rooms to tests and a cluster backplane.
+// Hub exposes the rooms to tests.
 func (d *Dialect) Hub() *routing.Hub { return d.hub }
 
 // The seed's reply to an unknown type, encoded once.
@@ -98,11 +133,18 @@ type joined struct {
 }
 
 type session struct {
-	d     *Dialect
-	c     dialect.Conn
-	id    string             // clientId
-	rooms map[string]*joined // loop only
-	cs    clusterSession     // cluster mode only
+	d       *Dialect
+	c       dialect.Conn
+	id      string             // clientId
+	rooms   map[string]*joined // loop only
+	gate    pending.Gate       // holds later messages while a join is in flight
+	joining *joining           // the join in flight, nil if none
+}
+
+// joining is a join waiting for the backplane (Session.startJoin).
+type joining struct {
+	room string
+	hold pending.Op // the bus's hold on the room (Ensure's release) until the join is done
 }
 
 // Open sends the connection its clientId.
@@ -133,7 +175,7 @@ var reqs = msg.Reader[request]{
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
+	if s.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
 		return
 	}
 	req := reqs.Read(kind, payload, s.fail)
@@ -158,10 +200,14 @@ func (s *session) OnMessage(kind codec.Kind, payload []byte) {
 
 func (s *session) OnTimer(time.Time) {}
 
-// OnClose leaves every room, telling the remaining members.
+// OnClose leaves every room, telling the remaining members; a join in
+// flight no longer counts.
 func (s *session) OnClose() {
-	if s.d.cl != nil {
-		s.closeCluster()
+	if j := s.joining; j != nil {
+		s.joining = nil
+		j.hold.Drop()
+		s.d.addLocal(j.room, -1)
+		s.d.mark(j.room, nil)
 	}
 	for name, j := range s.rooms {
 		delete(s.rooms, name)
@@ -216,29 +262,62 @@ func (s *session) join(req *request) {
 		return
 	}
 	m := &routing.Member{ID: s.id, Conn: s.c, Data: &member{user: codec.AppendString(nil, user), name: user}}
-	if s.d.cl != nil {
-		s.joinCluster(name, m)
-		return
-	}
-	r, _, err := s.d.hub.JoinOrCreate(name, m, nil, func(r *routing.Room, members []*routing.Member) {
+	s.startJoin(name, m)
+}
+
+// startJoin makes this node hear room name (Bus.Ensure) and counts the
+// joiner in the census, and only then joins the local room (finishJoin).
+// The session's later messages wait meanwhile. On a single node both
+// answer at once and the join completes before startJoin returns.
+func (s *session) startJoin(name string, m *routing.Member) {
+	d := s.d
+	j := &joining{room: name}
+	s.joining = j
+	s.gate.Close()
+	d.addLocal(name, 1)
+	pending.OnLoop(s.c.Do, func(then func(func())) {
+		d.bus.Ensure(name, func(release func()) {
+			if !j.hold.Finish(release) { // the session closed meanwhile
+				release()
+				return
+			}
+			d.mark(name, func(remote int) {
+				then(func() { s.finishJoin(j, m, remote) })
+			})
+		})
+	})
+}
+
+// finishJoin joins the local room, replies "joined" and announces
+// userJoined with the room's size (remote: its members on other nodes),
+// so that a member joining later anywhere never sees the announcement.
+func (s *session) finishJoin(j *joining, m *routing.Member, remote int) {
+	d, name := s.d, j.room
+	s.joining = nil
+	r, _, err := d.hub.JoinOrCreate(name, m, nil, func(r *routing.Room, members []*routing.Member) {
 		s.sendJoined(name) // reaches the joiner ahead of any room traffic
 		// Under the room's lock, to the members present before this join.
-		f := userFrame("userJoined", name, m, len(members))
-		s.d.broker.Publish(r, f, s.c, false)
+		f := userFrame("userJoined", name, m, remote+len(members))
+		d.bus.Publish(r, f, s.c, false)
 		f.Release()
 		if len(members) == 1 { // the room is new: it is created with its first member
-			s.d.emit(dialect.RoomCreated, name, nil)
+			d.emit(dialect.RoomCreated, name, nil)
 		}
-		s.d.emit(dialect.MemberJoined, name, m)
+		d.emit(dialect.MemberJoined, name, m)
 	})
-	if err != nil { // clientIds are unique: cannot happen
+	j.hold.Drop() // the room holds the bus's subscription from now on
+	if err != nil {
+		// clientIds are unique: cannot happen
+		d.addLocal(name, -1)
+		d.mark(name, nil)
 		s.fail("Cannot join room " + name + ": " + err.Error())
-		return
+	} else {
+		if s.rooms == nil {
+			s.rooms = map[string]*joined{}
+		}
+		s.rooms[r.Name] = &joined{room: r, me: m}
 	}
-	if s.rooms == nil {
-		s.rooms = map[string]*joined{}
-	}
-	s.rooms[r.Name] = &joined{room: r, me: m}
+	s.gate.Open(s.OnMessage)
 }
 
 func (s *session) sendJoined(name string) {
@@ -259,30 +338,72 @@ func (s *session) leaveReq(req *request) {
 	s.leave(j)
 }
 
-// leave removes the session from j's room and tells the others.
+// leave removes the session from j's room and tells the others: under
+// the room's lock, the census is marked and, once it is written (at once
+// on a single node: still under the lock), userLeft goes to the members
+// that remain, with the room's size; nobody is told when nobody remains
+// anywhere.
 func (s *session) leave(j *joined) {
-	if s.d.cl != nil {
-		if removed, _ := j.room.Leave(j.me); removed {
-			s.d.announce("userLeft", j.room, j.me, nil)
+	d, name := s.d, j.room.Name
+	j.room.LeaveThenAll(j.me, func(rest []*routing.Member) {
+		d.emit(dialect.MemberLeft, name, j.me)
+		if len(rest) == 0 { // the local room is deleted with its last member
+			d.emit(dialect.RoomClosed, name, nil)
 		}
+		d.addLocal(name, -1)
+		d.mark(name, func(remote int) {
+			if remote+len(rest) == 0 {
+				return
+			}
+			f := userFrame("userLeft", name, j.me, remote+len(rest))
+			d.bus.Publish(j.room, f, nil, false)
+			f.Release()
+		})
+	})
+}
+
+// addLocal counts delta members of room name on this node.
+func (d *Dialect) addLocal(name string, delta int) {
+	d.mu.Lock()
+	if d.local[name] += delta; d.local[name] <= 0 {
+		delete(d.local, name)
+	}
+	d.mu.Unlock()
+}
+
+// localCount is this node's members of room name, joins in flight
+// included.
+func (d *Dialect) localCount(name string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.local[name]
+}
+
+// mark writes this node's count of room name to the census and then
+// calls done, if not nil, with the room's members on the other nodes as
+// of that write (0 on a single node, where done runs before mark returns).
+func (d *Dialect) mark(name string, done func(remote int)) {
+	if done == nil {
+		d.census.Mark(name, func() int { return d.localCount(name) }, nil)
 		return
 	}
-	// Under the room's lock, to the members that remain (none: the room is
-	// gone from the hub and nobody is told).
-	j.room.LeaveThenAll(j.me, func(rest []*routing.Member) {
-		s.d.emit(dialect.MemberLeft, j.room.Name, j.me)
-		if len(rest) == 0 { // the room is deleted with its last member
-			s.d.emit(dialect.RoomClosed, j.room.Name, nil)
-			return
+	var own atomic.Int64 // the count this mark wrote; -1 while unwritten
+	own.Store(-1)
+	d.census.Mark(name, func() int {
+		n := d.localCount(name)
+		own.Store(int64(n))
+		return n
+	}, func(_, after int) {
+		n := int(own.Load())
+		if n < 0 { // written together with a later mark: its count is about now's
+			n = d.localCount(name)
 		}
-		f := userFrame("userLeft", j.room.Name, j.me, len(rest))
-		s.d.broker.Publish(j.room, f, nil, false)
-		f.Release()
+		done(max(after-n, 0))
 	})
 }
 
 // emit sends a webhook event (m: the member of a member event), under the
-// room's lock so that a room's events go out in order; single node only.
+// room's lock so that a room's events go out in order.
 func (d *Dialect) emit(t dialect.EventType, room string, m *routing.Member) {
 	if d.cfg.Events == nil {
 		return
@@ -328,7 +449,7 @@ func (s *session) message(req *request) {
 	f.AppendStr(`,"timestamp":`)
 	f.SetBuf(codec.AppendInt(f.Buf(), time.Now().UnixMilli()))
 	f.Append('}')
-	s.d.broker.Publish(j.room, f.End(), nil, false)
+	s.d.bus.Publish(j.room, f.End(), nil, false)
 	f.Release()
 }
 
@@ -345,7 +466,7 @@ func (s *session) typing(req *request) {
 	f.AppendStr(`,"user":`)
 	f.Append(j.me.Data.(*member).user...)
 	f.Append('}')
-	s.d.broker.Publish(j.room, f.End(), s.c, true)
+	s.d.bus.Publish(j.room, f.End(), s.c, true)
 	f.Release()
 }
 

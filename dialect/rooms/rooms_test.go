@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,6 +189,86 @@ func TestTypingIsDroppable(t *testing.T) {
 	}
 	sa.OnClose()
 	sb.OnClose()
+}
+
+// TestCountsUnderConcurrency: sessions on as many goroutines (loops)
+// join one room at once, then half of them leave at once; on a single
+// node every userJoined/userLeft carries the room's size at that moment
+// to exactly the members of that moment: a member hears the joins after
+// its own with counts rising by one up to everyone, and the leaves with
+// counts falling by one.
+func TestCountsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	const n = 16
+	d := rooms.New(rooms.Defaults())
+	conns := make([]*dialecttest.Conn, n)
+	sessions := make([]dialect.Session, n)
+	for i := range conns {
+		conns[i] = dialecttest.New(dialect.Request{})
+		sessions[i] = d.Open(conns[i])
+		conns[i].Frames() // connected
+	}
+	all := func(fn func(i int)) {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() { defer wg.Done(); fn(i) }()
+		}
+		wg.Wait()
+	}
+	counts := func(c *dialecttest.Conn, typ string) []int {
+		var got []int
+		for _, p := range c.Frames() {
+			m := dialecttest.Reply(t, p)
+			if m["type"] == typ {
+				k, _ := m["userCount"].(json.Number).Int64()
+				got = append(got, int(k))
+			}
+		}
+		return got
+	}
+	all(func(i int) {
+		sessions[i].OnMessage(codec.KindText, []byte(`{"type":"join","room":"r","username":"u`+strconv.Itoa(i)+`"}`))
+	})
+	seen := map[int]bool{} // each member's place in the room
+	for i, c := range conns {
+		got := counts(c, "userJoined")
+		place := n
+		if len(got) > 0 {
+			place = got[0] - 1
+		}
+		for k, x := range got {
+			if x != place+1+k {
+				t.Fatalf("member %d heard userJoined counts %v: not its later joiners' places", i, got)
+			}
+		}
+		if place+len(got) != n || seen[place] {
+			t.Fatalf("member %d heard userJoined counts %v (place %d, places so far %v)", i, got, place, seen)
+		}
+		seen[place] = true
+	}
+	all(func(i int) {
+		if i%2 == 0 {
+			sessions[i].OnMessage(codec.KindText, []byte(`{"type":"leave","room":"r"}`))
+		}
+	})
+	for i := 1; i < n; i += 2 {
+		got := counts(conns[i], "userLeft")
+		for k, x := range got {
+			if x != n-1-k {
+				t.Fatalf("member %d heard userLeft counts %v, want %d down to %d", i, got, n-1, n/2)
+			}
+		}
+		if len(got) != n/2 {
+			t.Fatalf("member %d heard %d userLeft, want %d", i, len(got), n/2)
+		}
+	}
+	for _, s := range sessions {
+		s.OnClose()
+	}
+	if r := d.Rooms(); r != 0 {
+		t.Fatalf("%d rooms left after every connection closed", r)
+	}
 }
 
 func TestManyRoomsPerConnection(t *testing.T) {

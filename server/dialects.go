@@ -68,7 +68,7 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		node = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Lease: cfg.NodeLease, Logger: cfg.Logger})
 		p.UseCluster(node)
 		p2.UseCluster(node)
-		t.UseCluster(node)
+		t.UseBackplane(node.Backplane())
 		c.UseCluster(node)
 		r.UseCluster(node)
 		n.UseCluster(node)

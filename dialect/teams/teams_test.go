@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/dialecttest"
@@ -328,13 +329,16 @@ func FuzzTeams(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := teams.New(teams.Config{Teams: 2})
+		d.UseBackplane(inline{backplane.NewLocal("", nil, 0)})
 		peer := dialecttest.New(dialect.Request{Path: "/teams"})
 		ps := d.Open(peer)
 		ps.OnMessage(codec.KindText, []byte(`{"team":2}`))
+		peer.RunTasks()
 		c := dialecttest.New(dialect.Request{Path: "/teams"})
 		s := d.Open(c)
 		for _, msg := range dialecttest.Split(data, 16) {
 			s.OnMessage(codec.KindText, msg)
+			c.RunTasks() // the follow-up of a registration or a send
 		}
 		s.OnClose()
 		ps.OnClose()
@@ -348,6 +352,13 @@ func FuzzTeams(f *testing.F) {
 		}
 	})
 }
+
+// inline is a single-node backplane whose workers run on the caller's
+// goroutine: a session driven by hand has queued its follow-up (Conn.Do)
+// when the call returns.
+type inline struct{ *backplane.Local }
+
+func (inline) Go(fn func()) bool { fn(); return true }
 
 func checkReply(t *testing.T, p []byte) {
 	t.Helper()

@@ -69,7 +69,7 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		p.UseCluster(node)
 		p2.UseCluster(node)
 		t.UseBackplane(node.Backplane())
-		c.UseCluster(node)
+		c.UseBackplane(node.Backplane())
 		r.UseCluster(node)
 		n.UseCluster(node)
 		ch.UseCluster(node) // and presence, through the core they share

@@ -71,7 +71,7 @@ func buildDialects(cfg *Config) ([]dialect.Dialect, *cluster.Node) {
 		t.UseBackplane(node.Backplane())
 		c.UseBackplane(node.Backplane())
 		r.UseCluster(node)
-		n.UseCluster(node)
+		n.UseBackplane(node.Backplane())
 		ch.UseCluster(node) // and presence, through the core they share
 	}
 	return []dialect.Dialect{

@@ -276,6 +276,38 @@ func TestConcurrentRegistration(t *testing.T) {
 	expect(t, a, "error", "Team 1 is not connected") // no third notice queued before it
 }
 
+// TestRegistrationCancelled: a connection that closes before its
+// registration is answered (the reply waits for the backplane) still
+// leaves the other teams a consistent story: "connected", then
+// "disconnected", and no team behind.
+func TestRegistrationCancelled(t *testing.T) {
+	d := teams.New(teams.Config{Teams: 2})
+	a := dialecttest.New(dialect.Request{Path: "/teams"})
+	sa := d.Open(a)
+	sa.OnMessage(codec.KindText, []byte(`{"team":1}`))
+	a.RunTasks()
+	b := dialecttest.New(dialect.Request{Path: "/teams"})
+	sb := d.Open(b)
+	sb.OnMessage(codec.KindText, []byte(`{"team":2}`))
+	sb.OnClose() // before its follow-up ran: the server drops it
+	var got []string
+	for _, p := range a.Frames() {
+		got = append(got, string(p))
+	}
+	want := []string{`{"type":"status","data":"Team 1 registered successfully"}`,
+		`{"type":"status","data":"Team 2 connected"}`, `{"type":"status","data":"Team 2 disconnected"}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("team 1 got %q, want %q", got, want)
+	}
+	if fs := b.Frames(); len(fs) != 0 {
+		t.Fatalf("the closed connection got %q", fs)
+	}
+	sa.OnClose()
+	if n := d.Rooms(); n != 0 {
+		t.Fatalf("%d teams left", n)
+	}
+}
+
 func TestBoundListener(t *testing.T) {
 	t.Parallel()
 	e := start(t, func(c *server.Config) {

@@ -282,13 +282,9 @@ func TestConcurrentRegistration(t *testing.T) {
 // "disconnected", and no team behind.
 func TestRegistrationCancelled(t *testing.T) {
 	d := teams.New(teams.Config{Teams: 2})
-	a := dialecttest.New(dialect.Request{Path: "/teams"})
-	sa := d.Open(a)
-	sa.OnMessage(codec.KindText, []byte(`{"team":1}`))
+	a, sa := open(d, `{"team":1}`)
 	a.RunTasks()
-	b := dialecttest.New(dialect.Request{Path: "/teams"})
-	sb := d.Open(b)
-	sb.OnMessage(codec.KindText, []byte(`{"team":2}`))
+	b, sb := open(d, `{"team":2}`)
 	sb.OnClose() // before its follow-up ran: the server drops it
 	var got []string
 	for _, p := range a.Frames() {
@@ -362,12 +358,9 @@ func FuzzTeams(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := teams.New(teams.Config{Teams: 2})
 		d.UseBackplane(inline{backplane.NewLocal("", nil, 0)})
-		peer := dialecttest.New(dialect.Request{Path: "/teams"})
-		ps := d.Open(peer)
-		ps.OnMessage(codec.KindText, []byte(`{"team":2}`))
+		peer, ps := open(d, `{"team":2}`)
 		peer.RunTasks()
-		c := dialecttest.New(dialect.Request{Path: "/teams"})
-		s := d.Open(c)
+		c, s := open(d)
 		for _, msg := range dialecttest.Split(data, 16) {
 			s.OnMessage(codec.KindText, msg)
 			c.RunTasks() // the follow-up of a registration or a send
@@ -383,6 +376,16 @@ func FuzzTeams(f *testing.F) {
 			t.Fatalf("%d teams left after every connection closed", n)
 		}
 	})
+}
+
+// open opens a session of d on a fake connection and sends it msgs.
+func open(d *teams.Dialect, msgs ...string) (*dialecttest.Conn, dialect.Session) {
+	c := dialecttest.New(dialect.Request{Path: "/teams"})
+	s := d.Open(c)
+	for _, m := range msgs {
+		s.OnMessage(codec.KindText, []byte(m))
+	}
+	return c, s
 }
 
 // inline is a single-node backplane whose workers run on the caller's

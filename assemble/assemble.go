@@ -55,10 +55,10 @@ func Build(cfg *server.Config) ([]dialect.Dialect, backplane.Service) {
 		bp = node.Service()
 		p.UseCluster(node.Cluster())
 		p2.UseCluster(node.Cluster())
-		t.UseCluster(node)
-		c.UseCluster(node)
+		t.UseBackplane(node.Backplane())
+		c.UseBackplane(node.Backplane())
 		r.UseBackplane(node.Backplane())
-		n.UseCluster(node)
+		n.UseBackplane(node.Backplane())
 		ch.UseBackplane(node.Backplane()) // and presence, through the core they share
 	}
 	return []dialect.Dialect{

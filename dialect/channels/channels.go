@@ -9,7 +9,9 @@
 // different loops claiming one name get exactly one success. Every timing
 // rule (heartbeat, authentication delay, heartbeat timeout) runs on the
 // connection's single timer (Conn.SetTimer): no goroutine and no extra
-// timer per connection.
+// timer per connection. A claim is decided by the backplane's names
+// (shared.go) on a worker and answered on the loop (Conn.Do); the
+// session's later messages wait meanwhile.
 package channels
 
 import (
@@ -19,9 +21,11 @@ import (
 
 	"github.com/bytedance/sonic"
 
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/internal/msg"
+	"partyline/dialect/internal/pending"
 	"partyline/routing"
 )
 
@@ -33,18 +37,22 @@ const (
 
 // Dialect is the channels dialect; one per server.
 type Dialect struct {
-	cfg    Config
-	hub    *routing.Hub
-	broker routing.Broker
-	cl     *clustered // nil: single node (cluster.go)
+	cfg   Config
+	hub   *routing.Hub
+	bp    backplane.Node
+	bus   backplane.Bus
+	names backplane.Names
 }
 
-// New returns the dialect with the in-process broker. cfg must be valid.
+// New returns the dialect on a single-node backplane (UseBackplane
+// changes it). cfg must be valid.
 func New(cfg Config) *Dialect {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{}}
+	d := &Dialect{cfg: cfg, hub: routing.NewHub()}
+	d.UseBackplane(backplane.NewLocal("", nil, 0))
+	return d
 }
 
 func (d *Dialect) Name() string { return "channels" }
@@ -56,7 +64,7 @@ func (d *Dialect) TakesParam() bool { return true }
 // Rooms is the number of non-empty channels.
 func (d *Dialect) Rooms() int64 { return d.hub.Rooms() }
 
-// Hub exposes the channels to tests and a cluster backplane.
+// Hub exposes the channels to tests.
 func (d *Dialect) Hub() *routing.Hub { return d.hub }
 
 // Accept refuses a missing, too long or non-UTF-8 channel name with 400.
@@ -102,7 +110,11 @@ type session struct {
 	lastBeat time.Time // last heartbeat reply or successful claim (start: the connection's)
 	nextBeat time.Time // next heartbeat to send
 
-	cs clusterSession // cluster mode only (cluster.go)
+	// the claim in flight (shared.go)
+	gate pending.Gate // holds messages while a claim is in flight
+	op   *pending.Op  // nil: none
+	want string       // its name (reserved in ch.names)
+	rev  uint64       // the names' revision of the held name's claim
 }
 
 // Open joins the channel and starts the heartbeat.
@@ -150,7 +162,7 @@ var reqs = msg.Reader[request]{
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a name claim is in progress") {
+	if s.gate.Defer(s.c, kind, payload, "too many messages while a name claim is in progress") {
 		return
 	}
 	req := reqs.Read(kind, payload, s.fail)
@@ -169,7 +181,7 @@ func (s *session) OnMessage(kind codec.Kind, payload []byte) {
 	case "heartbeat":
 		s.lastBeat = now
 	case "identity":
-		s.identity(req.User, now)
+		s.identity(req.User)
 	case "message":
 		s.message(req.Text, now)
 	default:
@@ -196,9 +208,7 @@ func (s *session) OnTimer(now time.Time) {
 }
 
 func (s *session) OnClose() {
-	if s.d.cl != nil {
-		s.closeCluster()
-	}
+	s.cancel()
 	s.release()
 	s.room.Leave(s.me)
 	s.room, s.ch = nil, nil
@@ -233,7 +243,7 @@ func (s *session) arm() {
 	s.c.SetTimer(t)
 }
 
-func (s *session) identity(raw []byte, now time.Time) {
+func (s *session) identity(raw []byte) {
 	name, ok := codec.Str(raw)
 	if !ok || name == "" || len(name) > MaxUser {
 		s.c.Send(identityFail, false)
@@ -250,17 +260,9 @@ func (s *session) identity(raw []byte, now time.Time) {
 		s.c.Send(identityFail, false)
 		return
 	}
-	ch.names[name] = s
-	if s.d.cl != nil { // the cluster decides; the old name stays until then
-		ch.mu.Unlock()
-		s.claimCluster(name, now)
-		return
-	}
-	if s.name != "" {
-		delete(ch.names, s.name)
-	}
+	ch.names[name] = s // the backplane decides; the old name stays until then
 	ch.mu.Unlock()
-	s.adopt(name, now)
+	s.claim(name)
 }
 
 // adopt makes name (reserved in the channel) the session's identity.
@@ -280,14 +282,12 @@ func (s *session) release() {
 	if s.name == "" {
 		return
 	}
+	s.d.unclaim(s.room.Name, s.name, s.rev) // first: the local reservation keeps others off until then
 	s.ch.mu.Lock()
 	if s.ch.names[s.name] == s {
 		delete(s.ch.names, s.name)
 	}
 	s.ch.mu.Unlock()
-	if s.d.cl != nil {
-		s.releaseCluster(s.name)
-	}
 	s.name, s.quoted = "", s.quoted[:0]
 	s.authed, s.authAt = false, time.Time{}
 }
@@ -310,7 +310,7 @@ func (s *session) message(raw []byte, now time.Time) {
 	f.AppendStr(`,"user":`)
 	f.Append(s.quoted...)
 	f.Append('}')
-	s.d.broker.Publish(s.room, f.End(), nil, false)
+	s.d.bus.Publish(s.room, f.End(), nil, false)
 	f.Release()
 }
 

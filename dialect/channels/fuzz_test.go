@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/channels"
@@ -29,6 +30,7 @@ func FuzzChannels(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg := channels.Config{Heartbeat: time.Millisecond, HeartbeatTimeout: 3 * time.Millisecond, AuthDelay: 2 * time.Millisecond}
 		d := channels.New(cfg)
+		d.UseBackplane(inline{backplane.NewLocal("", nil, 0)})
 		req := dialect.Request{Path: "/channels/fuzz", Param: "fuzz"}
 		if err := d.Accept(&req); err != nil {
 			t.Fatal(err)
@@ -44,6 +46,8 @@ func FuzzChannels(f *testing.F) {
 			default:
 				sa.OnMessage(codec.KindText, chunk)
 			}
+			a.RunTasks() // the answers of claims
+			b.RunTasks()
 			if a.Timer().IsZero() || b.Timer().IsZero() {
 				t.Fatal("a session left its timer unarmed")
 			}
@@ -60,6 +64,13 @@ func FuzzChannels(f *testing.F) {
 		}
 	})
 }
+
+// inline is a single-node backplane whose workers run on the caller's
+// goroutine: a session driven by hand has queued its follow-up (Conn.Do)
+// when the call returns.
+type inline struct{ *backplane.Local }
+
+func (inline) Go(fn func()) bool { fn(); return true }
 
 func checkReply(t *testing.T, p []byte) {
 	t.Helper()
@@ -97,6 +108,7 @@ func TestTimerSchedule(t *testing.T) {
 	cfg := channels.Config{Heartbeat: time.Second, HeartbeatTimeout: 5 * time.Second, AuthDelay: 300 * time.Millisecond,
 		Now: func() time.Time { return now }}
 	d := channels.New(cfg)
+	d.UseBackplane(inline{backplane.NewLocal("", nil, 0)})
 	req := dialect.Request{Param: "timer"}
 	c := dialecttest.New(req)
 	s := d.Open(c)
@@ -140,6 +152,7 @@ func TestTimerSchedule(t *testing.T) {
 	near(c.Timer(), t0.Add(time.Second)) // first heartbeat
 
 	s.OnMessage(codec.KindText, []byte(`{"type":"identity","user":"bob"}`))
+	c.RunTasks() // the claim's answer
 	eq(kinds(), "identity:true")
 	authAt := c.Timer()
 	near(authAt, t0.Add(300*time.Millisecond)) // authentication comes first

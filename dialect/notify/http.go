@@ -26,42 +26,26 @@ func (d *Dialect) Routes(mux dialect.Mux, api func(http.Handler) http.Handler) {
 }
 
 // Notify sends {"type":"notification",...fields,"timestamp":MILLIS} to
-// every connection of the user and returns how many it was queued for.
-// fields is a JSON object. Safe from any goroutine; in cluster mode it
-// reaches every node and counts their connections too, reading the census
-// (it blocks on one key-value read: call it from an HTTP goroutine).
+// every connection of the user, on every node, and returns how many it
+// was queued for: this node's, plus the other nodes' counted in the census
+// (in a cluster it blocks on one key-value read: call it from an HTTP
+// goroutine). fields is a JSON object. Safe from any goroutine.
 func (d *Dialect) Notify(userKey string, fields map[string]sonic.NoCopyRawMessage) int {
-	if d.cl != nil {
-		f := spread("notification", fields, time.Now())
-		defer f.Release()
-		return d.notifyCluster(userKey, f)
-	}
-	r := d.users.Get(userKey)
-	if r == nil {
-		return 0
-	}
 	f := spread("notification", fields, time.Now())
-	n := d.broker.Publish(r, f, nil, false)
+	n := d.bus.PublishName(userKey, f, false, nil)
 	f.Release()
-	return n
+	return n + remote(d.userCensus, userKey)
 }
 
 // Broadcast sends {"type":"broadcast",...fields,"timestamp":MILLIS} to every
-// /notify connection and returns how many it was queued for. Safe from any
-// goroutine; in cluster mode as Notify (every node, one blocking read).
+// /notify connection, on every node, and returns how many it was queued
+// for, counted as Notify's. Safe from any goroutine; blocks as Notify.
 func (d *Dialect) Broadcast(fields map[string]sonic.NoCopyRawMessage) int {
 	f := spread("broadcast", fields, time.Now())
-	if d.cl != nil {
-		defer f.Release()
-		return d.broadcastCluster(f)
-	}
-	n := 0
-	d.all.Range(func(r *routing.Room) bool {
-		n += d.broker.Publish(r, f, nil, false)
-		return true
-	})
+	n := d.broadcastLocal(f)
+	d.bp.PublishAll("notify", f, nil)
 	f.Release()
-	return n
+	return n + remote(d.allCensus, allRoom)
 }
 
 // notifyBody is POST /api/notify's body, undecoded.

@@ -10,7 +10,8 @@
 // routing.Room named by the userId in the users Hub; every connection is
 // also a member of one of allShards rooms of the all Hub (chosen by
 // connection id, so that joins copy short member lists), which broadcasts
-// reach.
+// reach. Both are counted in the backplane's censuses (shared.go: one code
+// path for one node and a cluster), which the HTTP answers add up.
 package notify
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	"github.com/bytedance/sonic"
 
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/internal/msg"
@@ -41,16 +43,22 @@ var allNames = func() (n [allShards]string) {
 
 // Dialect is the notify dialect; one per server.
 type Dialect struct {
-	cfg    Config
-	users  *routing.Hub // userId -> that user's connections
-	all    *routing.Hub // allNames[id%allShards] -> every connection
-	broker routing.Broker
-	cl     *clustered // nil: single node (cluster.go)
+	cfg   Config
+	users *routing.Hub // userId -> that user's connections
+	all   *routing.Hub // allNames[id%allShards] -> every connection
+
+	bp         backplane.Node
+	bus        backplane.Bus    // the users' rooms
+	userCensus backplane.Census // per user
+	allCensus  backplane.Census // every connection, under allRoom
 }
 
-// New returns the dialect with the in-process broker. cfg must be valid.
+// New returns the dialect on a single-node backplane (UseBackplane
+// changes it). cfg must be valid.
 func New(cfg Config) *Dialect {
-	return &Dialect{cfg: cfg, users: routing.NewHub(), all: routing.NewHub(), broker: routing.LocalBroker{}}
+	d := &Dialect{cfg: cfg, users: routing.NewHub(), all: routing.NewHub()}
+	d.UseBackplane(backplane.NewLocal("", nil, 0))
+	return d
 }
 
 func (d *Dialect) Name() string                  { return "notify" }
@@ -59,7 +67,7 @@ func (d *Dialect) Accept(*dialect.Request) error { return nil }
 // Rooms is the number of users with at least one connection.
 func (d *Dialect) Rooms() int64 { return d.users.Rooms() }
 
-// Users exposes the user index to tests and a cluster backplane.
+// Users exposes the user index to tests.
 func (d *Dialect) Users() *routing.Hub { return d.users }
 
 type session struct {
@@ -76,9 +84,7 @@ type session struct {
 func (d *Dialect) Open(c dialect.Conn) dialect.Session {
 	s := &session{d: d, c: c, me: &routing.Member{ID: strconv.FormatUint(c.ID(), 10), Conn: c}}
 	s.all, _, _ = d.all.JoinOrCreate(allNames[c.ID()%allShards], s.me, nil, nil) // ids are unique: no error
-	if d.cl != nil {
-		d.markAll()
-	}
+	d.markAll()
 	return s
 }
 
@@ -116,9 +122,7 @@ func (s *session) OnTimer(time.Time) {}
 func (s *session) OnClose() {
 	s.unregister()
 	s.all.Leave(s.me)
-	if s.d.cl != nil {
-		s.d.markAll()
-	}
+	s.d.markAll()
 }
 
 func (s *session) auth(raw []byte) {
@@ -135,9 +139,7 @@ func (s *session) auth(raw []byte) {
 			return
 		}
 		s.user, s.key, s.shown = r, key, append(s.shown[:0], raw...)
-		if s.d.cl != nil {
-			s.d.markUser(key)
-		}
+		s.d.markUser(key)
 	}
 	f := routing.NewText()
 	f.AppendStr(`{"type":"authenticated","userId":`)
@@ -150,9 +152,7 @@ func (s *session) auth(raw []byte) {
 func (s *session) unregister() {
 	if s.user != nil {
 		s.user.Leave(s.me)
-		if s.d.cl != nil {
-			s.d.markUser(s.key)
-		}
+		s.d.markUser(s.key)
 		s.user, s.key = nil, ""
 	}
 }

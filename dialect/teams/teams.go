@@ -5,22 +5,27 @@
 //
 // Concurrency: Session methods run on the connection's event loop. A team
 // is a routing.Room named "1", "2", ... in the dialect's Hub (lock-free
-// fan-out). Each team also has a mutex that orders its membership changes
-// with the "Team N connected"/"disconnected" notices they cause, so the
-// other teams see those notices in the order the changes happened. The
-// mutex is held only while frames are queued (never across I/O).
+// fan-out), counted in the backplane's census (shared.go: one code path
+// for one node and a cluster). Each team has a mutex that orders its
+// membership changes on this node with the census writes they cause, and
+// another that orders the "Team N connected"/"disconnected" notices those
+// writes decide, so the other teams see the notices in the order the
+// changes happened. Neither is held across I/O. Work that waits for the
+// backplane (a registration, a send to a team that seems gone) finishes
+// on the loop (Conn.Do); the session's later messages wait meanwhile.
 package teams
 
 import (
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/bytedance/sonic"
 
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/internal/msg"
+	"partyline/dialect/internal/pending"
 	"partyline/routing"
 )
 
@@ -28,19 +33,20 @@ import (
 type Dialect struct {
 	cfg    Config
 	hub    *routing.Hub
-	broker routing.Broker
-	names  []string     // names[i] is team i+1's room name
-	mu     []sync.Mutex // mu[i] orders team i+1's first-join/last-leave notices
-	cl     *clustered   // nil: single node (cluster.go)
+	bp     backplane.Node
+	bus    backplane.Bus
+	census backplane.Census
+	teams  []team // teams[i] is team i+1 (shared.go)
 }
 
-// New returns the dialect with the in-process broker. cfg must be valid.
+// New returns the dialect on a single-node backplane (UseBackplane
+// changes it). cfg must be valid.
 func New(cfg Config) *Dialect {
-	d := &Dialect{cfg: cfg, hub: routing.NewHub(), broker: routing.LocalBroker{},
-		names: make([]string, cfg.Teams), mu: make([]sync.Mutex, cfg.Teams)}
-	for i := range d.names {
-		d.names[i] = strconv.Itoa(i + 1)
+	d := &Dialect{cfg: cfg, hub: routing.NewHub(), teams: make([]team, cfg.Teams)}
+	for i := range d.teams {
+		d.teams[i].name = strconv.Itoa(i + 1)
 	}
+	d.UseBackplane(backplane.NewLocal("", nil, 0))
 	return d
 }
 
@@ -51,7 +57,7 @@ func (d *Dialect) Open(c dialect.Conn) dialect.Session { return &session{d: d, c
 // Rooms is the number of teams with at least one connection.
 func (d *Dialect) Rooms() int64 { return d.hub.Rooms() }
 
-// Hub exposes the teams (rooms "1".."N") to tests and a cluster backplane.
+// Hub exposes the teams (rooms "1".."N") to tests.
 func (d *Dialect) Hub() *routing.Hub { return d.hub }
 
 // Error texts (docs/protocols.md fixes the first and the shape of the rest).
@@ -69,7 +75,9 @@ type session struct {
 	team int // 0 until registered
 	room *routing.Room
 	me   *routing.Member
-	cs   clusterSession // cluster mode only (cluster.go)
+
+	gate        pending.Gate // holds messages while the backplane is waited for
+	registering int          // team of the registration in flight (0: none)
 }
 
 // request is every field a teams message may carry, undecoded.
@@ -83,7 +91,7 @@ type request struct {
 var reqs = msg.Reader[request]{Binary: errBinary, NotObject: errNotObject, Invalid: errInvalidJSON}
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if s.d.cl != nil && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a registration is in progress") {
+	if s.gate.Defer(s.c, kind, payload, "too many messages while a registration is in progress") {
 		return
 	}
 	req := reqs.Read(kind, payload, s.fail)
@@ -104,25 +112,7 @@ func (s *session) OnMessage(kind codec.Kind, payload []byte) {
 
 func (s *session) OnTimer(time.Time) {}
 
-func (s *session) OnClose() {
-	if s.d.cl != nil {
-		s.closeCluster()
-	}
-	if s.team == 0 {
-		return
-	}
-	mu := &s.d.mu[s.team-1]
-	mu.Lock()
-	if removed, remaining := s.room.Leave(s.me); removed && remaining == 0 {
-		if s.d.cl != nil {
-			s.d.markTeam(s.team)
-		} else {
-			s.d.notice(s.team, " disconnected")
-		}
-	}
-	mu.Unlock()
-	s.team, s.room, s.me = 0, nil, nil
-}
+func (s *session) OnClose() { s.leave() }
 
 func (s *session) register(raw []byte) {
 	if s.team != 0 {
@@ -134,27 +124,7 @@ func (s *session) register(raw []byte) {
 		s.reply("error", "Invalid team ID: must be an integer from 1 to "+strconv.Itoa(s.d.cfg.Teams))
 		return
 	}
-	m := &routing.Member{ID: strconv.FormatUint(s.c.ID(), 10), Conn: s.c}
-	if s.d.cl != nil {
-		s.registerCluster(team, m)
-		return
-	}
-	mu := &s.d.mu[team-1]
-	mu.Lock()
-	defer mu.Unlock()
-	first := false
-	r, _, err := s.d.hub.JoinOrCreate(s.d.names[team-1], m, nil, func(_ *routing.Room, members []*routing.Member) {
-		first = len(members) == 1
-		s.reply("status", "Team "+s.d.names[team-1]+" registered successfully")
-	})
-	if err != nil { // connection ids are unique: cannot happen
-		s.reply("error", "registration failed: "+err.Error())
-		return
-	}
-	s.team, s.room, s.me = team, r, m
-	if first {
-		s.d.notice(team, " connected")
-	}
+	s.join(team, &routing.Member{ID: strconv.FormatUint(s.c.ID(), 10), Conn: s.c})
 }
 
 func (s *session) send(req *request) {
@@ -172,47 +142,32 @@ func (s *session) send(req *request) {
 		s.reply("error", "Invalid target team: to must be an integer from 1 to "+strconv.Itoa(s.d.cfg.Teams))
 		return
 	}
-	target := s.d.names[to-1]
+	target := s.d.teams[to-1].name
 	f := routing.NewText()
 	f.AppendStr(`{"type":"message","from":`)
-	f.AppendStr(s.d.names[s.team-1])
+	f.AppendStr(s.d.teams[s.team-1].name)
 	f.AppendStr(`,"to":`)
 	f.AppendStr(target)
 	f.AppendStr(`,"message":`)
 	f.SetBuf(codec.AppendString(f.Buf(), msg))
 	f.Append('}')
 	f.End()
-	n := 0
-	if s.d.cl != nil {
-		if !s.d.deliverCluster(target, f, s.c) {
-			s.checkCluster(target, f) // the census copy may lag: ask the bucket
-			f.Release()
-			return
-		}
-		n = 1
-	} else if r := s.d.hub.Get(target); r != nil {
-		n = s.d.broker.Publish(r, f, s.c, false)
-	}
-	f.Release()
-	if n == 0 {
-		s.reply("error", "Team "+target+" is not connected")
+	if !s.d.deliver(target, f, s.c) {
+		s.check(target, f) // the census copy may lag: it answers
+		f.Release()
 		return
 	}
-	s.reply("status", "Message delivered to Team "+target)
+	f.Release()
+	s.answer(target, true)
 }
 
-// notice tells every connection of the other teams "Team N<what>". The
-// caller holds team's mutex.
-func (d *Dialect) notice(team int, what string) {
-	own := d.names[team-1]
-	f := replyFrame("status", "Team "+own+what)
-	d.hub.Range(func(r *routing.Room) bool {
-		if r.Name != own {
-			d.broker.Publish(r, f, nil, false)
-		}
-		return true
-	})
-	f.Release()
+// answer tells the sender whether its message reached team target.
+func (s *session) answer(target string, delivered bool) {
+	if delivered {
+		s.reply("status", "Message delivered to Team "+target)
+	} else {
+		s.reply("error", "Team "+target+" is not connected")
+	}
 }
 
 func (s *session) fail(text string) { s.reply("error", text) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"partyline/backplane"
 	"partyline/codec"
 	"partyline/dialect"
 	"partyline/dialect/dialecttest"
@@ -275,6 +276,34 @@ func TestConcurrentRegistration(t *testing.T) {
 	expect(t, a, "error", "Team 1 is not connected") // no third notice queued before it
 }
 
+// TestRegistrationCancelled: a connection that closes before its
+// registration is answered (the reply waits for the backplane) still
+// leaves the other teams a consistent story: "connected", then
+// "disconnected", and no team behind.
+func TestRegistrationCancelled(t *testing.T) {
+	d := teams.New(teams.Config{Teams: 2})
+	a, sa := open(d, `{"team":1}`)
+	a.RunTasks()
+	b, sb := open(d, `{"team":2}`)
+	sb.OnClose() // before its follow-up ran: the server drops it
+	var got []string
+	for _, p := range a.Frames() {
+		got = append(got, string(p))
+	}
+	want := []string{`{"type":"status","data":"Team 1 registered successfully"}`,
+		`{"type":"status","data":"Team 2 connected"}`, `{"type":"status","data":"Team 2 disconnected"}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("team 1 got %q, want %q", got, want)
+	}
+	if fs := b.Frames(); len(fs) != 0 {
+		t.Fatalf("the closed connection got %q", fs)
+	}
+	sa.OnClose()
+	if n := d.Rooms(); n != 0 {
+		t.Fatalf("%d teams left", n)
+	}
+}
+
 func TestBoundListener(t *testing.T) {
 	t.Parallel()
 	e := start(t, func(c *server.Config) {
@@ -328,13 +357,13 @@ func FuzzTeams(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := teams.New(teams.Config{Teams: 2})
-		peer := dialecttest.New(dialect.Request{Path: "/teams"})
-		ps := d.Open(peer)
-		ps.OnMessage(codec.KindText, []byte(`{"team":2}`))
-		c := dialecttest.New(dialect.Request{Path: "/teams"})
-		s := d.Open(c)
+		d.UseBackplane(inline{backplane.NewLocal("", nil, 0)})
+		peer, ps := open(d, `{"team":2}`)
+		peer.RunTasks()
+		c, s := open(d)
 		for _, msg := range dialecttest.Split(data, 16) {
 			s.OnMessage(codec.KindText, msg)
+			c.RunTasks() // the follow-up of a registration or a send
 		}
 		s.OnClose()
 		ps.OnClose()
@@ -348,6 +377,23 @@ func FuzzTeams(f *testing.F) {
 		}
 	})
 }
+
+// open opens a session of d on a fake connection and sends it msgs.
+func open(d *teams.Dialect, msgs ...string) (*dialecttest.Conn, dialect.Session) {
+	c := dialecttest.New(dialect.Request{Path: "/teams"})
+	s := d.Open(c)
+	for _, m := range msgs {
+		s.OnMessage(codec.KindText, []byte(m))
+	}
+	return c, s
+}
+
+// inline is a single-node backplane whose workers run on the caller's
+// goroutine: a session driven by hand has queued its follow-up (Conn.Do)
+// when the call returns.
+type inline struct{ *backplane.Local }
+
+func (inline) Go(fn func()) bool { fn(); return true }
 
 func checkReply(t *testing.T, p []byte) {
 	t.Helper()

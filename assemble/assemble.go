@@ -53,14 +53,17 @@ func Build(cfg *server.Config) ([]dialect.Dialect, backplane.Service) {
 		// Cluster mode: the dialects share rooms and counts through NATS.
 		node := cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Lease: cfg.NodeLease, Logger: cfg.Logger})
 		bp = node.Service()
+		// party and party-v2 keep rooms of their own on one node (seats,
+		// persistence); in a cluster they use the cluster's registry and
+		// room logs besides the backplane.
 		p.UseCluster(node.Cluster())
 		p2.UseCluster(node.Cluster())
-		t.UseBackplane(node.Backplane())
-		c.UseBackplane(node.Backplane())
-		r.UseBackplane(node.Backplane())
-		n.UseBackplane(node.Backplane())
-		ch.UseBackplane(node.Backplane()) // and presence, through the core they share
 	}
+	t.UseBackplane(bp)
+	c.UseBackplane(bp)
+	r.UseBackplane(bp)
+	n.UseBackplane(bp)
+	ch.UseBackplane(bp) // and presence, through the core they share
 	return []dialect.Dialect{
 		p,
 		p2,

@@ -16,8 +16,7 @@ package teams
 //     another node a moment ago, so before answering "not connected" the
 //     node brings its copy up to date (Census.Sync, on a worker; the
 //     session's later messages wait) and tries again: read-your-writes.
-//     On one node Sync has nothing to wait for: the answer comes a loop
-//     turn later. A registration is counted in the census, and its node
+//     On one node Sync has nothing to wait for: the answer comes at once. A registration is counted in the census, and its node
 //     hears the team's room (Bus.Ensure), before its reply leaves, so once
 //     a client has seen "registered", a send from any node reaches it.
 //   - "Team N connected"/"disconnected" are sent by the node whose census
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"partyline/backplane"
+	"partyline/dialect/internal/pending"
 	"partyline/routing"
 )
 
@@ -85,11 +85,11 @@ func (d *Dialect) UseBackplane(bp backplane.Node) {
 func (s *session) join(team int, m *routing.Member) {
 	d, c, t := s.d, s.c, &s.d.teams[team-1]
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.pending == 0 && t.local.Load() > 0 { // counted and heard already
 		if s.enter(team, m) {
 			t.local.Add(1)
 		}
+		t.mu.Unlock()
 		return
 	}
 	first := t.local.Load() == 0
@@ -102,39 +102,44 @@ func (s *session) join(team int, m *routing.Member) {
 		release func()       // the subscription's, until the room holds it
 	)
 	left.Store(2)
-	finish := func() {
-		if left.Add(-1) > 0 {
-			return
+	complete := func() {
+		defer release()
+		s.registering = 0
+		t.mu.Lock()
+		t.pending--
+		if !s.enter(team, m) {
+			d.drop(team)
 		}
-		c.Do(func() {
-			defer release()
-			s.registering = 0
-			t.mu.Lock()
-			t.pending--
-			if !s.enter(team, m) {
-				d.drop(team)
-			}
-			t.mu.Unlock()
-			t.nmu.Lock()
-			if t.owed {
-				t.owed = false
-				d.notice(team, " connected")
-			}
-			t.nmu.Unlock()
-			s.gate.Open(s.OnMessage)
-		})
+		t.mu.Unlock()
+		t.nmu.Lock()
+		if t.owed {
+			t.owed = false
+			d.notice(team, " connected")
+		}
+		t.nmu.Unlock()
+		s.gate.Open(s.OnMessage)
 	}
-	d.bus.Ensure(t.name, func(rel func()) {
-		release = rel
-		finish()
-	})
-	d.census.Mark(t.name, t.count, func(before, after int) {
-		if first && before == 0 && after > 0 {
-			t.nmu.Lock()
-			t.owed = true
-			t.nmu.Unlock()
+	// On one node both callbacks run inside the calls: the registration
+	// completes in this loop turn, once the team's mu is released.
+	pending.OnLoop(c.Do, func(then func(func())) {
+		finish := func() {
+			if left.Add(-1) == 0 {
+				then(complete)
+			}
 		}
-		finish()
+		d.bus.Ensure(t.name, func(rel func()) {
+			release = rel
+			finish()
+		})
+		d.census.Mark(t.name, t.count, func(before, after int) {
+			if first && before == 0 && after > 0 {
+				t.nmu.Lock()
+				t.owed = true
+				t.nmu.Unlock()
+			}
+			finish()
+		})
+		t.mu.Unlock()
 	})
 }
 
@@ -245,16 +250,20 @@ func (s *session) check(target string, f *routing.Frame) {
 	d, c := s.d, s.c
 	f.Retain()
 	s.gate.Close()
-	if !d.bp.Go(func() {
-		if err := d.census.Sync(syncWait); err != nil {
-			d.bp.Logger().Warn("teams: census not up to date", "err", err) // answered from the copy
-		}
-		c.Do(func() {
-			s.answer(target, d.deliver(target, f, c))
-			f.Release()
-			s.gate.Open(s.OnMessage)
+	busy := false
+	pending.OnLoop(c.Do, func(then func(func())) {
+		busy = !backplane.AfterSync(d.bp, d.census, syncWait, func(err error) {
+			if err != nil {
+				d.bp.Logger().Warn("teams: census not up to date", "err", err) // answered from the copy
+			}
+			then(func() {
+				s.answer(target, d.deliver(target, f, c))
+				f.Release()
+				s.gate.Open(s.OnMessage)
+			})
 		})
-	}) {
+	})
+	if busy {
 		f.Release()
 		s.answer(target, false)
 		s.gate.Open(s.OnMessage)

@@ -13,6 +13,7 @@ import (
 	"partyline/dialect/dialecttest"
 	"partyline/dialect/teams"
 	"partyline/internal/testutil"
+	"partyline/routing"
 	"partyline/server"
 )
 
@@ -282,10 +283,14 @@ func TestConcurrentRegistration(t *testing.T) {
 // "disconnected", and no team behind.
 func TestRegistrationCancelled(t *testing.T) {
 	d := teams.New(teams.Config{Teams: 2})
+	bp := deferred{Local: backplane.NewLocal("", nil, 0), held: new([]func())}
+	d.UseBackplane(bp)
 	a, sa := open(d, `{"team":1}`)
+	bp.run()
 	a.RunTasks()
 	b, sb := open(d, `{"team":2}`)
 	sb.OnClose() // before its follow-up ran: the server drops it
+	bp.run()     // the subscription is confirmed after the close
 	var got []string
 	for _, p := range a.Frames() {
 		got = append(got, string(p))
@@ -394,6 +399,35 @@ func open(d *teams.Dialect, msgs ...string) (*dialecttest.Conn, dialect.Session)
 type inline struct{ *backplane.Local }
 
 func (inline) Go(fn func()) bool { fn(); return true }
+
+// deferred is a single-node backplane whose Bus.Ensure answers only when
+// the test calls run, as a cluster's may answer after the connection
+// closed: a registration stays in flight meanwhile.
+type deferred struct {
+	*backplane.Local
+	held *[]func()
+}
+
+func (d deferred) Bus(ns string, hub *routing.Hub) backplane.Bus {
+	return deferredBus{d.Local.Bus(ns, hub), d.held}
+}
+
+func (d deferred) run() {
+	h := *d.held
+	*d.held = nil
+	for _, f := range h {
+		f()
+	}
+}
+
+type deferredBus struct {
+	backplane.Bus
+	held *[]func()
+}
+
+func (b deferredBus) Ensure(name string, done func(release func())) {
+	*b.held = append(*b.held, func() { b.Bus.Ensure(name, done) })
+}
 
 func checkReply(t *testing.T, p []byte) {
 	t.Helper()

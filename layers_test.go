@@ -9,9 +9,11 @@ import (
 )
 
 // layers ranks the packages: a package may import only packages of a lower
-// rank, so the imports point one way, main -> assemble -> server -> dialect ->
-// routing/auth/store/cluster -> codec. The longest matching prefix wins;
-// "/" ends a prefix that covers the packages below it only.
+// rank, so the imports point one way, main -> assemble -> server ->
+// dialect -> backplane -> routing/auth/store -> codec; cluster implements
+// backplane over NATS and only assemble (and tests) import it. The longest
+// matching prefix wins; "/" ends a prefix that covers the packages below it
+// only.
 var layers = []struct {
 	prefix string
 	rank   int
@@ -24,13 +26,13 @@ var layers = []struct {
 	{"partyline/store", 1},
 	{"partyline/web", 1},       // the pages and the SDK: they know dialects by name only
 	{"partyline/backplane", 2}, // what the dialects share with other nodes
-	{"partyline/cluster", 3},   // backplane over NATS
 	{"partyline/dialect", 3},   // the seam: Dialect, Session, Conn
 	{"partyline/dialect/internal/", 4},
 	{"partyline/webhook", 4},          // delivers dialect.Events; the server owns it
 	{"partyline/dialect/presence", 5}, // chat counts its users online
 	{"partyline/dialect/", 6},
 	{"partyline/httpapi", 7},
+	{"partyline/cluster", 7}, // the backplane over NATS: above the dialects, which see only package backplane
 	{"partyline/server", 8},
 	{"partyline/assemble", 9}, // the wiring: which dialects, which backplane
 	{"partyline", 10},
@@ -90,6 +92,9 @@ func TestImportLayers(t *testing.T) {
 		}
 		n++
 		for _, imp := range pkg.Imports {
+			if strings.HasPrefix(imp, "github.com/nats-io/") && strings.HasPrefix(path, "partyline/dialect") {
+				t.Errorf("%s imports %s: dialects reach other nodes through package backplane only", path, imp)
+			}
 			if imp != "partyline" && !strings.HasPrefix(imp, "partyline/") {
 				continue
 			}

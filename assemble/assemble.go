@@ -50,8 +50,8 @@ func Build(cfg *server.Config) ([]dialect.Dialect, backplane.Service) {
 		// Cluster mode: the dialects share rooms and counts through NATS.
 		node := cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Lease: cfg.NodeLease, Logger: cfg.Logger})
 		bp = node.Service()
-		p.UseCluster(node)
-		p2.UseCluster(node)
+		p.UseCluster(node.Cluster())
+		p2.UseCluster(node.Cluster())
 		t.UseCluster(node)
 		c.UseCluster(node)
 		r.UseCluster(node)

@@ -266,3 +266,75 @@ func bucketKV(t testing.TB, url, bucket string) jetstream.KeyValue {
 	}
 	return kv
 }
+
+// A killed node's member stays in the room while the party bucket refuses
+// writes (its message size limit is too small for any record): the reap
+// fails, and is run again until the bucket takes writes, then the room
+// hears peer_left and its record holds the live node's member only.
+func TestPartyReapFailsThenDone(t *testing.T) {
+	ns := startNATS(t)
+	victim, base := startVictim(t, ns.url, runID+"-reapvictim")
+	var vc *testutil.Client
+	await(t, 20*time.Second, "victim node accepting", func() bool {
+		c, err := testutil.TryDial(t, base+"/party", nil)
+		vc = c
+		return err == nil
+	})
+	a := node(t, ns.url, "a", nil)
+	ca := party(t, a)
+	code, _ := createRoom(t, ca, "alice", 0)
+	joinRoom(t, vc, "bob", code)
+	ca.Expect("peer_joined")
+
+	nc, err := nats.Connect(ns.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "KV_"+cluster.BucketParty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := st.CachedInfo().Config
+	limit := sc.MaxMsgSize
+	sc.MaxMsgSize = 1
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 20*time.Second, "the failed reap retried", func() bool {
+		v, _ := metric(t, testutil.HTTPURL(a, "/metrics"), "partyline_cluster_cleanup_retries_total")
+		return v > 0
+	})
+	sc.MaxMsgSize = limit
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ca.TryRead(20 * time.Second)
+	if err != nil || m.Str("type") != "peer_left" || m.Str("clientId") != "bob" {
+		t.Fatalf("after the bucket takes writes again: %v %v", m, err)
+	}
+	e, err := bucketKV(t, ns.url, cluster.BucketParty).Get(ctx, "room."+code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct{ Members []struct{ C string } }
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Members) != 1 || rec.Members[0].C != "alice" {
+		t.Fatalf("room record members %v, want alice only", rec.Members)
+	}
+	await(t, 10*time.Second, "clean-up queue empty", func() bool {
+		v, ok := metric(t, testutil.HTTPURL(a, "/metrics"), "partyline_cluster_cleanup_queue")
+		return ok && v == 0
+	})
+}

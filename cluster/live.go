@@ -310,8 +310,8 @@ func (l *liveness) fenced(w jetstream.KeyWatcher) {
 // reap runs every reaper for g, in order, once; a reaper that fails (it
 // did all it could, but NATS did not take every change) is queued on the
 // clean-up queue, which runs it again until it succeeds. One cut short by
-// Stop is not: the dead node has no lease, so the next node to start
-// removes what is left (orphans).
+// Stop is not: once the dead node's lease is gone from the bucket, the
+// next node to start removes what is left (orphans).
 func (l *liveness) reap(g Gone) {
 	n := l.n
 	n.mu.Lock()

@@ -117,30 +117,16 @@ func TestNamesReapFailsThenDone(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "a sees b", func() bool { return slices.Contains(a.Alive(), "b") })
 
-	// Every write to pl_names is refused from now on.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := a.js.Stream(ctx, "KV_"+BucketNames)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := st.CachedInfo().Config
-	limit := sc.MaxMsgSize
-	sc.MaxMsgSize = 1
-	if _, err := a.js.UpdateStream(ctx, sc); err != nil {
-		t.Fatal(err)
-	}
+	restore := RefuseWrites(t, a.js, BucketNames)
 	_ = b.Stop() // a reaps b at once: its delete of bob's claim fails
 	waitFor(t, 10*time.Second, "the failed reap retried", func() bool { return a.Metrics().CleanupRetried > 0 })
-	if _, err := an.n.buckets[BucketNames].Get(ctx, an.key("room", "bob")); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv := a.KV(BucketNames)
+	if _, err := kv.Get(ctx, an.key("room", "bob")); err != nil {
 		t.Fatalf("bob's claim while writes are refused: %v", err)
 	}
-	sc.MaxMsgSize = limit
-	if _, err := a.js.UpdateStream(ctx, sc); err != nil {
-		t.Fatal(err)
-	}
-
-	kv := a.KV(BucketNames)
+	restore()
 	waitFor(t, 20*time.Second, "bob's claim released", func() bool {
 		_, err := kv.Get(ctx, an.key("room", "bob"))
 		return errors.Is(err, jetstream.ErrKeyNotFound)
@@ -152,4 +138,29 @@ func TestNamesReapFailsThenDone(t *testing.T) {
 	if d := a.Metrics().DroppedBy; d != ([len(DropReasons)]int64{}) {
 		t.Fatalf("dropped %v", d)
 	}
+}
+
+// RefuseWrites makes bucket refuse every write (its stream's message size
+// limit drops below any record or delete mark: a JetStream error, not a
+// lost revision check) until restore puts the limit back. For the tests
+// of this package and of cluster_test.
+func RefuseWrites(t testing.TB, js jetstream.JetStream, bucket string) (restore func()) {
+	t.Helper()
+	set := func(size int32) (was int32) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := js.Stream(ctx, "KV_"+bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := st.CachedInfo().Config
+		was, sc.MaxMsgSize = sc.MaxMsgSize, size
+		if _, err := js.UpdateStream(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+		return was
+	}
+	limit := set(1)
+	return func() { set(limit) }
 }

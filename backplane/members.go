@@ -32,9 +32,12 @@ type Cluster interface {
 
 	// OnNodeDead registers fn to run (on a backplane goroutine; it may
 	// block) when another node is gone and this node is the one that
-	// cleans up after it: fn removes every entry g.Holds. Call before the
-	// server starts.
-	OnNodeDead(fn func(g Gone))
+	// cleans up after it: fn removes every entry g.Holds. It does all it
+	// can and returns the first error that left an entry in place (not
+	// ErrConflict or ErrNotFound: someone else changed that entry); fn is
+	// then run again later until it returns nil, so it re-reads what it
+	// changes and re-checks g.Holds. Call before the server starts.
+	OnNodeDead(fn func(g Gone) error)
 
 	// Registry is the shared record bucket called name ("party": the
 	// party rooms and their retained states). Usable once the server has

@@ -14,8 +14,8 @@ import (
 func (n *Node) Cluster() backplane.Cluster { return plane{n} }
 
 // OnNodeDead implements backplane.Cluster.
-func (p plane) OnNodeDead(fn func(g backplane.Gone)) {
-	p.Node.OnNodeDead(func(g Gone) { fn(g) })
+func (p plane) OnNodeDead(fn func(g backplane.Gone) error) {
+	p.Node.OnNodeDead(func(g Gone) error { return fn(g) })
 }
 
 // Registry implements backplane.Cluster: the key-value bucket pl_<name>,
@@ -68,16 +68,7 @@ func (r registry) Purge(ctx context.Context, key string) error {
 }
 
 func (r registry) Keys(ctx context.Context, prefix string) ([]string, error) {
-	kl, err := r.kv().ListKeysFiltered(ctx, prefix+"*")
-	if err != nil {
-		return nil, err
-	}
-	var keys []string
-	for k := range kl.Keys() {
-		keys = append(keys, k)
-	}
-	_ = kl.Stop()
-	return keys, ctx.Err() // the lister ends without an error when ctx does
+	return listKeys(ctx, r.kv(), prefix+"*")
 }
 
 // seamErr wraps a bucket's error so that errors.Is finds

@@ -430,22 +430,13 @@ func (w *censusWriter) watch(kw jetstream.KeyWatcher) {
 	}
 }
 
-// reap removes a dead node's entries from every count.
-func (w *censusWriter) reap(g Gone) {
+// reap removes a dead node's entries from every count; it returns the
+// first error that left one in place.
+func (w *censusWriter) reap(g Gone) error {
 	n := w.n
 	ctx, cancel := context5(n)
-	defer cancel()
-	kl, err := n.buckets[BucketCensus].ListKeys(ctx)
-	if err != nil {
-		if !NotFound(err) && !strings.Contains(err.Error(), "no keys") {
-			n.log.Warn("cluster: census reap", "err", err)
-		}
-		return
-	}
-	var keys []string
-	for k := range kl.Keys() {
-		keys = append(keys, k)
-	}
+	keys, first := listKeys(ctx, n.buckets[BucketCensus], ">")
+	cancel()
 	for _, key := range keys {
 		before, after, err := update(n, BucketCensus, key, func(m map[string]int) (bool, error) {
 			changed := false
@@ -457,6 +448,9 @@ func (w *censusWriter) reap(g Gone) {
 			}
 			return changed, nil
 		})
+		if err != nil && first == nil {
+			first = err
+		}
 		if err != nil || before == after {
 			continue
 		}
@@ -469,6 +463,7 @@ func (w *censusWriter) reap(g Gone) {
 			c.OnReap(room, before, after)
 		}
 	}
+	return first
 }
 
 // RemoteTotal is the room's count on the other nodes, read from the

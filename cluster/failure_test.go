@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"partyline/cluster"
 	"partyline/internal/testutil"
+	"partyline/server"
 )
 
 func freePort(t testing.TB) int {
@@ -58,21 +60,7 @@ func startVictim(t *testing.T, nsURL, id string, extra ...string) (*exec.Cmd, st
 // its lease the lowest live node does, and the room hears peer_left.
 func TestNodeKilled(t *testing.T) {
 	ns := startNATS(t)
-	victim, base := startVictim(t, ns.url, runID+"-victim")
-	url := base + "/party"
-	var vc *testutil.Client
-	await(t, 20*time.Second, "victim node accepting", func() bool {
-		c, err := testutil.TryDial(t, url, nil)
-		vc = c
-		return err == nil
-	})
-
-	a := node(t, ns.url, "a", nil)
-	ca := party(t, a)
-	code, _ := createRoom(t, ca, "alice", 2)
-	joinRoom(t, vc, "bob", code)
-	ca.Expect("peer_joined")
-
+	victim, a, ca, code := victimRoom(t, ns, runID+"-victim", 2)
 	if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -227,27 +215,42 @@ func TestPartyLeavesDuringOutage(t *testing.T) {
 	ns.start()
 
 	kv := bucketKV(t, ns.url, cluster.BucketParty)
-	await(t, 30*time.Second, "the record holds alice only", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e, err := kv.Get(ctx, "room."+code)
-		if err != nil {
-			return false
-		}
-		var rec struct{ Members []struct{ C string } }
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			t.Fatal(err)
-		}
-		return len(rec.Members) == 1 && rec.Members[0].C == "alice"
-	})
+	await(t, 30*time.Second, "the record holds alice only", func() bool { return recordHolds(t, kv, code, "alice") })
+	awaitCleanups(t, a)
+}
+
+// recordHolds reports whether party room code's record (in kv) has the
+// members ids, in order.
+func recordHolds(t testing.TB, kv jetstream.KeyValue, code string, ids ...string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := kv.Get(ctx, "room."+code)
+	if err != nil {
+		return false
+	}
+	var rec struct{ Members []struct{ C string } }
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(rec.Members))
+	for i, x := range rec.Members {
+		got[i] = x.C
+	}
+	return slices.Equal(got, ids)
+}
+
+// awaitCleanups waits until node s has no clean-up left.
+func awaitCleanups(t testing.TB, s *server.Server) {
+	t.Helper()
 	await(t, 10*time.Second, "clean-up queue empty", func() bool {
-		v, ok := metric(t, testutil.HTTPURL(a, "/metrics"), "partyline_cluster_cleanup_queue")
+		v, ok := metric(t, testutil.HTTPURL(s, "/metrics"), "partyline_cluster_cleanup_queue")
 		return ok && v == 0
 	})
 }
 
-// bucketKV opens a bucket on the test's NATS server.
-func bucketKV(t testing.TB, url, bucket string) jetstream.KeyValue {
+// natsJS connects to the test's NATS server (closed at cleanup).
+func natsJS(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -258,11 +261,67 @@ func bucketKV(t testing.TB, url, bucket string) jetstream.KeyValue {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+// bucketKV opens a bucket on the test's NATS server.
+func bucketKV(t testing.TB, url, bucket string) jetstream.KeyValue {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, bucket)
+	kv, err := natsJS(t, url).KeyValue(ctx, bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return kv
+}
+
+// victimRoom starts a victim node id (startVictim) and node a; alice on a
+// creates a party room of max members (0: no limit) and bob joins it on
+// the victim. It returns the victim process, a, alice and the room code.
+func victimRoom(t *testing.T, ns *natsServer, id string, max int) (*exec.Cmd, *server.Server, *testutil.Client, string) {
+	t.Helper()
+	victim, base := startVictim(t, ns.url, id)
+	var vc *testutil.Client
+	await(t, 20*time.Second, "victim node accepting", func() bool {
+		c, err := testutil.TryDial(t, base+"/party", nil)
+		vc = c
+		return err == nil
+	})
+	a := node(t, ns.url, "a", nil)
+	ca := party(t, a)
+	code, _ := createRoom(t, ca, "alice", max)
+	joinRoom(t, vc, "bob", code)
+	ca.Expect("peer_joined")
+	return victim, a, ca, code
+}
+
+// A killed node's member stays in the room while the party bucket refuses
+// writes (its message size limit is too small for any record): the reap
+// fails, and is run again until the bucket takes writes, then the room
+// hears peer_left and its record holds the live node's member only.
+func TestPartyReapFailsThenDone(t *testing.T) {
+	ns := startNATS(t)
+	victim, a, ca, code := victimRoom(t, ns, runID+"-reapvictim", 0)
+	restore := cluster.RefuseWrites(t, natsJS(t, ns.url), cluster.BucketParty)
+	if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 20*time.Second, "the failed reap retried", func() bool {
+		v, _ := metric(t, testutil.HTTPURL(a, "/metrics"), "partyline_cluster_cleanup_retries_total")
+		return v > 0
+	})
+	kv := bucketKV(t, ns.url, cluster.BucketParty)
+	if !recordHolds(t, kv, code, "alice", "bob") {
+		t.Fatal("bob left the record while it refused writes")
+	}
+	restore()
+	m, err := ca.TryRead(20 * time.Second)
+	if err != nil || m.Str("type") != "peer_left" || m.Str("clientId") != "bob" {
+		t.Fatalf("after the bucket takes writes again: %v %v", m, err)
+	}
+	if !recordHolds(t, kv, code, "alice") {
+		t.Fatal("the room's record does not hold alice only")
+	}
+	awaitCleanups(t, a)
 }

@@ -24,6 +24,7 @@ type liveness struct {
 
 	mu        sync.Mutex           // guards the following
 	seen      map[string]time.Time // other nodes -> when their lease last changed
+	incs      map[string]string    // other nodes -> incarnation in their last lease
 	connected bool
 	since     time.Time // connected since
 }
@@ -31,7 +32,7 @@ type liveness struct {
 func newLiveness(n *Node) *liveness {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &liveness{n: n, inc: hex.EncodeToString(b[:]), seen: map[string]time.Time{}}
+	return &liveness{n: n, inc: hex.EncodeToString(b[:]), seen: map[string]time.Time{}, incs: map[string]string{}}
 }
 
 // Member is this process's name in shared state: node id and incarnation,
@@ -200,8 +201,9 @@ func (l *liveness) watch(w jetstream.KeyWatcher) {
 			}
 			switch e.Operation() {
 			case jetstream.KeyValuePut:
+				_, inc := MemberNode(string(e.Value()))
 				l.mu.Lock()
-				l.seen[id] = time.Now()
+				l.seen[id], l.incs[id] = time.Now(), inc
 				l.mu.Unlock()
 			default: // deleted: the node left
 				l.dead(id)
@@ -248,6 +250,7 @@ func (l *liveness) dead(id string) {
 		return
 	}
 	delete(l.seen, id)
+	delete(l.incs, id)
 	first := true
 	for other := range l.seen {
 		if other < l.n.id {
@@ -304,13 +307,49 @@ func (l *liveness) fenced(w jetstream.KeyWatcher) {
 	}
 }
 
+// reap runs every reaper for g, in order, once; a reaper that fails (it
+// did all it could, but NATS did not take every change) is queued on the
+// clean-up queue, which runs it again until it succeeds. One cut short by
+// Stop is not: once the dead node's lease is gone from the bucket, the
+// next node to start removes what is left (orphans).
 func (l *liveness) reap(g Gone) {
-	l.n.mu.Lock()
-	fns := slices.Clone(l.n.onDead)
-	l.n.mu.Unlock()
+	n := l.n
+	n.mu.Lock()
+	fns := slices.Clone(n.onDead)
+	n.mu.Unlock()
 	for _, fn := range fns {
-		fn(g)
+		err := fn(g)
+		if err == nil {
+			continue
+		}
+		if n.stopped.Load() {
+			n.log.Info("cluster: reap cut short by stop (the next node to start removes what is left)", "gone", g.node, "err", err)
+			continue
+		}
+		n.log.Warn("cluster: reap failed, queued to run again", "gone", g.node, "err", err)
+		n.Cleanup(func() error { return fn(l.again(g)) })
 	}
+}
+
+// again is g for a reaper run again, maybe long after g was made: who is
+// gone is asked anew. The orphans are checked again, and a dead node that
+// is back (its lease renewed since: it restarted, or was only cut off and
+// its fence mark closes its connections) keeps the entries of its current
+// incarnation. A dead node's lease stays in the bucket for a while: only
+// a renewal seen since its death says it is back.
+func (l *liveness) again(g Gone) Gone {
+	if g.orphans != nil {
+		g.orphans = &leaseCheck{n: l.n, seen: map[string]bool{l.n.id: true}}
+	}
+	if g.keepInc != "" { // this node's earlier runs
+		return g
+	}
+	l.mu.Lock()
+	if _, back := l.seen[g.node]; back {
+		g.keepInc = l.incs[g.node]
+	}
+	l.mu.Unlock()
+	return g
 }
 
 func (l *liveness) disconnected() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +20,22 @@ func backoff(try int) {
 // context5 is a context for a longer maintenance walk (30 s).
 func context5(n *Node) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(n.ctx, 30*time.Second)
+}
+
+// listKeys lists the keys of kv that match filter. The lister ends
+// without an error when ctx does: then the keys listed before and ctx's
+// error are returned.
+func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
+	kl, err := kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k := range kl.Keys() {
+		keys = append(keys, k)
+	}
+	_ = kl.Stop()
+	return keys, ctx.Err()
 }
 
 // Names is a cluster-wide set of claimed names in one namespace (channel
@@ -65,27 +80,21 @@ func (s *Names) Release(scope, name string, rev uint64) error {
 	return err
 }
 
-func (s *Names) reap(g Gone) {
-	n := s.n
-	ctx, cancel := context5(n)
+// reap releases the claims of the gone; it returns the first error that
+// left one in place (a claim changed meanwhile is someone else's).
+func (s *Names) reap(g Gone) error {
+	ctx, cancel := context5(s.n)
 	defer cancel()
-	kv := n.buckets[BucketNames]
-	kl, err := kv.ListKeysFiltered(ctx, s.ns+".>")
-	if err != nil {
-		if !strings.Contains(err.Error(), "no keys") {
-			n.log.Warn("cluster: names reap", "err", err)
-		}
-		return
-	}
-	var keys []string
-	for k := range kl.Keys() {
-		keys = append(keys, k)
-	}
+	kv := s.n.buckets[BucketNames]
+	keys, first := listKeys(ctx, kv, s.ns+".>")
 	for _, k := range keys {
 		e, err := kv.Get(ctx, k)
-		if err != nil || !g.Holds(string(e.Value())) {
-			continue
+		if err == nil && g.Holds(string(e.Value())) {
+			err = kv.Delete(ctx, k, jetstream.LastRevision(e.Revision()))
 		}
-		_ = kv.Delete(ctx, k, jetstream.LastRevision(e.Revision()))
+		if err != nil && !NotFound(err) && !Conflict(err) && first == nil {
+			first = err
+		}
 	}
+	return first
 }

@@ -91,7 +91,7 @@ type Node struct {
 
 	mu      sync.Mutex                       // guards the following
 	direct  map[string]func(backplane.Msg)   // Pl-Kind -> handler
-	onDead  []func(Gone)                     // dead-node reapers
+	onDead  []func(Gone) error               // dead-node reapers
 	onFence []func()                         // see OnFenced
 	brokers map[string]*Broker               // by namespace
 	allSubs map[string]func(m backplane.Msg) // "all" subjects by namespace
@@ -361,8 +361,12 @@ func Origin(m *Msg) string { return m.Header.Get(HdrOrigin) }
 // when another node's lease expires and this node is the one that cleans
 // up after it: fn removes every entry g.Holds. At Start it also runs for
 // what a crashed earlier run of this node id left and for the entries of
-// nodes without a lease (see Gone). Call before Start.
-func (n *Node) OnNodeDead(fn func(g Gone)) {
+// nodes without a lease (see Gone). fn does all it can and returns the
+// first error that left something in place (not a lost revision check or
+// a missing key: someone else changed that entry); it is then run again on
+// the clean-up queue (Cleanup) until it succeeds, so it must re-read and
+// re-check g.Holds. Call before Start.
+func (n *Node) OnNodeDead(fn func(g Gone) error) {
 	n.mu.Lock()
 	n.onDead = append(n.onDead, fn)
 	n.mu.Unlock()

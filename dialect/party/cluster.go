@@ -985,61 +985,73 @@ func (d *Dialect) closeMember(m backplane.Msg, code uint16, reason string) {
 	}
 }
 
-// reap removes a dead node's members from every room, with peer_left.
-func (d *Dialect) reap(g backplane.Gone) {
+// reap removes a dead node's members from every room, with peer_left. It
+// goes through every room it could list and returns the first registry
+// error (the backplane runs it again: a room it changed no longer holds
+// the dead node's members).
+func (d *Dialect) reap(g backplane.Gone) error {
 	n := d.cl.n
 	ctx, cancel := n.Ctx()
-	keys, _ := d.cl.reg.Keys(ctx, d.prof.key) // what was listed before an error
-	var codes []string
-	for _, k := range keys {
-		codes = append(codes, strings.TrimPrefix(k, d.prof.key))
-	}
+	keys, first := d.cl.reg.Keys(ctx, d.prof.key) // on an error, what was listed before it
 	cancel()
-	for _, code := range codes {
+	for _, k := range keys {
+		code := strings.TrimPrefix(k, d.prof.key)
+		var err error
 		if d.prof.slots {
-			d.reapV2(code, g)
-			continue
+			err = d.reapV2(code, g)
+		} else {
+			err = d.reapRoom(code, g)
 		}
-		// With seat grace a dead node's members become away seats kept
-		// by this node (those already away keep their deadline); without
-		// it, or past the deadline, they leave.
-		var gone, away, kept []recMember
-		now := time.Now().UnixMilli()
-		changed, _ := d.updateRoom(code, func(rec *roomRec) []recMember {
-			gone, away, kept = nil, nil, nil
-			next := rec.Members[:0:0]
-			for _, x := range rec.Members {
-				switch {
-				case !g.Holds(x.Member):
-				case d.cfg.SeatGrace <= 0 || (x.Away != 0 && x.Away <= now):
-					gone = append(gone, x)
-					continue
-				case x.Away == 0:
-					x.Away, x.Member = now+d.cfg.SeatGrace.Milliseconds(), n.Member()
-					away = append(away, x)
-				default:
-					x.Member = n.Member()
-					kept = append(kept, x)
-				}
-				next = append(next, x)
-			}
-			rec.Members = next
-			return append(append(append([]recMember(nil), gone...), away...), kept...)
-		})
-		if len(changed) == 0 {
-			continue
-		}
-		for _, x := range gone {
-			d.announceLeft(code, x)
-		}
-		for _, x := range away {
-			d.announceCode(code, `{"type":"peer_away","clientId":`, "away", x, nil)
-			d.expireAway(code, x)
-		}
-		for _, x := range kept {
-			d.expireAway(code, x)
+		if first == nil {
+			first = err
 		}
 	}
+	return first
+}
+
+// reapRoom removes a dead node's members from one party-v1 room.
+func (d *Dialect) reapRoom(code string, g backplane.Gone) error {
+	n := d.cl.n
+	// With seat grace a dead node's members become away seats kept
+	// by this node (those already away keep their deadline); without
+	// it, or past the deadline, they leave.
+	var gone, away, kept []recMember
+	now := time.Now().UnixMilli()
+	changed, err := d.updateRoom(code, func(rec *roomRec) []recMember {
+		gone, away, kept = nil, nil, nil
+		next := rec.Members[:0:0]
+		for _, x := range rec.Members {
+			switch {
+			case !g.Holds(x.Member):
+			case d.cfg.SeatGrace <= 0 || (x.Away != 0 && x.Away <= now):
+				gone = append(gone, x)
+				continue
+			case x.Away == 0:
+				x.Away, x.Member = now+d.cfg.SeatGrace.Milliseconds(), n.Member()
+				away = append(away, x)
+			default:
+				x.Member = n.Member()
+				kept = append(kept, x)
+			}
+			next = append(next, x)
+		}
+		rec.Members = next
+		return append(append(append([]recMember(nil), gone...), away...), kept...)
+	})
+	if len(changed) == 0 {
+		return err // nil, or nothing changed
+	}
+	for _, x := range gone {
+		d.announceLeft(code, x)
+	}
+	for _, x := range away {
+		d.announceCode(code, `{"type":"peer_away","clientId":`, "away", x, nil)
+		d.expireAway(code, x)
+	}
+	for _, x := range kept {
+		d.expireAway(code, x)
+	}
+	return nil
 }
 
 // roomInfo reads a room from the registry for GET /api/rooms/{code}.

@@ -246,7 +246,7 @@ func (d *Dialect) closeLocal(code, id string, closeCode uint16) {
 // reapV2 marks a dead node's connected entries of the room off (peer_left)
 // and takes over the host's grace timer if that node kept it; a room left
 // with nobody connected is deleted.
-func (d *Dialect) reapV2(code string, g backplane.Gone) {
+func (d *Dialect) reapV2(code string, g backplane.Gone) error {
 	var off []recMember
 	var grace int64
 	if _, err := d.updateRoom(code, func(rec *roomRec) []recMember {
@@ -274,7 +274,7 @@ func (d *Dialect) reapV2(code string, g backplane.Gone) {
 		}
 		return changed
 	}); err != nil {
-		return // the party reaper ignores registry errors (see reap)
+		return err // nothing changed: reap runs again
 	}
 	for _, x := range off {
 		d.announceLeft(code, x)
@@ -282,4 +282,5 @@ func (d *Dialect) reapV2(code string, g backplane.Gone) {
 	if grace != 0 {
 		d.hostGrace(code, grace)
 	}
+	return nil
 }

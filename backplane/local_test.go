@@ -99,3 +99,10 @@ func TestLocalBusDeliversLocally(t *testing.T) {
 		t.Fatalf("PublishName to a missing room reached %d", n)
 	}
 }
+
+func TestBlockingRunsAtOnceOnASingleNode(t *testing.T) {
+	ran := false
+	if !backplane.Blocking(backplane.NewLocal("", nil, 0), func() { ran = true }) || !ran {
+		t.Fatal("Blocking on Local did not run fn before returning")
+	}
+}

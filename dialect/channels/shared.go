@@ -10,7 +10,8 @@ package channels
 //   - A user name is unique per channel on every node: a claim (after the
 //     local check) is a create-if-absent of the name in the backplane's
 //     names, made on a worker and answered on the loop; the session's
-//     later messages wait meanwhile (on one node, a loop turn). A released
+//     later messages wait meanwhile (on one node the names are in memory:
+//     the claim is made and answered at once, backplane.Blocking). A released
 //     name (lost identity, new claim, disconnect) is released in the names
 //     on the clean-up queue; in a cluster a dead node's names are removed
 //     by the reaper.
@@ -32,35 +33,40 @@ func (d *Dialect) UseBackplane(bp backplane.Node) {
 }
 
 // claim claims name (reserved locally) in the backplane's names on a
-// worker; the answer comes back on the loop.
+// worker (at once on one node); the answer comes back on the loop.
 func (s *session) claim(name string) {
 	d, c := s.d, s.c
 	op := &pending.Op{}
 	s.op, s.want = op, name
 	s.gate.Close()
 	channel := s.room.Name
-	work := func() {
-		rev, ok, err := d.names.Claim(channel, name)
-		if err != nil {
-			ok = false
-		}
-		var undo func()
-		if ok {
-			undo = func() { d.unclaim(channel, name, rev) }
-		}
-		if !op.Finish(undo) {
-			if undo != nil {
-				undo()
+	started := false
+	// On one node the claim is answered before Blocking returns, and the
+	// session goes on in this loop turn.
+	pending.OnLoop(c.Do, func(then func(func())) {
+		started = backplane.Blocking(d.bp, func() {
+			rev, ok, err := d.names.Claim(channel, name)
+			if err != nil {
+				ok = false
 			}
-			return
-		}
-		c.Do(func() {
-			s.op = nil
-			s.claimed(name, ok, rev)
-			s.gate.Open(s.OnMessage)
+			var undo func()
+			if ok {
+				undo = func() { d.unclaim(channel, name, rev) }
+			}
+			if !op.Finish(undo) {
+				if undo != nil {
+					undo()
+				}
+				return
+			}
+			then(func() {
+				s.op = nil
+				s.claimed(name, ok, rev)
+				s.gate.Open(s.OnMessage)
+			})
 		})
-	}
-	if !d.bp.Go(work) {
+	})
+	if !started {
 		s.op = nil
 		s.gate.Open(s.OnMessage)
 		s.unreserve(name)

@@ -118,7 +118,7 @@ type roomState struct {
 	public bool
 	meta   []byte // JSON, at most dialect.MaxMetadata bytes; nil: none
 
-	// cluster mode only
+	// the shared store (cluster.go) only
 	id     string            // the room's id in the registry
 	rev    uint64            // the seq of state (cluster_log.go keepState)
 	roster map[string]string // clientId -> node (backplane.Cluster.Member), every node's members
@@ -159,7 +159,7 @@ type member struct {
 	token    string
 	quotedID []byte      // the clientId as a JSON string, encoded once
 	replaced atomic.Bool // a newer connection took this clientId
-	inst     string      // cluster mode: this connection's instance in the registry
+	inst     string      // shared store: this connection's instance in the registry
 	away     bool        // a seat kept for a member whose connection dropped (seats.go)
 	restored bool        // an away seat restored from the store: only its token reclaims it
 	index    int         // party-v2: the slot index (quotedID is its decimal form)

@@ -29,8 +29,8 @@ import (
 //   - codes, error texts and the created/joined fields.
 //
 // A party-v2 room has no offsets or history (2.x has no recovery) and is
-// not persisted. In cluster mode it uses party's cluster machinery with
-// the slots in the registry record (v2cluster.go).
+// not persisted. In a cluster (the shared store) it uses party's cluster
+// machinery with the slots in the registry record (v2cluster.go).
 
 // profile is what tells the party dialects apart.
 type profile struct {

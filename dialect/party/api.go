@@ -12,8 +12,9 @@ import (
 	"partyline/routing"
 )
 
-// The rooms API (dialect.RoomAPI, docs/api.md) of party and party-v2. Its
-// methods run on net/http goroutines and act on a room as its sessions
+// The rooms API (dialect.RoomAPI, docs/api.md) of party and party-v2: each
+// method asks the roomStore (its api* method). Here the local store's:
+// they run on net/http goroutines and act on a room as its sessions
 // do: membership changes under the room's lock (Join, LeaveThen, CloseIf),
 // sequenced publishes between BeginSeq and EndSeq, frames queued and
 // connections closed through their Sender/Conn (any goroutine, never
@@ -23,15 +24,9 @@ import (
 // party client may not use it.
 const ServerID = "server"
 
-// errClusterAPI refuses POST /api/rooms in cluster mode.
-var errClusterAPI = dialect.APIErr(http.StatusNotImplemented, "not available in cluster mode yet: the registry has no place for a room waiting for its first member")
-
 func notFound(code string) error {
 	return dialect.APIErr(http.StatusNotFound, "room not found: "+code)
 }
-
-// inCluster: the node is in a cluster (rooms live in the registry).
-func (d *Dialect) inCluster() bool { return d.cl != nil }
 
 // apiRoom finds a live room by its code for the API.
 func (d *Dialect) apiRoom(code string) (*routing.Room, *roomState, error) {
@@ -84,9 +79,11 @@ func (d *Dialect) ListRooms(f dialect.RoomFilter, after string, limit int) ([]di
 	if !d.prof.slots {
 		f.Prefix = strings.ToUpper(f.Prefix) // party codes are case-insensitive
 	}
-	if d.cl != nil {
-		return d.clusterList(f, after, limit)
-	}
+	return d.rooms.apiList(f, after, limit)
+}
+
+// apiList lists this node's rooms (ListRooms).
+func (d local) apiList(f dialect.RoomFilter, after string, limit int) ([]dialect.RoomSummary, bool, error) {
 	h := make(roomHeap, 0, min(limit+1, 1024))
 	d.hub.Range(func(r *routing.Room) bool {
 		if r.Name <= after || (len(h) > limit && r.Name >= h[0].Name) || !strings.HasPrefix(r.Name, f.Prefix) {
@@ -137,9 +134,11 @@ func (d *Dialect) passes(r *routing.Room, st *roomState, f dialect.RoomFilter) b
 // CreateRoom implements dialect.RoomAPI: an empty room, discarded after
 // Config.EmptyRoomTTL unless someone joins it first.
 func (d *Dialect) CreateRoom(spec dialect.RoomSpec) (dialect.RoomSummary, error) {
-	if d.inCluster() {
-		return dialect.RoomSummary{}, errClusterAPI
-	}
+	return d.rooms.apiCreate(spec)
+}
+
+// apiCreate makes an empty room on this node (CreateRoom).
+func (d local) apiCreate(spec dialect.RoomSpec) (dialect.RoomSummary, error) {
 	if d.draining.Load() {
 		return dialect.RoomSummary{}, dialect.APIErr(http.StatusServiceUnavailable, "server draining")
 	}
@@ -186,9 +185,11 @@ func (d *Dialect) CreateRoom(spec dialect.RoomSpec) (dialect.RoomSummary, error)
 
 // RoomDetail implements dialect.RoomAPI.
 func (d *Dialect) RoomDetail(code string) (dialect.RoomDetail, error) {
-	if d.cl != nil {
-		return d.clusterDetail(code)
-	}
+	return d.rooms.apiDetail(code)
+}
+
+// apiDetail describes a room of this node (RoomDetail).
+func (d local) apiDetail(code string) (dialect.RoomDetail, error) {
 	r, st, err := d.apiRoom(code)
 	if err != nil {
 		return dialect.RoomDetail{}, err
@@ -216,35 +217,14 @@ func (d *Dialect) RoomDetail(code string) (dialect.RoomDetail, error) {
 	return out, nil
 }
 
-// clusterDetail answers RoomDetail from the registry (every node's rooms).
-func (d *Dialect) clusterDetail(code string) (dialect.RoomDetail, error) {
-	if !d.prof.slots {
-		code = strings.ToUpper(code)
-	}
-	rec, ok := d.roomInfo(code)
-	if !ok || rec.empty() {
-		return dialect.RoomDetail{}, notFound(code)
-	}
-	out := dialect.RoomDetail{RoomSummary: dialect.RoomSummary{Code: code, Dialect: d.prof.name,
-		Members: rec.size(), MaxClients: rec.capacity(), Created: rec.Created.UTC()}}
-	out.Clients = make([]dialect.RoomClient, 0, len(rec.Members))
-	for _, m := range rec.Members {
-		c := dialect.RoomClient{ClientID: m.Client, Away: m.Away != 0 || m.Off, Metadata: m.Meta}
-		if rec.V2 {
-			c.Index = new(int)
-			*c.Index = m.Index
-		}
-		out.Clients = append(out.Clients, c)
-	}
-	return out, nil
-}
-
 // SendToRoom implements dialect.RoomAPI: a "message" from "server". In a
 // party room it takes the room's next seq and history like a member's.
 func (d *Dialect) SendToRoom(code string, data []byte, to string) (int, error) {
-	if d.inCluster() {
-		return d.clusterSend(code, data, to)
-	}
+	return d.rooms.apiSend(code, data, to)
+}
+
+// apiSend sends a message from "server" in a room of this node (SendToRoom).
+func (d local) apiSend(code string, data []byte, to string) (int, error) {
 	r, _, err := d.apiRoom(code)
 	if err != nil {
 		return 0, err
@@ -304,9 +284,11 @@ func sendable(m *routing.Member, to string) error {
 // others get peer_left), then the connection closes with 4003 and reason.
 // A kept seat (away) is dropped as its grace would.
 func (d *Dialect) KickMember(code, clientID, reason string) error {
-	if d.inCluster() {
-		return d.clusterKick(code, clientID, reason)
-	}
+	return d.rooms.apiKick(code, clientID, reason)
+}
+
+// apiKick removes a seat of a room of this node (KickMember).
+func (d local) apiKick(code, clientID, reason string) error {
 	r, st, err := d.apiRoom(code)
 	if err != nil {
 		return err
@@ -358,9 +340,11 @@ const (
 
 // CloseRoom implements dialect.RoomAPI.
 func (d *Dialect) CloseRoom(code string) (int, error) {
-	if d.inCluster() {
-		return d.clusterClose(code)
-	}
+	return d.rooms.apiClose(code)
+}
+
+// apiClose ends a room of this node (CloseRoom).
+func (d local) apiClose(code string) (int, error) {
 	r, _, err := d.apiRoom(code)
 	if err != nil {
 		return 0, err
@@ -370,41 +354,4 @@ func (d *Dialect) CloseRoom(code string) (int, error) {
 		return 0, notFound(r.Name)
 	}
 	return n, nil
-}
-
-// clusterList answers ListRooms from the registry (every node's rooms):
-// the room keys after the cursor in code order, each read until the page
-// is full. Cluster rooms have no listing fields yet: public=true lists
-// none.
-func (d *Dialect) clusterList(f dialect.RoomFilter, after string, limit int) ([]dialect.RoomSummary, bool, error) {
-	if f.PublicOnly {
-		return []dialect.RoomSummary{}, false, nil
-	}
-	ctx, cancel := d.cl.n.Ctx()
-	defer cancel()
-	keys, err := d.cl.reg.Keys(ctx, d.roomKey(""))
-	if err != nil {
-		return nil, false, dialect.APIErr(http.StatusServiceUnavailable, "cannot list the cluster's rooms: "+err.Error())
-	}
-	var codes []string
-	for _, k := range keys {
-		if code := strings.TrimPrefix(k, d.roomKey("")); code > after && strings.HasPrefix(code, f.Prefix) {
-			codes = append(codes, code)
-		}
-	}
-	slices.Sort(codes)
-	codes = slices.Compact(codes) // a lister may report a key twice
-	out := []dialect.RoomSummary{}
-	for _, code := range codes {
-		rec, ok := d.roomInfo(code)
-		if !ok || rec.empty() || (f.HasSpace && float64(rec.size()) >= rec.capacity()) {
-			continue // deleted since it was listed, or full
-		}
-		if len(out) == limit {
-			return out, true, nil
-		}
-		out = append(out, dialect.RoomSummary{Code: code, Dialect: d.prof.name, Members: rec.size(),
-			MaxClients: rec.capacity(), Created: rec.Created.UTC()})
-	}
-	return out, false, nil
 }

@@ -1,7 +1,7 @@
 package party
 
-// Cluster mode (--nats): rooms live in the "party" registry of the
-// backplane (backplane.Cluster; in package cluster, the pl_party key-value
+// The shared roomStore (UseCluster, --nats): rooms live in the "party"
+// registry of the backplane (backplane.Cluster; in package cluster, the pl_party key-value
 // bucket), so every node sees one code space, one membership and one
 // capacity.
 //
@@ -29,7 +29,8 @@ package party
 // Registry calls block: create, join, leave and set_state run on the cluster
 // worker pool and finish on the connection's loop (Conn.Do). While one is
 // in flight the session holds its later messages, so a pipelined
-// join + send keeps its order. Single-node mode never comes here.
+// join + send keeps its order. A single node's rooms are the local store's
+// (local.go), which uses none of this.
 
 import (
 	"crypto/rand"
@@ -61,32 +62,36 @@ const (
 	hdrCode   = "Pl-Code"    // "close": the WebSocket close code
 )
 
-// clustered is the dialect's cluster side.
-type clustered struct {
+// shared is the roomStore of a node in a cluster: the rooms are registry
+// records and room logs on the backplane; the local routing rooms only
+// mirror this node's members of them. It embeds the dialect whose rooms
+// it keeps.
+type shared struct {
+	*Dialect
 	n   backplane.Cluster
 	b   backplane.Bus
 	reg backplane.Registry // the rooms' records and retained states
 
-	log backplane.RoomLog // the rooms' logs (cluster_log.go)
+	rlog backplane.RoomLog // the rooms' logs (cluster_log.go)
 
 	mu      sync.Mutex            // guards batches and feeds
 	batches map[string]*joinBatch // rooms with joins waiting or in progress here
 	feeds   map[string]*feed      // followed rooms' logs, by code
 }
 
-// UseCluster puts the dialect in cluster mode on c. Call before the
-// server starts.
+// UseCluster keeps the dialect's rooms in the cluster c (the shared
+// roomStore) instead of this node (local). Call before the server starts.
 func (d *Dialect) UseCluster(c backplane.Cluster) {
-	cl := &clustered{n: c, b: c.Bus(d.prof.name, d.hub), reg: c.Registry("party"), feeds: map[string]*feed{}}
-	cl.log = c.RoomLog(backplane.RoomLogConfig{Stream: d.prof.stream, Prefix: d.prof.logPrefix, PerRoom: int64(d.cfg.HistorySize) + 1})
-	cl.log.SetOnLost(d.onLost)
-	cl.b.SetOnMessage(d.onRemote)
-	cl.b.SetLost(d.ErrorFrame(backplane.LostText)) // peer_* announcements; messages and states recover through the log
-	d.onGone = d.feedGone
-	c.Handle(d.prof.name+".replaced", d.onReplaced)
-	c.Handle(d.prof.name+".kick", d.onKick)
-	c.OnNodeDead(d.reap)
-	d.cl, d.broker = cl, cl.b
+	sh := &shared{Dialect: d, n: c, b: c.Bus(d.prof.name, d.hub), reg: c.Registry("party"), feeds: map[string]*feed{}}
+	sh.rlog = c.RoomLog(backplane.RoomLogConfig{Stream: d.prof.stream, Prefix: d.prof.logPrefix, PerRoom: int64(d.cfg.HistorySize) + 1})
+	sh.rlog.SetOnLost(sh.onLost)
+	sh.b.SetOnMessage(sh.onRemote)
+	sh.b.SetLost(d.ErrorFrame(backplane.LostText)) // peer_* announcements; messages and states recover through the log
+	d.onGone = sh.feedGone
+	c.Handle(d.prof.name+".replaced", sh.onReplaced)
+	c.Handle(d.prof.name+".kick", sh.onKick)
+	c.OnNodeDead(sh.reap)
+	d.rooms, d.broker = sh, sh.b
 }
 
 // roomRec is a room in the registry (key room.<CODE>).
@@ -149,8 +154,8 @@ func (rec *roomRec) empty() bool {
 
 // roomKey is the registry key of a room: room.<CODE> for party,
 // room2.<CODE> for party-v2 (the dialects have code spaces of their own).
-func (d *Dialect) roomKey(code string) string { return d.prof.key + code }
-func stateKey(id string) string               { return "state." + id }
+func (d *shared) roomKey(code string) string { return d.prof.key + code }
+func stateKey(id string) string              { return "state." + id }
 
 func randomID() string {
 	var b [12]byte
@@ -161,44 +166,79 @@ func randomID() string {
 // errBusy answers a request when the cluster worker queue is full.
 const errBusy = "server busy: try again"
 
-// clusterSession is a session's cluster-mode state (loop only).
-type clusterSession struct {
+// pendingOps is a session's operation in flight (the shared store's
+// create or join, the join hook's call) and the gate that holds the
+// session's later messages meanwhile (loop only). The local store never
+// closes the gate.
+type pendingOps struct {
 	gate pending.Gate
 	op   *pending.Op
 }
 
 // begin starts an operation; the session's later messages wait.
 func (s *session) begin() *pending.Op {
-	s.cs.op = &pending.Op{}
-	s.cs.gate.Close()
-	return s.cs.op
+	s.pend.op = &pending.Op{}
+	s.pend.gate.Close()
+	return s.pend.op
 }
 
 // end finishes the operation on the loop and replays held messages.
 func (s *session) end() {
-	s.cs.op = nil
-	s.cs.gate.Open(s.OnMessage)
+	s.pend.op = nil
+	s.pend.gate.Open(s.OnMessage)
 }
 
-// closeCluster runs from OnClose: an operation in flight is undone.
-func (s *session) closeCluster() {
-	if s.cs.op == nil {
+// abort runs from OnClose: an operation in flight is undone.
+func (d *shared) abort(s *session) {
+	if s.pend.op == nil {
 		return
 	}
-	if undo := s.cs.op.Cancel(); undo != nil {
-		s.d.cl.n.Cleanup(func() error { undo(); return nil })
+	if undo := s.pend.op.Cancel(); undo != nil {
+		d.n.Cleanup(func() error { undo(); return nil })
 	}
-	s.cs.op = nil
+	s.pend.op = nil
 }
 
 // goWork runs fn on the worker pool; false (and an error reply) when busy.
-func (s *session) goWork(fn func()) bool {
-	if s.d.cl.n.Go(fn) {
+func (d *shared) goWork(s *session, fn func()) bool {
+	if d.n.Go(fn) {
 		return true
 	}
 	s.fail(errBusy)
 	return false
 }
+
+// create makes a party room in the registry (createIn).
+func (d *shared) create(s *session, id string, max int, _ listingReq) {
+	d.createIn(s, id, roomRec{Max: max}, "")
+}
+
+// createV2 makes a party-v2 room in the registry (createIn).
+func (d *shared) createV2(s *session, id string, sr *slotRoom, tmpl string, _ listingReq) {
+	d.createIn(s, id, roomRec{V2: true, Slots: 1, MaxF: sr.max, HasURL: sr.hasURL}, tmpl)
+}
+
+// joinV2 joins a party-v2 room in the registry (join; no token, no since).
+func (d *shared) joinV2(s *session, id, code string) { d.join(s, id, code, "", false, nil) }
+
+// keepSeat keeps a closing member's seat away (away) with a seat grace
+// or while the node drains.
+func (d *shared) keepSeat(s *session) bool {
+	if s.d.cfg.SeatGrace > 0 || s.d.draining.Load() {
+		d.away(s)
+		return true
+	}
+	return false
+}
+
+// listable: the registry has no place for the listing fields yet.
+func (*shared) listable() bool { return false }
+
+// localEvents: events come from the registry's changes (cluster_events.go).
+func (*shared) localEvents() bool { return false }
+
+// start: the registry and the room logs need nothing started here.
+func (*shared) start() error { return nil }
 
 // joinResult is what a worker hands back to the loop.
 type joinResult struct {
@@ -214,37 +254,36 @@ type joinResult struct {
 	since   *sinceReq      // the join's since
 }
 
-// createCluster creates the room rec (its ID, Created and Members are
+// createIn creates the room rec (its ID, Created and Members are
 // filled here; a party-v2 controller URL template is resolved with the
 // code) with the session as its first member.
-func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
-	cl := s.d.cl
+func (d *shared) createIn(s *session, id string, rec roomRec, urlTmpl string) {
 	op := s.begin()
 	c := s.c
-	me := recMember{Client: id, Member: cl.n.Member(), Inst: randomID(), Meta: s.grant}
+	me := recMember{Client: id, Member: d.n.Member(), Inst: randomID(), Meta: s.grant}
 	if !rec.V2 {
 		me.Token = newToken()
 	}
 	rec.Origin = originOf(c)
-	if !s.goWork(func() {
+	if !d.goWork(s, func() {
 		res := &joinResult{me: me}
 		rec.ID, rec.Created, rec.Members = randomID(), time.Now().UTC(), []recMember{me}
 		for i := 0; i < 64 && res.code == ""; i++ {
-			code := s.d.code()
+			code := d.code()
 			if rec.HasURL {
-				rec.URL = resolveURL(urlTmpl, code, s.d.cfg.InstanceID)
+				rec.URL = resolveURL(urlTmpl, code, d.cfg.InstanceID)
 			}
 			body, _ := json.Marshal(rec)
-			mu := s.d.emitLock(code)
+			mu := d.emitLock(code)
 			if mu != nil {
 				mu.Lock()
 			}
-			ctx, cancel := cl.n.Ctx()
-			_, err := cl.reg.Create(ctx, s.d.roomKey(code), body)
+			ctx, cancel := d.n.Ctx()
+			_, err := d.reg.Create(ctx, d.roomKey(code), body)
 			cancel()
 			if err == nil {
-				s.d.emit(dialect.RoomCreated, code, "")
-				s.d.emitChange(code, nil, rec.Members, false)
+				d.emit(dialect.RoomCreated, code, "")
+				d.emitChange(code, nil, rec.Members, false)
 			}
 			if mu != nil {
 				mu.Unlock()
@@ -264,41 +303,41 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 		}
 		if res.err != "" {
 			if op.Finish(nil) {
-				c.Do(func() { s.finishJoin(res, true) })
+				c.Do(func() { d.finishJoin(s, res, true) })
 			}
 			return
 		}
 		// Listen to the room before anyone can learn its code.
-		cl.b.Ensure(res.code, func(release func()) {
+		d.b.Ensure(res.code, func(release func()) {
 			res.release = release
-			undo := func() { s.d.dropMember(res.code, me); release() }
+			undo := func() { d.dropMember(res.code, me); release() }
 			// The room's log starts with its "open" entry (created's seq).
-			if !cl.n.Go(func() {
-				_, err := cl.log.AppendSync(res.rec.ID, backplane.LogEntry{Ev: evOpen})
+			if !d.n.Go(func() {
+				_, err := d.rlog.AppendSync(res.rec.ID, backplane.LogEntry{Ev: evOpen})
 				if err == nil {
-					res.feed, err = s.d.ensureFeed(res.code, &res.rec)
+					res.feed, err = d.ensureFeed(res.code, &res.rec)
 				}
 				if err != nil {
 					res.err = "cannot create a room: " + err.Error()
-					s.d.dropMember(res.code, me)
+					d.dropMember(res.code, me)
 					if op.Finish(nil) {
-						c.Do(func() { s.finishJoin(res, true) })
+						c.Do(func() { d.finishJoin(s, res, true) })
 					} else {
 						release()
 					}
 					return
 				}
-				if !op.Finish(func() { undo(); s.d.unpin(res.feed) }) {
+				if !op.Finish(func() { undo(); d.unpin(res.feed) }) {
 					undo()
-					s.d.unpin(res.feed)
+					d.unpin(res.feed)
 					return
 				}
-				c.Do(func() { s.finishJoin(res, true) })
+				c.Do(func() { d.finishJoin(s, res, true) })
 			}) {
-				s.d.dropMember(res.code, me) // the pool is full: the removal must still happen
+				d.dropMember(res.code, me) // the pool is full: the removal must still happen
 				res.err = errBusy
 				if op.Finish(nil) {
-					c.Do(func() { s.finishJoin(res, true) })
+					c.Do(func() { d.finishJoin(s, res, true) })
 				} else {
 					release()
 				}
@@ -309,16 +348,15 @@ func (s *session) createCluster(id string, rec roomRec, urlTmpl string) {
 	}
 }
 
-func (s *session) joinCluster(id, code, token string, hasToken bool, since *sinceReq) {
-	cl := s.d.cl
+func (d *shared) join(s *session, id, code, token string, hasToken bool, since *sinceReq) {
 	req := &joinReq{s: s, op: s.begin(), token: token, hasToken: hasToken,
-		me:  recMember{Client: id, Member: cl.n.Member(), Inst: randomID(), Meta: s.grant},
+		me:  recMember{Client: id, Member: d.n.Member(), Inst: randomID(), Meta: s.grant},
 		res: &joinResult{code: code, since: since}}
 	// Listen to the room first: nothing published after the membership
 	// update can be missed.
-	cl.b.Ensure(code, func(release func()) {
+	d.b.Ensure(code, func(release func()) {
 		req.res.release = release
-		s.d.queueJoin(req)
+		d.queueJoin(req)
 	})
 }
 
@@ -341,47 +379,46 @@ type joinBatch struct {
 	running bool
 }
 
-func (d *Dialect) queueJoin(req *joinReq) {
-	cl, code := d.cl, req.res.code
-	cl.mu.Lock()
-	if cl.batches == nil {
-		cl.batches = map[string]*joinBatch{}
+func (d *shared) queueJoin(req *joinReq) {
+	code := req.res.code
+	d.mu.Lock()
+	if d.batches == nil {
+		d.batches = map[string]*joinBatch{}
 	}
-	b := cl.batches[code]
+	b := d.batches[code]
 	if b == nil {
 		b = &joinBatch{}
-		cl.batches[code] = b
+		d.batches[code] = b
 	}
 	b.reqs = append(b.reqs, req)
 	start := !b.running
 	b.running = true
-	cl.mu.Unlock()
-	if start && !cl.n.Go(func() { d.runJoins(code) }) {
-		cl.mu.Lock()
+	d.mu.Unlock()
+	if start && !d.n.Go(func() { d.runJoins(code) }) {
+		d.mu.Lock()
 		reqs := b.reqs
-		delete(cl.batches, code)
-		cl.mu.Unlock()
+		delete(d.batches, code)
+		d.mu.Unlock()
 		for _, r := range reqs {
 			r.res.err = errBusy
-			r.complete()
+			d.complete(r)
 		}
 	}
 }
 
 // runJoins applies the room's waiting joins until none are left. Worker.
-func (d *Dialect) runJoins(code string) {
-	cl := d.cl
+func (d *shared) runJoins(code string) {
 	for {
-		cl.mu.Lock()
-		b := cl.batches[code]
+		d.mu.Lock()
+		b := d.batches[code]
 		reqs := b.reqs
 		b.reqs = nil
 		if len(reqs) == 0 {
-			delete(cl.batches, code)
-			cl.mu.Unlock()
+			delete(d.batches, code)
+			d.mu.Unlock()
 			return
 		}
-		cl.mu.Unlock()
+		d.mu.Unlock()
 		d.applyJoins(code, reqs)
 		var state *routing.Frame
 		var rev uint64
@@ -406,7 +443,7 @@ func (d *Dialect) runJoins(code string) {
 				d.pin(fd)
 				r.res.feed = fd
 			}
-			r.complete()
+			d.complete(r)
 		}
 		d.unpin(fd)
 		if state != nil {
@@ -417,15 +454,14 @@ func (d *Dialect) runJoins(code string) {
 
 // applyJoins adds the joiners to the room with one revision-checked
 // update (re-applied on conflict); each request gets its result.
-func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
-	cl := d.cl
+func (d *shared) applyJoins(code string, reqs []*joinReq) {
 	if mu := d.emitLock(code); mu != nil {
 		mu.Lock()
 		defer mu.Unlock()
 	}
 	for try := 0; ; try++ {
-		ctx, cancel := cl.n.Ctx()
-		e, err := cl.reg.Get(ctx, d.roomKey(code))
+		ctx, cancel := d.n.Ctx()
+		e, err := d.reg.Get(ctx, d.roomKey(code))
 		cancel()
 		var rec roomRec
 		if err == nil && json.Unmarshal(e.Value, &rec) != nil {
@@ -453,8 +489,8 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 			return
 		}
 		body, _ := json.Marshal(rec)
-		ctx, cancel = cl.n.Ctx()
-		_, err = cl.reg.Update(ctx, d.roomKey(code), body, e.Revision)
+		ctx, cancel = d.n.Ctx()
+		_, err = d.reg.Update(ctx, d.roomKey(code), body, e.Revision)
 		cancel()
 		if err == nil {
 			for _, r := range reqs {
@@ -477,7 +513,7 @@ func (d *Dialect) applyJoins(code string, reqs []*joinReq) {
 
 // applyJoin adds r's joiner to rec, replacing the clientId's entry or
 // checking the capacity; false (and r.res.err) when refused.
-func (d *Dialect) applyJoin(rec *roomRec, r *joinReq) bool {
+func (d *shared) applyJoin(rec *roomRec, r *joinReq) bool {
 	if rec.V2 {
 		return applyJoinV2(rec, r)
 	}
@@ -513,15 +549,15 @@ func (d *Dialect) applyJoin(rec *roomRec, r *joinReq) bool {
 }
 
 // pin takes another reference to fd (see ensureFeed).
-func (d *Dialect) pin(fd *feed) {
-	d.cl.mu.Lock()
+func (d *shared) pin(fd *feed) {
+	d.mu.Lock()
 	fd.pins++
-	d.cl.mu.Unlock()
+	d.mu.Unlock()
 }
 
 // complete hands the join's result back to its connection's loop, or
 // undoes it when the connection closed meanwhile. Worker.
-func (r *joinReq) complete() {
+func (d *shared) complete(r *joinReq) {
 	res, s := r.res, r.s
 	undo := res.release
 	if res.err == "" {
@@ -530,8 +566,8 @@ func (r *joinReq) complete() {
 			if res.state != nil {
 				res.state.Release()
 			}
-			s.d.dropMember(res.code, me)
-			s.d.unpin(res.feed)
+			d.dropMember(res.code, me)
+			d.unpin(res.feed)
 			res.release()
 		}
 	}
@@ -539,13 +575,13 @@ func (r *joinReq) complete() {
 		undo()
 		return
 	}
-	s.c.Do(func() { s.finishJoin(res, false) })
+	s.c.Do(func() { d.finishJoin(s, res, false) })
 }
 
 // finishJoin completes a create or join on the loop: the local room (the
 // feed's), the created/joined reply (with the state, or what a since
 // recovers), and the announcements.
-func (s *session) finishJoin(res *joinResult, created bool) {
+func (d *shared) finishJoin(s *session, res *joinResult, created bool) {
 	if res.err != "" {
 		defer s.end()
 		if res.release != nil {
@@ -557,7 +593,6 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		s.fail(res.err)
 		return
 	}
-	cl := s.d.cl
 	m := newMember(res.me.Client, s.c)
 	if res.rec.V2 {
 		m = slotMember(res.me.Client, res.me.Index, s.c)
@@ -574,7 +609,7 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		}
 		st.mu.Unlock()
 		if res.state != nil {
-			s.d.keepState(st, res.state, res.rev)
+			d.keepState(st, res.state, res.rev)
 		}
 		switch {
 		case res.rec.V2 && created:
@@ -590,18 +625,18 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 	if err == routing.ErrRoomGone {
 		// The room's last local member left meanwhile and its feed
 		// stopped: follow the room again and retry.
-		s.d.unpin(res.feed)
+		d.unpin(res.feed)
 		res.feed = nil
 		op := &pending.Op{}
-		s.cs.op = op
-		if !cl.n.Go(func() {
-			fd, err := s.d.ensureFeed(res.code, &res.rec)
+		s.pend.op = op
+		if !d.n.Go(func() {
+			fd, err := d.ensureFeed(res.code, &res.rec)
 			res.feed = fd
 			if err != nil {
 				res.err = err.Error()
-				s.d.dropMember(res.code, res.me)
+				d.dropMember(res.code, res.me)
 				if op.Finish(nil) {
-					s.c.Do(func() { s.finishJoin(res, created) })
+					s.c.Do(func() { d.finishJoin(s, res, created) })
 				} else {
 					res.release()
 					if res.state != nil {
@@ -614,25 +649,25 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 				if res.state != nil {
 					res.state.Release()
 				}
-				s.d.dropMember(res.code, res.me)
-				s.d.unpin(fd)
+				d.dropMember(res.code, res.me)
+				d.unpin(fd)
 				res.release()
 			}
 			if !op.Finish(undo) {
 				undo()
 				return
 			}
-			s.c.Do(func() { s.finishJoin(res, created) })
+			s.c.Do(func() { d.finishJoin(s, res, created) })
 		}) {
 			res.err = errBusy
-			s.d.dropMember(res.code, res.me)
-			s.finishJoin(res, created)
+			d.dropMember(res.code, res.me)
+			d.finishJoin(s, res, created)
 		}
 		return
 	}
 	defer s.end()
 	defer res.release()
-	defer s.d.unpin(res.feed)
+	defer d.unpin(res.feed)
 	if res.state != nil {
 		res.state.Release()
 	}
@@ -644,11 +679,11 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		}
 	}
 	if created {
-		s.d.origins.roomCreated(originOf(s.c))
+		d.origins.roomCreated(originOf(s.c))
 		return
 	}
 	if res.old != nil && res.old.Off { // party-v2: a slot reclaimed
-		s.d.announceCode(r.Name, s.d.prof.peerJoined, "join", res.me, s.c)
+		d.announceCode(r.Name, d.prof.peerJoined, "join", res.me, s.c)
 		return
 	}
 	if res.old != nil {
@@ -656,23 +691,23 @@ func (s *session) finishJoin(res *joinResult, created bool) {
 		// return is peer_back); the node of the old connection closes it,
 		// every node updates its roster.
 		node, _ := backplane.MemberNode(res.old.Member)
-		if node != cl.n.ID() && res.old.Away == 0 {
-			cl.n.Direct(node, s.d.prof.name+".replaced", backplane.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
+		if node != d.n.ID() && res.old.Away == 0 {
+			d.n.Direct(node, d.prof.name+".replaced", backplane.Header{hdrRoom: {res.code}, hdrClient: {res.me.Client}, hdrInst: {res.old.Inst}}, nil)
 		}
 		if res.old.Away != 0 {
-			s.d.announceCode(r.Name, peerBack, "back", res.me, s.c)
+			d.announceCode(r.Name, peerBack, "back", res.me, s.c)
 			return
 		}
 		f := routing.NewTextFrom(nil)
 		hdr := backplane.Header{hdrEv: {"replace"}, hdrClient: {res.me.Client}, hdrMember: {res.me.Member}}
-		if s.d.prof.slots {
+		if d.prof.slots {
 			hdr.Set(hdrIndex, itoa(res.me.Index)) // the other nodes keep the slot's clientId
 		}
-		cl.b.PublishRemote(res.code, f, false, hdr)
+		d.b.PublishRemote(res.code, f, false, hdr)
 		f.Release()
 		return
 	}
-	s.d.announceCode(r.Name, s.d.prof.peerJoined, "join", res.me, s.c)
+	d.announceCode(r.Name, d.prof.peerJoined, "join", res.me, s.c)
 }
 
 func (s *session) sendCreated(r *routing.Room, m *routing.Member) {
@@ -726,11 +761,11 @@ func (s *session) sendJoinedList(r *routing.Room, m *routing.Member, members []r
 	}, since)
 }
 
-// leaveCluster leaves the room: local fan-out stops at once; the registry
+// leave leaves the room: local fan-out stops at once; the registry
 // update and peer_left (to every node) follow on a worker, so that
 // peer_left is only sent for a member that really left (not one replaced
 // meanwhile).
-func (s *session) leaveCluster(r *routing.Room, m *routing.Member) {
+func (d *shared) leave(s *session, r *routing.Room, m *routing.Member) {
 	removed, remaining := r.Leave(m)
 	if !removed {
 		return
@@ -739,14 +774,14 @@ func (s *session) leaveCluster(r *routing.Room, m *routing.Member) {
 		dropState(r)
 	}
 	pm := m.Data.(*member)
-	me := recMember{Client: m.ID, Member: s.d.cl.n.Member(), Inst: pm.inst}
-	s.d.cl.n.Cleanup(func() error { return s.d.removeMember(r.Name, me, true) })
+	me := recMember{Client: m.ID, Member: d.n.Member(), Inst: pm.inst}
+	d.n.Cleanup(func() error { return d.removeMember(r.Name, me, true) })
 }
 
 // dropMember queues the removal of me's entry from the room on the
 // node's clean-up queue (retried until NATS takes it). Never blocks.
-func (d *Dialect) dropMember(code string, me recMember) {
-	d.cl.n.Cleanup(func() error { return d.removeMember(code, me, false) })
+func (d *shared) dropMember(code string, me recMember) {
+	d.n.Cleanup(func() error { return d.removeMember(code, me, false) })
 }
 
 // removeMember removes the entry of me (same connection instance) from
@@ -754,7 +789,7 @@ func (d *Dialect) dropMember(code string, me recMember) {
 // to every node (a party-v2 slot is marked off instead: it stays for the
 // room's life). An error means the registry could not be reached (try
 // again: it is idempotent). Worker.
-func (d *Dialect) removeMember(code string, me recMember, announce bool) error {
+func (d *shared) removeMember(code string, me recMember, announce bool) error {
 	if d.prof.slots {
 		return d.markOff(code, me, announce)
 	}
@@ -776,13 +811,13 @@ func (d *Dialect) removeMember(code string, me recMember, announce bool) error {
 }
 
 // announceLeft publishes peer_left for x to the room on every node.
-func (d *Dialect) announceLeft(code string, x recMember) {
+func (d *shared) announceLeft(code string, x recMember) {
 	d.announceCode(code, d.prof.peerLeft, "leave", x, nil)
 }
 
 // announceCode publishes prefix+x's clientId+"}" to the room code on
 // every node (here, to every member but except), with the roster event ev.
-func (d *Dialect) announceCode(code, prefix, ev string, x recMember, except routing.Sender) {
+func (d *shared) announceCode(code, prefix, ev string, x recMember, except routing.Sender) {
 	f := routing.NewText()
 	f.AppendStr(prefix)
 	hdr := backplane.Header{hdrEv: {ev}, hdrClient: {x.Client}, hdrMember: {x.Member}}
@@ -805,24 +840,23 @@ func (d *Dialect) announceCode(code, prefix, ev string, x recMember, except rout
 		}
 		r.Broadcast(f, except, false)
 	}
-	d.cl.b.PublishRemote(code, f, false, hdr)
+	d.b.PublishRemote(code, f, false, hdr)
 	f.Release()
 }
 
-// awayCluster keeps the session's seat for --party-seat-grace: the local
+// away keeps the session's seat for --party-seat-grace: the local
 // membership ends at once; the registry marks the entry away with its
 // deadline (kept by this node's timer) and the others get peer_away.
 // While the node drains, the registry is left as it is: the node that
 // reaps this one when it has left marks its members away. Loop.
-func (s *session) awayCluster() {
+func (d *shared) away(s *session) {
 	r, m := s.room, s.me
 	s.room, s.me = nil, nil
 	r.Leave(m)
-	if s.d.draining.Load() {
+	if d.draining.Load() {
 		return
 	}
-	d := s.d
-	me := recMember{Client: m.ID, Member: d.cl.n.Member(), Inst: m.Data.(*member).inst}
+	me := recMember{Client: m.ID, Member: d.n.Member(), Inst: m.Data.(*member).inst}
 	deadline := time.Now().Add(d.cfg.SeatGrace).UnixMilli()
 	work := func() error {
 		marked, err := d.updateRoom(r.Name, func(rec *roomRec) []recMember {
@@ -840,12 +874,12 @@ func (s *session) awayCluster() {
 		}
 		return err
 	}
-	d.cl.n.Cleanup(work)
+	d.n.Cleanup(work)
 }
 
 // expireAway removes the away entry x when its deadline passes, unless
 // its member came back (the entry changed), with peer_left.
-func (d *Dialect) expireAway(code string, x recMember) {
+func (d *shared) expireAway(code string, x recMember) {
 	wait := time.Until(time.UnixMilli(x.Away))
 	time.AfterFunc(max(wait, 0), func() {
 		work := func() error {
@@ -863,7 +897,7 @@ func (d *Dialect) expireAway(code string, x recMember) {
 			}
 			return err
 		}
-		d.cl.n.Cleanup(work)
+		d.n.Cleanup(work)
 	})
 }
 
@@ -875,14 +909,14 @@ var errConflicts = errText("too many concurrent updates")
 // with its state. An error means the registry could not be reached or
 // kept changing (a missing or damaged record is not one: nothing to do).
 // Worker.
-func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]recMember, error) {
-	kv := d.cl.reg
+func (d *shared) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]recMember, error) {
+	kv := d.reg
 	if mu := d.emitLock(code); mu != nil {
 		mu.Lock()
 		defer mu.Unlock()
 	}
 	for try := 0; try < 200; try++ {
-		ctx, cancel := d.cl.n.Ctx()
+		ctx, cancel := d.n.Ctx()
 		e, err := kv.Get(ctx, d.roomKey(code))
 		if err != nil {
 			cancel()
@@ -906,7 +940,7 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]
 			err = kv.Delete(ctx, d.roomKey(code), e.Revision)
 			if err == nil {
 				_ = kv.Purge(ctx, stateKey(rec.ID))
-				_ = d.cl.log.Purge(rec.ID)
+				_ = d.rlog.Purge(rec.ID)
 			}
 		} else {
 			body, _ := json.Marshal(rec)
@@ -928,7 +962,7 @@ func (d *Dialect) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]
 // onRemote sees every party message from another node (dispatcher
 // goroutine): it keeps rosters and state, and lets the broker deliver the
 // rest.
-func (d *Dialect) onRemote(code string, m backplane.Msg) bool {
+func (d *shared) onRemote(code string, m backplane.Msg) bool {
 	ev := m.Header.Get(hdrEv)
 	if ev == "" {
 		return false
@@ -964,12 +998,12 @@ func (d *Dialect) onRemote(code string, m backplane.Msg) bool {
 
 // onReplaced closes a local connection whose clientId joined again on
 // another node.
-func (d *Dialect) onReplaced(m backplane.Msg) { d.closeMember(m, 4000, "replaced") }
+func (d *shared) onReplaced(m backplane.Msg) { d.closeMember(m, 4000, "replaced") }
 
 // closeMember closes the local connection a directed message names (room,
 // clientId and connection instance) with code and reason. Its entry in the
 // record has changed already, so its session does nothing more for it.
-func (d *Dialect) closeMember(m backplane.Msg, code uint16, reason string) {
+func (d *shared) closeMember(m backplane.Msg, code uint16, reason string) {
 	r := d.hub.Get(m.Header.Get(hdrRoom))
 	if r == nil {
 		return
@@ -989,10 +1023,10 @@ func (d *Dialect) closeMember(m backplane.Msg, code uint16, reason string) {
 // goes through every room it could list and returns the first registry
 // error (the backplane runs it again: a room it changed no longer holds
 // the dead node's members).
-func (d *Dialect) reap(g backplane.Gone) error {
-	n := d.cl.n
+func (d *shared) reap(g backplane.Gone) error {
+	n := d.n
 	ctx, cancel := n.Ctx()
-	keys, first := d.cl.reg.Keys(ctx, d.prof.key) // on an error, what was listed before it
+	keys, first := d.reg.Keys(ctx, d.prof.key) // on an error, what was listed before it
 	cancel()
 	for _, k := range keys {
 		code := strings.TrimPrefix(k, d.prof.key)
@@ -1010,8 +1044,8 @@ func (d *Dialect) reap(g backplane.Gone) error {
 }
 
 // reapRoom removes a dead node's members from one party-v1 room.
-func (d *Dialect) reapRoom(code string, g backplane.Gone) error {
-	n := d.cl.n
+func (d *shared) reapRoom(code string, g backplane.Gone) error {
+	n := d.n
 	// With seat grace a dead node's members become away seats kept
 	// by this node (those already away keep their deadline); without
 	// it, or past the deadline, they leave.
@@ -1056,10 +1090,10 @@ func (d *Dialect) reapRoom(code string, g backplane.Gone) error {
 
 // roomInfo reads a room from the registry for GET /api/rooms/{code}.
 // Blocks (an HTTP goroutine).
-func (d *Dialect) roomInfo(code string) (roomRec, bool) {
-	ctx, cancel := d.cl.n.Ctx()
+func (d *shared) roomInfo(code string) (roomRec, bool) {
+	ctx, cancel := d.n.Ctx()
 	defer cancel()
-	e, err := d.cl.reg.Get(ctx, d.roomKey(code))
+	e, err := d.reg.Get(ctx, d.roomKey(code))
 	if err != nil {
 		return roomRec{}, false
 	}

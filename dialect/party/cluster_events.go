@@ -34,7 +34,7 @@ func init() { emitLocks.seed = maphash.MakeSeed() }
 
 // emitLock returns the lock ordering code's emissions, or nil when no
 // events are emitted (nothing to order).
-func (d *Dialect) emitLock(code string) *sync.Mutex {
+func (d *shared) emitLock(code string) *sync.Mutex {
 	if d.events == nil {
 		return nil
 	}
@@ -43,7 +43,7 @@ func (d *Dialect) emitLock(code string) *sync.Mutex {
 
 // snapshot copies rec's members before an update changes them (nil when
 // no events are emitted).
-func (d *Dialect) snapshot(rec *roomRec) []recMember {
+func (d *shared) snapshot(rec *roomRec) []recMember {
 	if d.events == nil {
 		return nil
 	}
@@ -51,11 +51,11 @@ func (d *Dialect) snapshot(rec *roomRec) []recMember {
 }
 
 // seatedRec reports whether x is a seat a peer counts.
-func (d *Dialect) seatedRec(x recMember) bool { return !d.prof.slots || !x.Off }
+func (d *shared) seatedRec(x recMember) bool { return !d.prof.slots || !x.Off }
 
 // emitChange emits what an update of code changed: before is the members
 // snapshot, after the record's members (deleted: the record is gone).
-func (d *Dialect) emitChange(code string, before, after []recMember, deleted bool) {
+func (d *shared) emitChange(code string, before, after []recMember, deleted bool) {
 	if d.events == nil {
 		return
 	}

@@ -19,7 +19,7 @@ package party
 // kept knows exactly what is gone before it.
 //
 // Feeds: one per room with local members (or a join in flight), keyed by
-// code in clustered.feeds; it owns the local routing room (created
+// code in shared.feeds; it owns the local routing room (created
 // sequenced with the registry's room id as epoch) and stops when that room
 // is gone (Hub.OnGone). Follow and the waits run on cluster workers; the
 // feed's callback runs on its follower's goroutine and only queues
@@ -51,27 +51,26 @@ type feed struct {
 	fl       backplane.Follower // nil until Follow returned
 	ready    chan struct{}      // closed once Follow returned (err set on failure)
 	err      error
-	pins     int // joins in flight; guarded by clustered.mu
+	pins     int // joins in flight; guarded by shared.mu
 }
 
 // ensureFeed returns the room's feed, started if needed, once it has
 // delivered every entry the log held when the join asked, with a pin the
 // caller gives back with unpin. Worker.
-func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
-	cl := d.cl
+func (d *shared) ensureFeed(code string, rec *roomRec) (*feed, error) {
 	var fd *feed
 	var last uint64 // the log's latest entry when Follow started, for a new feed
 	started := false
 	for try := 0; ; try++ {
-		cl.mu.Lock()
-		fd = cl.feeds[code]
+		d.mu.Lock()
+		fd = d.feeds[code]
 		if fd != nil && fd.id != rec.ID {
-			cl.mu.Unlock()
+			d.mu.Unlock()
 			return nil, errText(errRoomNotFound) // a newer incarnation; the old one is on its way out here
 		}
 		if fd != nil {
 			fd.pins++
-			cl.mu.Unlock()
+			d.mu.Unlock()
 			<-fd.ready
 			if fd.err != nil {
 				d.unpin(fd)
@@ -81,7 +80,7 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 		}
 		r := d.hub.CreateSequenced(code, 0, rec.Created, rec.ID, 0, d.historyLimits(), &d.held)
 		if r == nil { // the local room of an earlier feed is being removed
-			cl.mu.Unlock()
+			d.mu.Unlock()
 			if try > 100 {
 				return nil, errText("room busy: try again")
 			}
@@ -94,9 +93,9 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 		}
 		r.SetExt(st)
 		fd = &feed{code: code, id: rec.ID, room: r, ready: make(chan struct{}), pins: 1}
-		cl.feeds[code] = fd
-		cl.mu.Unlock()
-		fl, at, err := cl.log.Follow(rec.ID, func(e backplane.LogEntry) { d.deliver(fd, e) })
+		d.feeds[code] = fd
+		d.mu.Unlock()
+		fl, at, err := d.rlog.Follow(rec.ID, func(e backplane.LogEntry) { d.deliver(fd, e) })
 		fd.fl, fd.err, last, started = fl, err, at, true
 		close(fd.ready)
 		if err != nil {
@@ -108,7 +107,7 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 	}
 	var err error
 	if !started { // a running feed: wait for what the log holds now
-		last, err = cl.log.Last(rec.ID)
+		last, err = d.rlog.Last(rec.ID)
 	}
 	if err == nil && !fd.fl.Wait(last, feedWait) {
 		err = errText("room history did not catch up in time")
@@ -122,14 +121,14 @@ func (d *Dialect) ensureFeed(code string, rec *roomRec) (*feed, error) {
 
 // unpin gives back ensureFeed's pin; a feed whose room never got a local
 // member is stopped. Any goroutine but the feed's callback.
-func (d *Dialect) unpin(fd *feed) {
+func (d *shared) unpin(fd *feed) {
 	if fd == nil {
 		return
 	}
-	d.cl.mu.Lock()
+	d.mu.Lock()
 	fd.pins--
 	idle := fd.pins == 0
-	d.cl.mu.Unlock()
+	d.mu.Unlock()
 	if idle && fd.room.Len() == 0 && fd.room.Discard() {
 		d.stopFeed(fd) // Discard's OnGone already took it out of feeds if it was there
 	}
@@ -137,21 +136,20 @@ func (d *Dialect) unpin(fd *feed) {
 
 // feedGone runs (Hub.OnGone, under the room's lock) when a local room
 // loses its last member: its feed stops.
-func (d *Dialect) feedGone(r *routing.Room) {
-	cl := d.cl
-	cl.mu.Lock()
-	fd := cl.feeds[r.Name]
+func (d *shared) feedGone(r *routing.Room) {
+	d.mu.Lock()
+	fd := d.feeds[r.Name]
 	if fd == nil || fd.room != r {
-		cl.mu.Unlock()
+		d.mu.Unlock()
 		return
 	}
-	delete(cl.feeds, r.Name)
-	cl.mu.Unlock()
+	delete(d.feeds, r.Name)
+	d.mu.Unlock()
 	dropState(r)
 	go d.stopFeed(fd) // Stop may wait for the callback, which waits for this lock
 }
 
-func (d *Dialect) stopFeed(fd *feed) {
+func (d *shared) stopFeed(fd *feed) {
 	<-fd.ready
 	if fd.fl != nil {
 		fd.fl.Stop()
@@ -161,7 +159,7 @@ func (d *Dialect) stopFeed(fd *feed) {
 // deliver runs for each entry of a followed room's log, in order: it
 // stamps the entry's seq, fans the frame out to this node's members and
 // files it in the room's history. The follower's goroutine.
-func (d *Dialect) deliver(fd *feed, e backplane.LogEntry) {
+func (d *shared) deliver(fd *feed, e backplane.LogEntry) {
 	r := fd.room
 	switch e.Ev {
 	case evOpen:
@@ -234,7 +232,7 @@ func stateFrame(state []byte, seq uint64) *routing.Frame {
 
 // logStateFrame is the dialect's "state" frame of a log entry: party's
 // with its seq, party-v2's as 2.x writes it.
-func (d *Dialect) logStateFrame(state []byte, seq uint64) *routing.Frame {
+func (d *shared) logStateFrame(state []byte, seq uint64) *routing.Frame {
 	if !d.prof.slots {
 		return stateFrame(state, seq)
 	}
@@ -257,7 +255,7 @@ func appendSeq(f *routing.Frame, seq uint64) {
 // than what the room has. f stays the caller's. The state is in the log
 // already: it is kept (and counted in --max-state-bytes-total) even past
 // the budget, which the setter's node checked before appending it.
-func (d *Dialect) keepState(st *roomState, f *routing.Frame, seq uint64) {
+func (d *shared) keepState(st *roomState, f *routing.Frame, seq uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if seq <= st.rev {
@@ -271,13 +269,13 @@ func (d *Dialect) keepState(st *roomState, f *routing.Frame, seq uint64) {
 	d.states.force(st, int64(f.Len()))
 }
 
-// sendCluster appends the member's message to the room's log; its node's
+// send appends the member's message to the room's log; its node's
 // feed (and every other node's) delivers it. Loop.
-func (s *session) sendCluster(r *routing.Room, req *request) {
+func (d *shared) send(s *session, r *routing.Room, req *request) {
 	to := ""
 	if len(req.To) > 0 && string(req.To) != "null" {
 		var ok bool
-		if to, ok = codec.Str(req.To); !ok || !s.d.inRoom(r, to) {
+		if to, ok = codec.Str(req.To); !ok || !d.inRoom(r, to) {
 			s.fail(errTargetNotFound)
 			return
 		}
@@ -288,13 +286,13 @@ func (s *session) sendCluster(r *routing.Room, req *request) {
 		return
 	}
 	data := append([]byte(nil), req.Data...) // the request's buffer is the loop's
-	if !s.d.cl.log.Append(st.id, backplane.LogEntry{From: s.me.ID, To: to, Data: data}) {
+	if !d.rlog.Append(st.id, backplane.LogEntry{From: s.me.ID, To: to, Data: data}) {
 		s.fail(errBusy)
 	}
 }
 
 // inRoom reports whether clientId is a member of r on any node.
-func (d *Dialect) inRoom(r *routing.Room, clientID string) bool {
+func (d *shared) inRoom(r *routing.Room, clientID string) bool {
 	if r.Lookup(clientID) != nil {
 		return true
 	}
@@ -310,19 +308,19 @@ func (d *Dialect) inRoom(r *routing.Room, clientID string) bool {
 
 // onLost tells the sender of an entry that never reached the log.
 // Publisher or NATS goroutine.
-func (d *Dialect) onLost(id string, e backplane.LogEntry, reason string) {
+func (d *shared) onLost(id string, e backplane.LogEntry, reason string) {
 	d.log.Warn("party: a room's frame was not delivered", "room_id", id, "reason", reason)
 	if e.From == "" {
 		return
 	}
-	d.cl.mu.Lock()
+	d.mu.Lock()
 	var r *routing.Room
-	for _, fd := range d.cl.feeds {
+	for _, fd := range d.feeds {
 		if fd.id == id {
 			r = fd.room
 		}
 	}
-	d.cl.mu.Unlock()
+	d.mu.Unlock()
 	if r == nil {
 		return
 	}
@@ -334,18 +332,25 @@ func (d *Dialect) onLost(id string, e backplane.LogEntry, reason string) {
 	}
 }
 
-// setStateCluster appends the state to the room's log, after the
+// setState and setStateV2 append the state to the room's log (setStateLog).
+func (d *shared) setState(s *session, r *routing.Room, _ *roomState, state []byte) {
+	d.setStateLog(s, r, state)
+}
+
+func (d *shared) setStateV2(s *session, r *routing.Room, data []byte) { d.setStateLog(s, r, data) }
+
+// setStateLog appends the state to the room's log, after the
 // member's earlier messages (one publisher keeps a node's order); the
 // feeds deliver it, and once the stream has it the registry keeps it for
 // joiners after the log dropped it (storeState). Loop.
-func (s *session) setStateCluster(r *routing.Room, state []byte) {
+func (d *shared) setStateLog(s *session, r *routing.Room, state []byte) {
 	st, _ := r.Ext().(*roomState)
 	if st == nil {
 		return
 	}
-	d, id := s.d, st.id
+	id := st.id
 	data := append([]byte(nil), state...)
-	if !d.cl.log.AppendThen(id, backplane.LogEntry{Ev: evState, From: s.me.ID, Data: data}, func(seq uint64) {
+	if !d.rlog.AppendThen(id, backplane.LogEntry{Ev: evState, From: s.me.ID, Data: data}, func(seq uint64) {
 		d.storeState(id, d.logStateFrame(data, seq), seq)
 	}) {
 		s.fail(errBusy)
@@ -356,14 +361,14 @@ func (s *session) setStateCluster(r *routing.Room, state []byte) {
 // passes to it) to the registry unless a newer one is there. It queues
 // the write on the node's clean-up queue (retried while NATS is
 // unreachable).
-func (d *Dialect) storeState(id string, f *routing.Frame, seq uint64) {
+func (d *shared) storeState(id string, f *routing.Frame, seq uint64) {
 	val := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(f.Bytes())), seq)
 	val = append(val, f.Bytes()...)
 	f.Release()
-	d.cl.n.Cleanup(func() error {
-		kv := d.cl.reg
+	d.n.Cleanup(func() error {
+		kv := d.reg
 		for try := 0; try < 50; try++ {
-			ctx, cancel := d.cl.n.Ctx()
+			ctx, cancel := d.n.Ctx()
 			e, err := kv.Get(ctx, stateKey(id))
 			switch {
 			case errors.Is(err, backplane.ErrNotFound):
@@ -394,10 +399,10 @@ func stateSeq(v []byte) uint64 {
 
 // loadState reads the room's retained state from the registry: the frame
 // and its seq. Worker.
-func (d *Dialect) loadState(id string) (*routing.Frame, uint64) {
-	ctx, cancel := d.cl.n.Ctx()
+func (d *shared) loadState(id string) (*routing.Frame, uint64) {
+	ctx, cancel := d.n.Ctx()
 	defer cancel()
-	e, err := d.cl.reg.Get(ctx, stateKey(id))
+	e, err := d.reg.Get(ctx, stateKey(id))
 	if err != nil || len(e.Value) <= 8 {
 		return nil, 0
 	}

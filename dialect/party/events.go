@@ -15,8 +15,10 @@ import (
 // member.left. Each is emitted under the room's lock, so a room's events
 // are emitted in the order they happened.
 //
-// Single node here; cluster mode emits from the registry changes instead
-// (cluster_events.go), and a local room's end (OnGone) is then no event.
+// Here from the local rooms' changes when the roomStore says so
+// (localEvents: a single node); the shared store emits from the registry
+// changes instead (cluster_events.go), and a local room's end (OnGone) is
+// then no event.
 
 // emit sends one event, if anything listens.
 func (d *Dialect) emit(t dialect.EventType, room, clientID string) {
@@ -25,10 +27,11 @@ func (d *Dialect) emit(t dialect.EventType, room, clientID string) {
 	}
 }
 
-// emitLocal emits a single-node event (see cluster_events.go for cluster
-// mode, where local rooms are only mirrors).
+// emitLocal emits an event of a local room, if the local rooms are the
+// truth (see cluster_events.go for the shared store, where local rooms are
+// only mirrors).
 func (d *Dialect) emitLocal(t dialect.EventType, room, clientID string) {
-	if d.cl == nil {
+	if d.rooms.localEvents() {
 		d.emit(t, room, clientID)
 	}
 }
@@ -45,7 +48,7 @@ func (d *Dialect) born(r *routing.Room) {
 // joined emits member.joined for m (and room.created before the first).
 // Under r's lock.
 func (d *Dialect) joined(r *routing.Room, m *routing.Member) {
-	if d.events != nil && d.cl == nil {
+	if d.events != nil && d.rooms.localEvents() {
 		d.born(r)
 		d.emit(dialect.MemberJoined, r.Name, m.ID)
 	}

@@ -218,7 +218,7 @@ func (s *session) authorize(action, id, code string) {
 	call := &hookCall{cancel: cancel}
 	c := s.c
 	s.hook = call
-	s.cs.gate.Close()
+	s.pend.gate.Close()
 	if !h.pool.Go(func() {
 		v := h.call(ctx, body)
 		cancel()
@@ -228,7 +228,7 @@ func (s *session) authorize(action, id, code string) {
 		s.hook = nil
 		security.Record("party_auth_busy", "dialect", s.d.prof.name)
 		s.fail(errAuthUnavailable)
-		s.cs.gate.Open(s.OnMessage) // nothing held yet: opens it again
+		s.pend.gate.Open(s.OnMessage) // nothing held yet: opens it again
 	}
 }
 
@@ -255,8 +255,8 @@ func (s *session) authorized(call *hookCall, v hookVerdict, raw []byte) {
 		}
 		s.authed, s.grant = false, nil
 	}
-	if s.cs.op == nil && s.hook == nil && s.cs.gate.Busy() { // no cluster operation took over the gate
-		s.cs.gate.Open(s.OnMessage)
+	if s.pend.op == nil && s.hook == nil && s.pend.gate.Busy() { // no cluster operation took over the gate
+		s.pend.gate.Open(s.OnMessage)
 	}
 }
 

@@ -33,7 +33,7 @@ type listingReq struct {
 // listing reads public and metadata; on failure it answers and returns false.
 func (s *session) listing(req *request) (listingReq, bool) {
 	l, e := parseListing(req.Public, req.Metadata)
-	if e == "" && s.d.cl != nil && (l.hasPublic || l.hasMeta) {
+	if e == "" && !s.d.rooms.listable() && (l.hasPublic || l.hasMeta) {
 		e = errMetadataCluster
 	}
 	if e != "" {

@@ -1,12 +1,27 @@
 // Package party is the Party-Sockets dialect (seed 002): clients create
 // rooms with short codes, join them by code, and relay JSON to every other
-// member or to one. See docs/protocols.md "party".
+// member or to one. See docs/protocols.md "party"; party-v2 (v2.go) is
+// the same machinery with the 2.x rules.
+//
+// The sessions speak the protocol and check each request; what a request
+// does to the rooms is the roomStore's (rooms.go), chosen once when the
+// dialect is wired and never tested again: local (New; local.go) keeps the
+// rooms in this node's hub, with seats, history, persistence and the
+// listing; shared (UseCluster; cluster.go and the other cluster*.go files)
+// keeps them in the cluster's registry and room logs, the hub holding this
+// node's members of them. The rooms API (api.go) and GET /room (plain.go)
+// go through the same store.
 //
 // Concurrency: Session methods run on the connection's event loop. Room
 // membership and retained state are shared across loops through
 // routing.Room (lock-free fan-out; joins and leaves under the room's lock).
-// The join hook (joinhook.go) calls the game's backend on its own bounded
-// pool and finishes on the connection's loop through Conn.Do.
+// The local store finishes every operation on the loop; the shared store
+// runs registry calls on the node's worker pool and finishes on the
+// connection's loop through Conn.Do, the session holding its later
+// messages in its gate (pendingOps) meanwhile. The join hook (joinhook.go)
+// calls the game's backend on its own bounded pool and finishes the same
+// way. The rooms API runs on net/http goroutines and never waits for a
+// loop.
 package party
 
 import (
@@ -38,7 +53,7 @@ type Dialect struct {
 	cfg    Config
 	hub    *routing.Hub
 	broker routing.Broker
-	cl     *clustered // nil: single node (cluster.go)
+	rooms  roomStore // local (local.go), or shared (cluster.go) after UseCluster
 	log    *slog.Logger
 
 	held      routing.Gauge     // bytes held by every room's history
@@ -67,6 +82,7 @@ func New(cfg Config) *Dialect {
 		ipFails: security.PerMinute(cfg.JoinFailuresPerMinutePerIP),
 		prof:    v1Profile, origins: newOriginTable(), started: time.Now(), hook: newJoinHook(&cfg)}
 	d.states.max = cfg.MaxStateBytesTotal
+	d.rooms = local{d}
 	d.hub.OnGone(d.gone)
 	d.events = cfg.Events
 	return d
@@ -102,7 +118,7 @@ type roomState struct {
 	public bool
 	meta   []byte // JSON, at most dialect.MaxMetadata bytes; nil: none
 
-	// cluster mode only
+	// the shared store (cluster.go) only
 	id     string            // the room's id in the registry
 	rev    uint64            // the seq of state (cluster_log.go keepState)
 	roster map[string]string // clientId -> node (backplane.Cluster.Member), every node's members
@@ -143,7 +159,7 @@ type member struct {
 	token    string
 	quotedID []byte      // the clientId as a JSON string, encoded once
 	replaced atomic.Bool // a newer connection took this clientId
-	inst     string      // cluster mode: this connection's instance in the registry
+	inst     string      // shared store: this connection's instance in the registry
 	away     bool        // a seat kept for a member whose connection dropped (seats.go)
 	restored bool        // an away seat restored from the store: only its token reclaims it
 	index    int         // party-v2: the slot index (quotedID is its decimal form)
@@ -155,8 +171,8 @@ type session struct {
 	c     dialect.Conn
 	room  *routing.Room
 	me    *routing.Member
-	cs    clusterSession // cluster mode only (cluster.go)
-	fails bucket         // failed joins of this connection (seats.go)
+	pend  pendingOps // an operation in flight and the messages it holds back (cluster.go, joinhook.go)
+	fails bucket     // failed joins of this connection (seats.go)
 
 	creates bucket // rooms this connection created (limits.go)
 
@@ -190,7 +206,7 @@ var reqs = msg.Reader[request]{
 }
 
 func (s *session) OnMessage(kind codec.Kind, payload []byte) {
-	if (s.d.cl != nil || s.d.hook != nil) && s.cs.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
+	if s.pend.gate.Defer(s.c, kind, payload, "too many messages while a join is in progress") {
 		return
 	}
 	if s.d.prof.slots {
@@ -268,29 +284,16 @@ func (s *session) OnTimer(time.Time) {}
 
 func (s *session) OnClose() {
 	s.closeHook()
+	s.d.rooms.abort(s)
 	if s.d.prof.slots {
 		s.closeV2()
 		return
 	}
-	if s.d.cl != nil {
-		s.closeCluster()
-	}
 	if s.room == nil {
 		return
 	}
-	if s.d.cl != nil && s.current() != nil && (s.d.cfg.SeatGrace > 0 || s.d.draining.Load()) {
-		s.awayCluster()
+	if s.current() != nil && s.d.rooms.keepSeat(s) {
 		return
-	}
-	if s.d.cl == nil && s.current() != nil {
-		switch {
-		case s.d.draining.Load() && s.d.persist != nil:
-			s.room, s.me = nil, nil // the seat stays as the store has it
-			return
-		case s.d.cfg.SeatGrace > 0:
-			s.goAway()
-			return
-		}
 	}
 	s.leave()
 }
@@ -372,10 +375,12 @@ func (s *session) create(req *request) {
 		s.fail(why)
 		return
 	}
-	if s.d.cl != nil {
-		s.createCluster(id, roomRec{Max: max}, "")
-		return
-	}
+	s.d.rooms.create(s, id, max, listing)
+}
+
+// create makes the room on this node with the session as its first
+// member.
+func (local) create(s *session, id string, max int, listing listingReq) {
 	var r *routing.Room
 	for i := 0; i < 64 && r == nil; i++ {
 		r = s.d.hub.CreateSequenced(s.d.newCode(), max, time.Time{}, newEpoch(), 0, s.d.historyLimits(), &s.d.held)
@@ -437,10 +442,12 @@ func (s *session) join(req *request) {
 		s.authorize("join", id, code)
 		return
 	}
-	if s.d.cl != nil {
-		s.joinCluster(id, code, token, hasToken, since)
-		return
-	}
+	s.d.rooms.join(s, id, code, token, hasToken, since)
+}
+
+// join adds the session to the room on this node: a clientId with a
+// seat replaces it (with its token), else a new seat if there is room.
+func (local) join(s *session, id, code, token string, hasToken bool, since *sinceReq) {
 	r := s.d.hub.Get(code)
 	if r == nil {
 		s.joinFailed(errRoomNotFound)
@@ -675,11 +682,7 @@ func dropState(r *routing.Room) {
 func (s *session) leave() {
 	r, m := s.room, s.me
 	s.room, s.me = nil, nil
-	if s.d.cl != nil {
-		s.leaveCluster(r, m)
-		return
-	}
-	s.d.dropSeat(r, m)
+	s.d.rooms.leave(s, r, m)
 }
 
 // dropSeat removes m from r for good: peer_left to the rest, and the room
@@ -704,13 +707,15 @@ func (s *session) send(req *request) {
 		return
 	}
 	if s.d.prof.slots {
-		s.sendV2(r, req)
+		s.d.rooms.sendV2(s, r, req)
 		return
 	}
-	if s.d.cl != nil {
-		s.sendCluster(r, req)
-		return
-	}
+	s.d.rooms.send(s, r, req)
+}
+
+// send publishes the member's message in r, with the room's next seq,
+// to everyone else or to one.
+func (local) send(s *session, r *routing.Room, req *request) {
 	var to []byte // the target's clientId, nil: everyone else
 	if len(req.To) > 0 && string(req.To) != "null" {
 		raw, ok := codec.StrRaw(req.To) // the common case: no escapes, no allocation
@@ -792,10 +797,12 @@ func (s *session) setState(req *request) {
 		s.fail("state not kept: the server's retained state is full (" + itoa(int(s.d.cfg.MaxStateBytesTotal)) + " bytes in all rooms); try again later")
 		return
 	}
-	if s.d.cl != nil {
-		s.setStateCluster(r, req.State)
-		return
-	}
+	s.d.rooms.setState(s, r, st, req.State)
+}
+
+// setState makes state the room's retained state, with the room's next
+// seq, and publishes it to every member.
+func (local) setState(s *session, r *routing.Room, st *roomState, state []byte) {
 	seq := r.BeginSeq()
 	if s.d.hub.Get(r.Name) != r { // closed through the API since current(): dropState has run
 		r.EndSeq()
@@ -804,7 +811,7 @@ func (s *session) setState(req *request) {
 		st.mu.Unlock()
 		return
 	}
-	f := stateFrame(req.State, seq)
+	f := stateFrame(state, seq)
 	st.mu.Lock()
 	old := st.state
 	st.state = f // the room keeps the caller's reference

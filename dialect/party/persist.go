@@ -33,13 +33,13 @@ const cleanMarker = "CLEAN"
 // a room can publish in one persist interval.
 const lostSeqs = 1 << 20
 
-// Start starts the history sweeper, opens the room store and restores the
+// Start starts the dialect's rooms (roomStore.start).
+func (d *Dialect) Start() error { return d.rooms.start() }
+
+// start starts the history sweeper, opens the room store and restores the
 // rooms it holds. A directory that cannot be used is logged and the dialect
 // runs without persistence; the server still starts.
-func (d *Dialect) Start() error {
-	if d.cl != nil {
-		return nil
-	}
+func (d local) start() error {
 	if d.cfg.HistoryTTL > 0 && d.sweepStop == nil {
 		d.sweepStop = make(chan struct{})
 		go d.sweep(d.sweepStop, min(d.cfg.HistoryTTL/4, 10*time.Second))

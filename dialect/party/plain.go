@@ -47,7 +47,7 @@ func (d *Dialect) ServePlain(path string, fallback bool) []byte {
 	case path == "/metrics":
 		return plainResponse(200, "text/plain; version=0.0.4", d.metricsText(), "")
 	case roomPath(path):
-		return d.roomAnswer(path[len("/room/"):])
+		return d.rooms.roomAnswer(path[len("/room/"):])
 	case fallback && d.prof.slots:
 		var clients int
 		d.hub.Range(func(r *routing.Room) bool { clients += connected(r.Members()); return true })
@@ -71,14 +71,10 @@ func (d *Dialect) roomCodeOf(seg string) (string, bool) {
 	return code, err == nil
 }
 
-// roomAnswer is GET /room/<seg>: {"clients","maxClients","origin","url"?}.
-// In cluster mode the engine asks PlainWork first; a request that still
-// comes here (not a GET) gets 501.
-func (d *Dialect) roomAnswer(seg string) []byte {
+// roomAnswer is GET /room/<seg> of a room on this node:
+// {"clients","maxClients","origin","url"?}.
+func (d local) roomAnswer(seg string) []byte {
 	hdr := d.roomHeader()
-	if d.cl != nil {
-		return plainResponse(501, "application/json", `{"error":"in cluster mode GET /room needs the GET method"}`, hdr)
-	}
 	code, ok := d.roomCodeOf(seg)
 	var r *routing.Room
 	if ok {
@@ -115,34 +111,18 @@ func roomBody(hdr string, clients int, maxText, origin, url string, hasURL bool)
 	return plainResponse(200, "application/json", string(b), hdr)
 }
 
-// PlainWork implements dialect.PlainHTTPDeferred: in cluster mode GET
-// /room/<code> reads the room's registry record, which blocks, so the
-// engine runs it off the loop. Any goroutine.
+// PlainWork implements dialect.PlainHTTPDeferred: GET /room/<code> is
+// answered off the loop when the store says so (in a cluster it reads the
+// room's registry record, which blocks). Any goroutine.
 func (d *Dialect) PlainWork(path string) func() []byte {
-	if d.cl == nil || !roomPath(path) {
+	if !roomPath(path) {
 		return nil
 	}
-	seg := path[len("/room/"):]
-	return func() []byte {
-		hdr := d.roomHeader()
-		code, ok := d.roomCodeOf(seg)
-		var rec roomRec
-		if ok {
-			rec, ok = d.roomInfo(code)
-		}
-		if !ok || rec.empty() {
-			return plainResponse(404, "application/json", `{"error":"Room not found"}`, hdr)
-		}
-		origin := rec.Origin
-		if origin == "" {
-			origin = "unknown"
-		}
-		if !rec.V2 {
-			return roomBody(hdr, len(rec.Members), itoa(rec.Max), origin, "", false)
-		}
-		return roomBody(hdr, rec.size(), jsNumber(rec.MaxF), origin, rec.URL, rec.HasURL)
-	}
+	return d.rooms.roomWork(path[len("/room/"):])
 }
+
+// roomWork: this node answers GET /room on the loop (roomAnswer).
+func (local) roomWork(string) func() []byte { return nil }
 
 func roomStateOf(r *routing.Room) (*roomState, bool) {
 	if r == nil {

@@ -29,8 +29,8 @@ import (
 //   - codes, error texts and the created/joined fields.
 //
 // A party-v2 room has no offsets or history (2.x has no recovery) and is
-// not persisted. In cluster mode it uses party's cluster machinery with
-// the slots in the registry record (v2cluster.go).
+// not persisted. In a cluster (the shared store) it uses party's cluster
+// machinery with the slots in the registry record (v2cluster.go).
 
 // profile is what tells the party dialects apart.
 type profile struct {
@@ -165,10 +165,12 @@ func (s *session) createV2(req *request) {
 		s.authorize("create", id, "")
 		return
 	}
-	if s.d.cl != nil {
-		s.createCluster(id, roomRec{V2: true, Slots: 1, MaxF: max, HasURL: sr.hasURL}, tmpl)
-		return
-	}
+	s.d.rooms.createV2(s, id, sr, tmpl, listing)
+}
+
+// createV2 makes the party-v2 room on this node with the session in
+// slot 0.
+func (local) createV2(s *session, id string, sr *slotRoom, tmpl string, listing listingReq) {
 	var r *routing.Room
 	for i := 0; i < 10 && r == nil; i++ {
 		r = s.d.hub.Create(base58Code(), 0)
@@ -231,10 +233,12 @@ func (s *session) joinV2(req *request) {
 		s.authorize("join", id, code)
 		return
 	}
-	if s.d.cl != nil {
-		s.joinCluster(id, code, "", false, nil)
-		return
-	}
+	s.d.rooms.joinV2(s, id, code)
+}
+
+// joinV2 adds the session to the party-v2 room on this node: its
+// clientId's slot if it has one, else the next.
+func (local) joinV2(s *session, id, code string) {
 	r := s.d.hub.Get(code)
 	var st *roomState
 	if r != nil {
@@ -382,11 +386,9 @@ func slotIndexSlow(raw []byte) (int, bool) {
 	return int(v), true
 }
 
-func (s *session) sendV2(r *routing.Room, req *request) {
-	if s.d.cl != nil {
-		s.sendClusterV2(r, req)
-		return
-	}
+// sendV2 relays the member's message to every other connected slot of
+// r, or to one.
+func (local) sendV2(s *session, r *routing.Room, req *request) {
 	var target *routing.Member
 	if len(req.To) > 0 {
 		if idx, ok := slotIndex(req.To); ok {
@@ -445,14 +447,16 @@ func (s *session) setStateV2(req *request) {
 		s.fail(errStateTooLarge)
 		return
 	}
-	if s.d.cl != nil {
-		s.setStateCluster(r, req.Data)
-		return
-	}
+	s.d.rooms.setStateV2(s, r, req.Data)
+}
+
+// setStateV2 makes data the room's retained state and pushes it to the
+// others.
+func (local) setStateV2(s *session, r *routing.Room, data []byte) {
 	st, _ := r.Ext().(*roomState)
 	f := routing.NewText()
 	f.AppendStr(`{"type":"state","data":`)
-	f.Append(req.Data...)
+	f.Append(data...)
 	f.Append('}')
 	f.End()
 	// Under the room's lock: a joiner gets either this state after its
@@ -475,12 +479,13 @@ func (s *session) setStateV2(req *request) {
 
 func (s *session) closeRoom() {
 	if r := s.host(errHostClose); r != nil {
-		if s.d.cl != nil {
-			s.closeRoomCluster(r)
-			return
-		}
-		s.d.teardown(r, nil, CloseRoomEnded)
+		s.d.rooms.closeRoom(s, r)
 	}
+}
+
+// closeRoom ends r: its members are closed with 4001.
+func (local) closeRoom(s *session, r *routing.Room) {
+	s.d.teardown(r, nil, CloseRoomEnded)
 }
 
 // Close codes of a room's end: the host's close_room and the host grace
@@ -556,18 +561,17 @@ func (d *Dialect) armGrace(r *routing.Room, sr *slotRoom) {
 // closeV2 ends a party-v2 member's connection: its slot stays, away, for
 // the room's life; the room ends with its last connected member. Loop only.
 func (s *session) closeV2() {
-	if s.d.cl != nil {
-		s.closeCluster()
-	}
 	r, m := s.room, s.me
 	s.room, s.me = nil, nil
 	if r == nil || m.Data.(*member).replaced.Load() {
 		return // no slot, or a newer socket has it
 	}
-	if s.d.cl != nil {
-		s.offCluster(r, m)
-		return
-	}
+	s.d.rooms.off(s, r, m)
+}
+
+// off turns m's slot into an away one; peer_left to the room, and the
+// host's grace starts; the room ends with its last connected member.
+func (local) off(s *session, r *routing.Room, m *routing.Member) {
 	pm := m.Data.(*member)
 	away := &routing.Member{ID: m.ID, Conn: routing.Away, Data: &member{index: pm.index, quotedID: pm.quotedID, away: true, meta: pm.meta}}
 	st, _ := r.Ext().(*roomState)

@@ -94,9 +94,9 @@ func peersOf(rec *roomRec, clientID string) []int {
 	return peers
 }
 
-// sendClusterV2 appends the member's message to the room's log; "to" is
+// sendV2 appends the member's message to the room's log; "to" is
 // a connected slot on any node. Loop.
-func (s *session) sendClusterV2(r *routing.Room, req *request) {
+func (d *shared) sendV2(s *session, r *routing.Room, req *request) {
 	st, _ := r.Ext().(*roomState)
 	if st == nil {
 		s.fail(errNotInRoom)
@@ -110,25 +110,25 @@ func (s *session) sendClusterV2(r *routing.Room, req *request) {
 			st.mu.Unlock()
 		}
 		if to == "" {
-			s.fail(s.d.prof.targetNotFound)
+			s.fail(d.prof.targetNotFound)
 			return
 		}
 	}
 	data := append([]byte(nil), req.Data...) // the request's buffer is the loop's
 	e := backplane.LogEntry{From: s.me.ID, To: to, Rev: uint64(s.me.Data.(*member).index) + 1, Data: data}
-	if !s.d.cl.log.Append(st.id, e) {
+	if !d.rlog.Append(st.id, e) {
 		s.fail(errBusy)
 	}
 }
 
-// offCluster ends a party-v2 member's connection in cluster mode: the
+// off ends a party-v2 member's connection in cluster mode: the
 // local membership ends at once, the registry marks its slot off (with
 // peer_left to the room) on a worker. Loop.
-func (s *session) offCluster(r *routing.Room, m *routing.Member) {
+func (d *shared) off(s *session, r *routing.Room, m *routing.Member) {
 	r.Leave(m)
 	me := recMember{Client: m.ID, Inst: m.Data.(*member).inst}
 	code := r.Name
-	s.d.cl.n.Cleanup(func() error { return s.d.markOff(code, me, true) })
+	d.n.Cleanup(func() error { return d.markOff(code, me, true) })
 }
 
 // markOff marks the entry of me (same connection instance) off: with
@@ -136,7 +136,7 @@ func (s *session) offCluster(r *routing.Room, m *routing.Member) {
 // grace here; a room left with nobody connected is deleted. An error
 // means the registry could not be reached (it is idempotent: run it
 // again). Worker.
-func (d *Dialect) markOff(code string, me recMember, announce bool) error {
+func (d *shared) markOff(code string, me recMember, announce bool) error {
 	var grace int64
 	off, err := d.updateRoom(code, func(rec *roomRec) []recMember {
 		grace = 0
@@ -144,7 +144,7 @@ func (d *Dialect) markOff(code string, me recMember, announce bool) error {
 			if x.Client != me.Client || x.Inst != me.Inst || x.Off {
 				continue
 			}
-			rec.Members[i].Off, rec.Members[i].Member = true, d.cl.n.Member()
+			rec.Members[i].Off, rec.Members[i].Member = true, d.n.Member()
 			if x.Index == 0 {
 				rec.Grace = d.graceDeadline()
 				grace = rec.Grace
@@ -169,13 +169,13 @@ func (d *Dialect) markOff(code string, me recMember, announce bool) error {
 }
 
 // graceDeadline is the host-grace deadline (unix ms) of a host that drops now.
-func (d *Dialect) graceDeadline() int64 { return time.Now().Add(d.cfg.HostGrace).UnixMilli() }
+func (d *shared) graceDeadline() int64 { return time.Now().Add(d.cfg.HostGrace).UnixMilli() }
 
 // hostGrace ends the room when deadline passes unless its host came back
 // (or left again: then a later deadline is in the record).
-func (d *Dialect) hostGrace(code string, deadline int64) {
+func (d *shared) hostGrace(code string, deadline int64) {
 	time.AfterFunc(max(time.Until(time.UnixMilli(deadline)), 0), func() {
-		d.cl.n.Cleanup(func() error {
+		d.n.Cleanup(func() error {
 			_, _, err := d.endRoom(code, func(rec *roomRec) bool {
 				if rec.Grace != deadline {
 					return false
@@ -192,15 +192,15 @@ func (d *Dialect) hostGrace(code string, deadline int64) {
 	})
 }
 
-// closeRoomCluster is close_room in cluster mode: the registry entry goes
+// closeRoom is close_room in cluster mode: the registry entry goes
 // and every node closes its members. Loop.
-func (s *session) closeRoomCluster(r *routing.Room) {
+func (d *shared) closeRoom(s *session, r *routing.Room) {
 	st, _ := r.Ext().(*roomState)
 	if st == nil {
 		return
 	}
-	d, code, id := s.d, r.Name, st.id
-	d.cl.n.Cleanup(func() error {
+	code, id := r.Name, st.id
+	d.n.Cleanup(func() error {
 		_, _, err := d.endRoom(code, func(rec *roomRec) bool { return rec.ID == id }, CloseRoomEnded)
 		return err
 	})
@@ -211,7 +211,7 @@ func (s *session) closeRoomCluster(r *routing.Room) {
 // close_room and the host grace; 4004: the rooms API). It returns how
 // many members the record had, whether it deleted it, and an error when
 // the registry could not be reached. Blocks.
-func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode uint16) (int, bool, error) {
+func (d *shared) endRoom(code string, cond func(rec *roomRec) bool, closeCode uint16) (int, bool, error) {
 	var id string
 	n := 0
 	gone, err := d.updateRoom(code, func(rec *roomRec) []recMember {
@@ -228,14 +228,14 @@ func (d *Dialect) endRoom(code string, cond func(rec *roomRec) bool, closeCode u
 	}
 	d.closeLocal(code, id, closeCode)
 	f := routing.NewTextFrom(nil)
-	d.cl.b.PublishRemote(code, f, false, backplane.Header{hdrEv: {"close"}, hdrRoomID: {id}, hdrCode: {itoa(int(closeCode))}})
+	d.b.PublishRemote(code, f, false, backplane.Header{hdrEv: {"close"}, hdrRoomID: {id}, hdrCode: {itoa(int(closeCode))}})
 	f.Release()
 	return n, true, nil
 }
 
 // closeLocal closes this node's members of the room incarnation id with
 // closeCode and "room closed", and ends the local room. Any goroutine.
-func (d *Dialect) closeLocal(code, id string, closeCode uint16) {
+func (d *shared) closeLocal(code, id string, closeCode uint16) {
 	if r := d.hub.Get(code); r != nil {
 		if st, ok := r.Ext().(*roomState); ok && st.id == id {
 			d.teardown(r, nil, closeCode)
@@ -246,7 +246,7 @@ func (d *Dialect) closeLocal(code, id string, closeCode uint16) {
 // reapV2 marks a dead node's connected entries of the room off (peer_left)
 // and takes over the host's grace timer if that node kept it; a room left
 // with nobody connected is deleted.
-func (d *Dialect) reapV2(code string, g backplane.Gone) error {
+func (d *shared) reapV2(code string, g backplane.Gone) error {
 	var off []recMember
 	var grace int64
 	if _, err := d.updateRoom(code, func(rec *roomRec) []recMember {
@@ -256,7 +256,7 @@ func (d *Dialect) reapV2(code string, g backplane.Gone) error {
 			if !g.Holds(x.Member) {
 				continue
 			}
-			rec.Members[i].Member = d.cl.n.Member()
+			rec.Members[i].Member = d.n.Member()
 			if !x.Off {
 				rec.Members[i].Off = true
 				off = append(off, rec.Members[i])

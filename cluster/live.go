@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,13 +87,19 @@ func (c *leaseCheck) alive(id string) bool {
 	}
 	if !ok {
 		// As for a dead node: a mark first, for if it is only cut off and
-		// comes back (then it learns that what it held is gone).
-		ctx, cancel := c.n.Ctx()
-		_, err := c.n.buckets[BucketFence].Put(ctx, Token(id), []byte(time.Now().UTC().Format(time.RFC3339Nano)+" by "+c.n.id))
-		cancel()
-		if err != nil {
-			c.n.log.Warn("cluster: fence mark", "node", id, "err", err)
-		}
+		// comes back (then it learns that what it held is gone). Its
+		// incarnation is not known (no lease): a mark written again
+		// later is written only while it still has no lease, so that a
+		// run of the node started since is not fenced.
+		c.n.live.fence(id, "", func() (bool, error) {
+			ctx, cancel := c.n.Ctx()
+			_, err := c.n.buckets[BucketNodes].Get(ctx, Token(id))
+			cancel()
+			if err != nil && !NotFound(err) {
+				return false, err
+			}
+			return err == nil, nil
+		})
 	}
 	c.seen[id] = ok
 	return ok
@@ -249,6 +256,7 @@ func (l *liveness) dead(id string) {
 		l.mu.Unlock()
 		return
 	}
+	inc := l.incs[id]
 	delete(l.seen, id)
 	delete(l.incs, id)
 	first := true
@@ -265,15 +273,54 @@ func (l *liveness) dead(id string) {
 			defer l.n.wg.Done()
 			// Fence first: if the node is alive but cut off, it learns on
 			// its return that what it held is gone.
-			ctx, cancel := l.n.Ctx()
-			_, err := l.n.buckets[BucketFence].Put(ctx, Token(id), []byte(time.Now().UTC().Format(time.RFC3339Nano)+" by "+l.n.id))
-			cancel()
-			if err != nil && !l.n.stopped.Load() {
-				l.n.log.Warn("cluster: fence mark", "node", id, "err", err)
-			}
+			l.fence(id, inc, nil)
 			l.reap(Gone{node: id})
 		}()
 	}
+}
+
+// fence writes the fence mark of node id, naming its incarnation inc
+// when known (fenced ignores a mark naming another incarnation: a run
+// started since holds nothing that was removed). A mark that cannot be
+// written is written again on the clean-up queue until it is, so a node
+// only cut off learns it was reaped however long the write takes; skip,
+// if not nil, is asked before each write again: true means the mark is no
+// longer needed.
+func (l *liveness) fence(id, inc string, skip func() (bool, error)) {
+	n := l.n
+	mark := time.Now().UTC().Format(time.RFC3339Nano) + " by " + n.id
+	if inc != "" {
+		mark += " for " + id + "#" + inc
+	}
+	write := func() error {
+		ctx, cancel := n.Ctx()
+		defer cancel()
+		_, err := n.buckets[BucketFence].Put(ctx, Token(id), []byte(mark))
+		return err
+	}
+	err := write()
+	if err == nil || n.stopped.Load() {
+		return
+	}
+	n.log.Warn("cluster: fence mark, written again later", "node", id, "err", err)
+	n.Cleanup(func() error {
+		if skip != nil {
+			if done, err := skip(); done || err != nil {
+				return err
+			}
+		}
+		return write()
+	})
+}
+
+// fencedInc is the incarnation a fence mark names, "" for any.
+func fencedInc(mark string) string {
+	_, member, ok := strings.Cut(mark, " for ")
+	if !ok {
+		return ""
+	}
+	_, inc := MemberNode(member)
+	return inc
 }
 
 // fenced watches this node's fence mark: one written by a reaper means the
@@ -292,6 +339,9 @@ func (l *liveness) fenced(w jetstream.KeyWatcher) {
 			}
 			if e == nil || e.Operation() != jetstream.KeyValuePut || n.stopped.Load() {
 				continue
+			}
+			if inc := fencedInc(string(e.Value())); inc != "" && inc != l.inc {
+				continue // an earlier run's, written late: not this one's
 			}
 			n.log.Warn("cluster: this node was taken for dead and its shared state removed: closing its connections", "mark", string(e.Value()))
 			ctx, cancel := n.Ctx()

@@ -901,6 +901,24 @@ func (d *shared) expireAway(code string, x recMember) {
 	})
 }
 
+// purgeRoom removes an emptied room's retained state and log, on the
+// clean-up queue (retried until both are gone: a purge of what is already
+// gone succeeds, so a run again is harmless).
+func (d *shared) purgeRoom(id string) {
+	d.n.Cleanup(func() error {
+		ctx, cancel := d.n.Ctx()
+		err := d.reg.Purge(ctx, stateKey(id))
+		cancel()
+		if err != nil && !errors.Is(err, backplane.ErrNotFound) {
+			return err
+		}
+		if err := d.rlog.Purge(id); err != nil && !errors.Is(err, backplane.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+}
+
 // errConflicts is updateRoom's answer after too many conflicting updates.
 var errConflicts = errText("too many concurrent updates")
 
@@ -939,8 +957,7 @@ func (d *shared) updateRoom(code string, fn func(rec *roomRec) []recMember) ([]r
 		if rec.empty() {
 			err = kv.Delete(ctx, d.roomKey(code), e.Revision)
 			if err == nil {
-				_ = kv.Purge(ctx, stateKey(rec.ID))
-				_ = d.rlog.Purge(rec.ID)
+				d.purgeRoom(rec.ID)
 			}
 		} else {
 			body, _ := json.Marshal(rec)

@@ -67,20 +67,8 @@ func TestPartyPurgeFailsThenDone(t *testing.T) {
 // until restore allows them again.
 func denyRollup(t testing.TB, js jetstream.JetStream, bucket string) (restore func()) {
 	t.Helper()
-	set := func(allow bool) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		st, err := js.Stream(ctx, "KV_"+bucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := st.CachedInfo().Config
-		sc.AllowRollup = allow
-		if _, err := js.UpdateStream(ctx, sc); err != nil {
-			t.Fatal(err)
-		}
+	cluster.ChangeBucket(t, js, bucket, func(sc *jetstream.StreamConfig) { sc.AllowRollup = false })
+	return func() {
+		cluster.ChangeBucket(t, js, bucket, func(sc *jetstream.StreamConfig) { sc.AllowRollup = true })
 	}
-	set(false)
-	return func() { set(true) }
 }

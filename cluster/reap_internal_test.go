@@ -146,21 +146,23 @@ func TestNamesReapFailsThenDone(t *testing.T) {
 // of this package and of cluster_test.
 func RefuseWrites(t testing.TB, js jetstream.JetStream, bucket string) (restore func()) {
 	t.Helper()
-	set := func(size int32) (was int32) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		st, err := js.Stream(ctx, "KV_"+bucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := st.CachedInfo().Config
-		was, sc.MaxMsgSize = sc.MaxMsgSize, size
-		if _, err := js.UpdateStream(ctx, sc); err != nil {
-			t.Fatal(err)
-		}
-		return was
+	var limit int32
+	ChangeBucket(t, js, bucket, func(sc *jetstream.StreamConfig) { limit, sc.MaxMsgSize = sc.MaxMsgSize, 1 })
+	return func() { ChangeBucket(t, js, bucket, func(sc *jetstream.StreamConfig) { sc.MaxMsgSize = limit }) }
+}
+
+// ChangeBucket applies change to the configuration of bucket's stream.
+func ChangeBucket(t testing.TB, js jetstream.JetStream, bucket string, change func(sc *jetstream.StreamConfig)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		t.Fatal(err)
 	}
-	limit := set(1)
-	return func() { set(limit) }
+	sc := st.CachedInfo().Config
+	change(&sc)
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -2,19 +2,14 @@ package backplane
 
 import "time"
 
-// AfterSync calls fn with the result of Census.Sync(d) once c's local
-// copy holds every write made anywhere before the call (read-your-writes
-// for Remote). Never blocks: a single node's census (Local's) has nobody
-// else's writes to wait for, so fn runs at once, before AfterSync
-// returns, without a worker; any other census syncs on one of n's
-// workers (Node.Go), and fn runs there after it. It reports false, having
-// done nothing, when the workers are all busy.
+// AfterSync calls fn with the result of Census.Sync(d), c being one of
+// n's censuses, once c's local copy holds every write made anywhere
+// before the call (read-your-writes for Remote). Never blocks: it syncs
+// where Blocking runs, so on a single node (nobody else's writes to wait
+// for) fn runs before AfterSync returns. It reports false, having done
+// nothing, when the workers are all busy.
 func AfterSync(n Node, c Census, d time.Duration, fn func(error)) bool {
-	if _, single := c.(*localCensus); single {
-		fn(nil)
-		return true
-	}
-	return n.Go(func() { fn(c.Sync(d)) })
+	return Blocking(n, func() { fn(c.Sync(d)) })
 }
 
 // Blocking runs fn, which calls the blocking methods of n's censuses or

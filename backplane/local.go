@@ -1,7 +1,6 @@
 package backplane
 
 import (
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,7 +23,7 @@ type Local struct {
 	sem chan struct{} // one slot per running Go
 
 	mu    sync.Mutex // guards names
-	names map[string]uint64
+	names map[nameKey]uint64
 	rev   uint64
 }
 
@@ -37,7 +36,7 @@ func NewLocal(id string, log *slog.Logger, workers int) *Local {
 	if workers <= 0 {
 		workers = DefaultWorkers
 	}
-	return &Local{id: id, log: log, sem: make(chan struct{}, workers), names: map[string]uint64{}}
+	return &Local{id: id, log: log, sem: make(chan struct{}, workers), names: map[nameKey]uint64{}}
 }
 
 // ID implements Node.
@@ -145,9 +144,10 @@ type localNames struct {
 	ns string
 }
 
-func (n localNames) key(scope, name string) string {
-	return fmt.Sprintf("%d:%s%d:%s%s", len(n.ns), n.ns, len(scope), scope, name)
-}
+// nameKey is a name of Local's: namespace, scope, name.
+type nameKey struct{ ns, scope, name string }
+
+func (n localNames) key(scope, name string) nameKey { return nameKey{n.ns, scope, name} }
 
 func (n localNames) Claim(scope, name string) (uint64, bool, error) {
 	k := n.key(scope, name)
